@@ -1,0 +1,1 @@
+"""The demo capsule's games, importable as ``jetforce_sesh.games``."""

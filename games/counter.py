@@ -1,0 +1,65 @@
+"""The visit counter: how many times this certificate has been here.
+
+The smallest session game: one int in the record, a page that bumps it, and a reset
+that asks before it forgets. Run it alone with
+``jetforce-sesh --app jetforce_sesh.games.counter:app``.
+"""
+
+from __future__ import annotations
+
+import attrs
+from jetforce import Request, Response, Status
+
+from jetforce_sesh import SessionApplication
+
+app = SessionApplication(
+    "Visit counter",
+    entry="/counter",
+    description="how many times this certificate has been here",
+)
+
+
+@attrs.define
+class Visits:
+    count: int = 0
+
+
+app.slab(Visits, record_size=64)
+
+
+@app.session_route("/counter", record=Visits)
+def counter(request: Request, record: Visits) -> Response:
+    record.count += 1
+    if record.count == 1:
+        news = "Welcome! This is your first visit. Come back and I will count."
+    else:
+        news = f"Visit number {record.count}."
+    page = (
+        "# Visit counter\n\n"
+        f"{news}\n\n"
+        "=> /counter Visit again\n"
+        "=> /counter/reset Reset my count\n"
+        "=> / Back to the capsule\n"
+    )
+    return Response(Status.SUCCESS, "text/gemini", page)
+
+
+@app.session_route("/counter/reset", record=Visits)
+def reset(request: Request, record: Visits) -> Response:
+    answer = request.query.strip().lower()
+    if not request.query:
+        return Response(Status.INPUT, "Reset your visit count to zero? Type yes to confirm")
+    if answer != "yes":
+        return Response(
+            Status.SUCCESS,
+            "text/gemini",
+            "# Visit counter\n\n"
+            f"Not reset: the answer was not yes. You still have {record.count} visits.\n\n"
+            "=> /counter Back to the counter\n",
+        )
+    record.count = 0
+    return Response(
+        Status.SUCCESS,
+        "text/gemini",
+        "# Visit counter\n\nYour count is back to zero.\n\n=> /counter Start counting\n",
+    )

@@ -1,0 +1,159 @@
+"""SessionApplication: a Jetforce application whose routes can have session records."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from jetforce import JetforceApplication, RateLimiter, Request
+from jetforce.app.base import (
+    ApplicationCallable,
+    ApplicationResponse,
+    EnvironDict,
+    WriteStatusCallable,
+)
+from twisted.internet.interfaces import IReactorTime
+
+from jetforce_sesh.options import SlabOptions
+from jetforce_sesh.route import Handler, SessionRoute
+from jetforce_sesh.sessions import RecordSlab, StoreFactory, check_same, memory_store
+from jetforce_sesh.store import OnFull
+
+R = TypeVar("R")
+
+
+class SessionApplication(JetforceApplication):
+    """A :class:`jetforce.JetforceApplication` with per-certificate records.
+
+    ``title`` and ``entry`` name the application on a capsule's index page when
+    it is included in another one with :meth:`include`.
+    """
+
+    def __init__(
+        self,
+        title: str = "",
+        *,
+        entry: str = "/",
+        description: str = "",
+        rate_limiter: RateLimiter | None = None,
+    ) -> None:
+        super().__init__(rate_limiter=rate_limiter)
+        self.title = title
+        self.entry = entry
+        self.description = description
+        self.slabs: dict[type, RecordSlab[Any]] = {}
+        self.included: list[SessionApplication] = []
+        self.fallback: ApplicationCallable | None = None
+        self._open_callbacks: list[Callable[[IReactorTime], None]] = []
+
+    # -- declaring -------------------------------------------------------------
+
+    def slab(
+        self,
+        record: type[R],
+        *,
+        name: str | None = None,
+        record_size: int | None = None,
+        max_records: int | None = None,
+        idle_timeout: float | None = None,
+        on_full: OnFull | None = None,
+    ) -> RecordSlab[R]:
+        """Declare (or fetch) the slab that keeps ``record`` instances.
+
+        Settings left as None take the launcher's defaults at start-up.
+        """
+        settings: dict[str, Any] = {
+            "record_size": record_size,
+            "max_records": max_records,
+            "idle_timeout": idle_timeout,
+            "on_full": on_full,
+        }
+        existing = self.slabs.get(record)
+        if existing is not None:
+            check_same(existing, **settings)
+            return existing
+        slab = RecordSlab(record, name=name, **settings)
+        self.slabs[record] = slab
+        return slab
+
+    def session_route(
+        self, path: str = ".*", *, record: type[R], **route_options: Any
+    ) -> Callable[[Handler], SessionRoute[R]]:
+        """Like :meth:`route`, handing the handler ``(request, record, **groups)``.
+
+        ``record`` is the attrs class of the player's record; its slab is
+        declared with :meth:`slab` first when it needs settings of its own.
+        """
+        slab = self.slab(record)
+
+        def wrap(handler: Handler) -> SessionRoute[R]:
+            wrapped = SessionRoute(slab, handler)
+            self.route(path, **route_options)(wrapped)
+            return wrapped
+
+        return wrap
+
+    def include(self, other: SessionApplication) -> None:
+        """Serve ``other``'s routes and slabs here too (a game in a capsule)."""
+        self.routes.extend(other.routes)
+        for record, slab in other.slabs.items():
+            mine = self.slabs.setdefault(record, slab)
+            if mine is not slab:
+                check_same(mine, **slab.overrides)
+        self._open_callbacks.extend(other._open_callbacks)
+        self.included.append(other)
+
+    def when_opened(
+        self, callback: Callable[[IReactorTime], None]
+    ) -> Callable[[IReactorTime], None]:
+        """Call ``callback(clock)`` when the stores open (to start a periodic task)."""
+        self._open_callbacks.append(callback)
+        return callback
+
+    # -- running ---------------------------------------------------------------
+
+    def open(
+        self,
+        clock: IReactorTime,
+        defaults: SlabOptions | None = None,
+        store_factory: StoreFactory = memory_store,
+    ) -> list[RecordSlab[Any]]:
+        """Reserve every slab's memory and start expiry; the launcher calls this."""
+        slabs = list(self.slabs.values())
+        for slab in slabs:
+            slab.open(clock, defaults, store_factory)
+        for callback in self._open_callbacks:
+            callback(clock)
+        return slabs
+
+    def close(self) -> None:
+        """Stop every slab's expiry sweep."""
+        for slab in self.slabs.values():
+            slab.close()
+
+    def serve_unclaimed(self, fallback: ApplicationCallable) -> None:
+        """Hand requests no route claims to ``fallback`` (static files, CGI)."""
+        self.fallback = fallback
+
+    def claims(self, request: Request) -> bool:
+        return any(pattern.match(request) for pattern, _ in self.routes)
+
+    def __call__(
+        self, environ: EnvironDict, send_status: WriteStatusCallable
+    ) -> ApplicationResponse:
+        if self.fallback is not None:
+            try:
+                claimed = self.claims(Request(environ))
+            except ValueError:
+                claimed = True  # let Jetforce answer the bad URL as it does
+            if not claimed:
+                return self.fallback(environ, send_status)
+        return super().__call__(environ, send_status)
+
+
+def links(apps: Iterable[SessionApplication]) -> list[str]:
+    """Gemtext link lines for ``apps``, for an index page."""
+    return [
+        f"=> {app.entry} {app.title}" + (f": {app.description}" if app.description else "")
+        for app in apps
+    ]

@@ -1,0 +1,80 @@
+"""Slab settings, checked once at start-up so a bad value never reaches a request."""
+
+from __future__ import annotations
+
+from typing import cast
+
+import attrs
+
+from jetforce_sesh.errors import ConfigError
+from jetforce_sesh.store import OnFull
+
+MAX_RECORD_SIZE = 1 << 20
+MAX_RECORDS = 1 << 28
+ON_FULL_CHOICES: tuple[OnFull, ...] = ("evict", "refuse")
+
+
+def check_max_records(value: object) -> int:
+    if type(value) is not int or not 1 <= value <= MAX_RECORDS:
+        raise ConfigError(
+            f"max-records must be a whole number from 1 to {MAX_RECORDS}"
+            f" (got {value!r}): pass e.g. --max-records 10000"
+        )
+    return value
+
+
+def check_record_size(value: object) -> int:
+    if type(value) is not int or not 16 <= value <= MAX_RECORD_SIZE:
+        raise ConfigError(
+            f"record-size must be a whole number of bytes from 16 to"
+            f" {MAX_RECORD_SIZE} (got {value!r}): pass e.g. --record-size 256"
+        )
+    return value
+
+
+def check_idle_timeout(value: object) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0 <= value < float("inf")
+    ):
+        raise ConfigError(
+            f"idle-timeout must be a number of seconds, 0 or more (got {value!r}):"
+            f" pass e.g. --idle-timeout 86400, or 0 to keep idle records"
+        )
+    return float(value)
+
+
+def check_on_full(value: object) -> OnFull:
+    if value not in ON_FULL_CHOICES:
+        raise ConfigError(
+            f"on-full must be 'evict' or 'refuse' (got {value!r}): pass"
+            f" --on-full evict to drop the least recently used record, or"
+            f" --on-full refuse to turn new players away"
+        )
+    return cast(OnFull, value)
+
+
+@attrs.frozen
+class SlabOptions:
+    """How big a slab is and what it does when full or idle.
+
+    The launcher's ``--max-records``, ``--record-size``, ``--idle-timeout`` and
+    ``--on-full`` build the defaults; a slab declared with its own values keeps them.
+    """
+
+    max_records: int = attrs.field(default=10_000)
+    record_size: int = attrs.field(default=256)
+    idle_timeout: float = attrs.field(default=0.0)
+    on_full: OnFull = attrs.field(default="evict")
+
+    def __attrs_post_init__(self) -> None:
+        check_max_records(self.max_records)
+        check_record_size(self.record_size)
+        check_idle_timeout(self.idle_timeout)
+        check_on_full(self.on_full)
+
+    def with_overrides(self, **overrides: object) -> SlabOptions:
+        """These options with every override that is not None applied."""
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return attrs.evolve(self, **given)  # type: ignore[arg-type]

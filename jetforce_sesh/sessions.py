@@ -1,0 +1,202 @@
+"""A record type's slab: declared at import time, opened by the launcher.
+
+Declaring a :class:`RecordSlab` costs nothing; memory is reserved in :meth:`open`,
+when the launcher knows the command line's defaults and has a reactor. One
+capsule holds one slab per record type, so a player's records in different games
+live in different slabs and can never collide.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, TypeVar
+
+from twisted.internet.interfaces import IReactorTime
+
+from jetforce_sesh.codec import RecordCodec
+from jetforce_sesh.errors import ConfigError, StoreNotOpen
+from jetforce_sesh.options import SlabOptions
+from jetforce_sesh.slab import MemorySlab
+from jetforce_sesh.store import Hook, IImmediateSessionStore, ISessionStore, OnFull
+
+R = TypeVar("R")
+
+StoreFactory = Callable[[str, SlabOptions, IReactorTime], ISessionStore]
+
+
+def memory_store(name: str, options: SlabOptions, clock: IReactorTime) -> MemorySlab:
+    """The default store: a :class:`MemorySlab` sized by ``options``."""
+    return MemorySlab(
+        name,
+        record_size=options.record_size,
+        capacity=options.max_records,
+        clock=clock,
+        idle_timeout=options.idle_timeout,
+        on_full=options.on_full,
+    )
+
+
+class RecordSlab(Generic[R]):
+    """The session records of one attrs class, and the store that keeps them."""
+
+    def __init__(
+        self,
+        record_type: type[R],
+        *,
+        name: str | None = None,
+        record_size: int | None = None,
+        max_records: int | None = None,
+        idle_timeout: float | None = None,
+        on_full: OnFull | None = None,
+    ) -> None:
+        self.record_type = record_type
+        self.name = name or f"{record_type.__module__}.{record_type.__qualname__}"
+        self.overrides: dict[str, Any] = {
+            "record_size": record_size,
+            "max_records": max_records,
+            "idle_timeout": idle_timeout,
+            "on_full": on_full,
+        }
+        # Check the slab's own values now, at import, rather than at start-up.
+        SlabOptions().with_overrides(**self.overrides)
+        self.options: SlabOptions | None = None
+        self.clock: IReactorTime | None = None
+        self._codec: RecordCodec[R] | None = None
+        self._store: ISessionStore | None = None
+        self._hooks: list[tuple[str, Hook]] = []
+        # Requests waiting for a record another request of the same player holds.
+        self.waiting: dict[bytes, deque[Callable[[], None]]] = {}
+
+    def same_declaration(self, **overrides: Any) -> bool:
+        return all(
+            value is None or self.overrides.get(key) == value
+            for key, value in overrides.items()
+        )
+
+    # -- life cycle ------------------------------------------------------------
+
+    def open(
+        self,
+        clock: IReactorTime,
+        defaults: SlabOptions | None = None,
+        store_factory: StoreFactory = memory_store,
+    ) -> ISessionStore:
+        """Reserve the slab's memory and start its expiry sweep."""
+        if self._store is not None:
+            return self._store
+        options = (defaults or SlabOptions()).with_overrides(**self.overrides)
+        codec = RecordCodec(self.record_type, options.record_size)
+        store = store_factory(self.name, options, clock)
+        for kind, hook in self._hooks:
+            getattr(store, kind)(hook)
+        start = getattr(store, "start", None)
+        if start is not None:
+            start()
+        self.options, self.clock, self._codec, self._store = options, clock, codec, store
+        return store
+
+    def close(self) -> None:
+        """Stop the expiry sweep; the records are dropped with the slab."""
+        stop = getattr(self._store, "stop", None)
+        if stop is not None:
+            stop()
+        self._store = None
+
+    @property
+    def store(self) -> ISessionStore:
+        if self._store is None:
+            raise StoreNotOpen(
+                f"slab {self.name!r} is not open: start the capsule with"
+                f" jetforce-sesh, or call app.open(clock) before serving"
+            )
+        return self._store
+
+    def opened_clock(self) -> IReactorTime:
+        """The clock the slab was opened with; StoreNotOpen before that."""
+        self.store  # noqa: B018 - raises StoreNotOpen with the fix in its message
+        assert self.clock is not None
+        return self.clock
+
+    @property
+    def codec(self) -> RecordCodec[R]:
+        self.store  # noqa: B018 - raises StoreNotOpen with the fix in its message
+        assert self._codec is not None
+        return self._codec
+
+    # -- hooks -----------------------------------------------------------------
+
+    def _hook(self, kind: str, hook: Hook) -> Hook:
+        self._hooks.append((kind, hook))
+        if self._store is not None:
+            getattr(self._store, kind)(hook)
+        return hook
+
+    def on_created(self, hook: Hook) -> Hook:
+        """Call ``hook(fingerprint)`` when a new player's record is first stored."""
+        return self._hook("on_created", hook)
+
+    def on_evicted(self, hook: Hook) -> Hook:
+        """Call ``hook(fingerprint)`` when a record is dropped to make room."""
+        return self._hook("on_evicted", hook)
+
+    def on_expired(self, hook: Hook) -> Hook:
+        """Call ``hook(fingerprint)`` when a record is dropped for being idle."""
+        return self._hook("on_expired", hook)
+
+    # -- reading across players ---------------------------------------------------
+
+    def _immediate(self) -> IImmediateSessionStore:
+        store = self.store
+        if not IImmediateSessionStore.providedBy(store):
+            raise TypeError(
+                f"slab {self.name!r} is kept in another process: use"
+                f" store.records(), which answers with a Deferred"
+            )
+        return store  # type: ignore[return-value]
+
+    def records(self) -> Iterator[tuple[bytes, R]]:
+        """Every live record with its player's fingerprint, without touching them.
+
+        For pages that read across players (a hall of fame). Records are
+        decoded afresh: changing them changes nothing in the slab.
+        """
+        decode = self.codec.decode
+        for key, data in self._immediate().iter_records():
+            yield key, decode(data)
+
+    def peek(self, fingerprint: bytes) -> R | None:
+        """One player's record, or None, for reading from another game's route."""
+        data = self._immediate().load_now(fingerprint)
+        return None if data is None else self.codec.decode(data)
+
+    def describe(self) -> str:
+        """One banner line: the record size, the capacity and the memory reserved."""
+        store = self.store
+        options = self.options
+        assert options is not None
+        reserved = getattr(store, "reserved_bytes", None)
+        memory = "" if reserved is None else f", {_mebibytes(reserved)} reserved"
+        idle = (
+            f"idle records expire after {options.idle_timeout:g} s"
+            if options.idle_timeout
+            else "idle records kept"
+        )
+        return (
+            f"slab {self.name}: {options.record_size}-byte records x"
+            f" {options.max_records} players{memory}; when full: {options.on_full};"
+            f" {idle}"
+        )
+
+
+def _mebibytes(size: int) -> str:
+    return f"{size / (1 << 20):.1f} MiB"
+
+
+def check_same(slab: RecordSlab[Any], **overrides: Any) -> None:
+    if not slab.same_declaration(**overrides):
+        raise ConfigError(
+            f"slab {slab.name!r} is declared twice with different settings"
+            f" ({slab.overrides} and {overrides}): declare it once with app.slab()"
+            f" and pass only record= to session_route"
+        )

@@ -8,7 +8,7 @@ that asks before it forgets. Run it alone with
 from __future__ import annotations
 
 import attrs
-from jetforce import Request, Response, Status
+from jetforce.app.base import Request, Response, Status
 
 from jetforce_sesh import SessionApplication
 
@@ -48,18 +48,22 @@ def counter(request: Request, record: Visits) -> Response:
 def reset(request: Request, record: Visits) -> Response:
     answer = request.query.strip().lower()
     if not request.query:
-        return Response(Status.INPUT, "Reset your visit count to zero? Type yes to confirm")
+        return Response(
+            Status.INPUT, "Reset your visit count to zero? Type yes to confirm"
+        )
     if answer != "yes":
         return Response(
             Status.SUCCESS,
             "text/gemini",
             "# Visit counter\n\n"
-            f"Not reset: the answer was not yes. You still have {record.count} visits.\n\n"
+            "Not reset: the answer was not yes."
+            f" You still have {record.count} visits.\n\n"
             "=> /counter Back to the counter\n",
         )
     record.count = 0
     return Response(
         Status.SUCCESS,
         "text/gemini",
-        "# Visit counter\n\nYour count is back to zero.\n\n=> /counter Start counting\n",
+        "# Visit counter\n\nYour count is back to zero.\n\n"
+        "=> /counter Start counting\n",
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+__version__ = "0.1.0"
+
 from jetforce_sesh.application import SessionApplication
 from jetforce_sesh.errors import ConfigError, RecordTooLarge, StoreFull, StoreNotOpen
 from jetforce_sesh.identity import parse_fingerprint

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from jetforce import JetforceApplication, RateLimiter, Request
 from jetforce.app.base import (
     ApplicationCallable,
     ApplicationResponse,
     EnvironDict,
+    JetforceApplication,
+    RateLimiter,
+    Request,
     WriteStatusCallable,
 )
 from twisted.internet.interfaces import IReactorTime
@@ -154,6 +156,7 @@ class SessionApplication(JetforceApplication):
 def links(apps: Iterable[SessionApplication]) -> list[str]:
     """Gemtext link lines for ``apps``, for an index page."""
     return [
-        f"=> {app.entry} {app.title}" + (f": {app.description}" if app.description else "")
+        f"=> {app.entry} {app.title}"
+        + (f": {app.description}" if app.description else "")
         for app in apps
     ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import marshal
 import types
 import typing
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 import attrs
@@ -63,6 +64,8 @@ class RecordCodec(Generic[R]):
         for field in fields:
             _check_type(record_type.__qualname__, field.name, field.type)
         self.record_type = record_type
+        # attrs.has() narrows the class to AttrsInstance; keep R for callers.
+        self._make: Callable[..., R] = record_type  # type: ignore[assignment]
         self.record_size = record_size
         self._names = tuple(field.name for field in fields)
         default_size = len(self.encode_unchecked(self.new()))
@@ -76,7 +79,7 @@ class RecordCodec(Generic[R]):
 
     def new(self) -> R:
         """A record holding the class's defaults: what a new player gets."""
-        return self.record_type()
+        return self._make()
 
     def encode_unchecked(self, record: R) -> bytes:
         return marshal.dumps({name: getattr(record, name) for name in self._names})
@@ -102,8 +105,8 @@ class RecordCodec(Generic[R]):
         """The record in ``data``; fields the class no longer has are ignored."""
         values = marshal.loads(data)
         try:
-            return self.record_type(**values)
+            return self._make(**values)
         except TypeError:
             # A field was removed from the class since this record was written.
             known = {k: v for k, v in values.items() if k in self._names}
-            return self.record_type(**known)
+            return self._make(**known)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jetforce import Request, Response, Status
+from jetforce.app.base import Request, Response, Status
 
 from jetforce_sesh.application import SessionApplication, links
 from jetforce_sesh.games import counter

@@ -94,7 +94,7 @@ def _parse_stamp(value: object) -> datetime.datetime | None:
     if not isinstance(value, str) or not value:
         return None
     return datetime.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(
-        tzinfo=datetime.timezone.utc
+        tzinfo=datetime.UTC
     )
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import cast
-
 import attrs
 
 from jetforce_sesh.errors import ConfigError
@@ -52,7 +50,7 @@ def check_on_full(value: object) -> OnFull:
             f" --on-full evict to drop the least recently used record, or"
             f" --on-full refuse to turn new players away"
         )
-    return cast(OnFull, value)
+    return value
 
 
 @attrs.frozen

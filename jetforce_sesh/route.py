@@ -19,8 +19,7 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any, Generic, TypeVar
 
-from jetforce import Request, Response, Status
-from jetforce.app.base import DeferredResponse
+from jetforce.app.base import DeferredResponse, Request, Response, Status
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -48,7 +47,7 @@ FAILED = "An unexpected error occurred; your previous state is kept"
 
 
 def _utc(timestamp: float) -> datetime.datetime:
-    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc)
+    return datetime.datetime.fromtimestamp(timestamp, datetime.UTC)
 
 
 class SessionRoute(Generic[R]):
@@ -129,9 +128,11 @@ class SessionRoute(Generic[R]):
         """Steps 3-5 for a player who now holds the record; releases it after."""
         store = self.slab.store
         if not IImmediateSessionStore.providedBy(store):
-            pending = ensureDeferred(self._visit_async(request, groups, key))
-            pending.addBoth(self._released, key)
-            return pending
+            remote: Deferred[Outcome] = ensureDeferred(
+                self._visit_async(request, groups, key)
+            )
+            remote.addBoth(self._released, key)
+            return remote
         codec = self.slab.codec
         try:
             if not store.admits_now(key):
@@ -148,9 +149,11 @@ class SessionRoute(Generic[R]):
                 return outcome
         except Exception:
             self._release(key)
-            return self._failed(Failure())
-        pending = ensureDeferred(result)
-        pending.addCallback(lambda response: self._save_now(key, before, record, response))
+            return self._failed(Failure())  # type: ignore[no-untyped-call]
+        pending: Deferred[Outcome] = ensureDeferred(result)  # type: ignore[arg-type]
+        pending.addCallback(
+            lambda response: self._save_now(key, before, record, response)
+        )
         pending.addErrback(self._failed)
         pending.addBoth(self._released, key)
         return pending
@@ -159,7 +162,9 @@ class SessionRoute(Generic[R]):
         self._release(key)
         return result
 
-    def _save_now(self, key: bytes, before: bytes, record: R, response: Any) -> Any:
+    def _save_now(
+        self, key: bytes, before: bytes, record: R, response: object
+    ) -> Outcome:
         if not isinstance(response, (Response, DeferredResponse)):
             raise TypeError(
                 f"session route {self.__name__} returned {response!r}: return a"
@@ -182,7 +187,7 @@ class SessionRoute(Generic[R]):
 
     async def _visit_async(
         self, request: Request, groups: dict[str, Any], key: bytes
-    ) -> Response:
+    ) -> Outcome:
         """Steps 3-5 against a store in another process."""
         store = self.slab.store
         codec = self.slab.codec
@@ -193,9 +198,11 @@ class SessionRoute(Generic[R]):
         if before is None:
             before = codec.encode_unchecked(record)
         try:
-            response = await ensureDeferred(_as_awaitable(self.handler(request, record, **groups)))
+            response = await _as_awaitable(self.handler(request, record, **groups))
         except Exception:
-            return self._failed(Failure())
+            return self._failed(Failure())  # type: ignore[no-untyped-call]
+        if not isinstance(response, (Response, DeferredResponse)):
+            return self._save_now(key, before, record, response)  # raises TypeError
         try:
             data = codec.encode(record)
             if data != before:

@@ -93,7 +93,12 @@ class RecordSlab(Generic[R]):
         start = getattr(store, "start", None)
         if start is not None:
             start()
-        self.options, self.clock, self._codec, self._store = options, clock, codec, store
+        self.options, self.clock, self._codec, self._store = (
+            options,
+            clock,
+            codec,
+            store,
+        )
         return store
 
     def close(self) -> None:
@@ -153,7 +158,7 @@ class RecordSlab(Generic[R]):
                 f"slab {self.name!r} is kept in another process: use"
                 f" store.records(), which answers with a Deferred"
             )
-        return store  # type: ignore[return-value]
+        return store
 
     def records(self) -> Iterator[tuple[bytes, R]]:
         """Every live record with its player's fingerprint, without touching them.

@@ -330,8 +330,9 @@ class MemorySlab:
             slot = self._next[slot]
         for slot in slots:
             offset = slot * self.record_size
-            yield self._key_of(slot), bytes(
-                self._data[offset : offset + self._lengths[slot]]
+            yield (
+                self._key_of(slot),
+                bytes(self._data[offset : offset + self._lengths[slot]]),
             )
 
     # -- ISessionStore -----------------------------------------------------------
@@ -373,4 +374,3 @@ class MemorySlab:
 
     def on_expired(self, hook: Hook) -> None:
         self._expired_hooks.append(hook)
-

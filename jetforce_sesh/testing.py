@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 import attrs
-from jetforce import JetforceApplication
+from jetforce.app.base import JetforceApplication
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.task import Clock
 
@@ -98,23 +98,30 @@ class SessionHarness:
             app.open(self.clock, defaults)
 
     def request(
-        self, path: str = "/", *, player: str | None = "player", query: str | None = None
+        self,
+        path: str = "/",
+        *,
+        player: str | None = "player",
+        query: str | None = None,
     ) -> Deferred[Page]:
         """The page for ``path``; fires once every Deferred the route made has."""
         environ = make_environ(path, player=player, query=query)
         sent: list[tuple[int, str]] = []
-        chunks = list(self.app(environ, lambda status, meta: sent.append((status, meta))))
+        chunks = list(
+            self.app(environ, lambda status, meta: sent.append((status, meta)))
+        )
         result: Deferred[Page] = Deferred()
         pending = [c for c in chunks if isinstance(c, Deferred)]
 
         def finish(_: object = None) -> None:
             body = []
             for chunk in chunks:
+                data: object = chunk
                 if isinstance(chunk, Deferred):
-                    chunk = chunk.result if chunk.called else None
-                if isinstance(chunk, bytes):
-                    chunk = chunk.decode()
-                body.append(chunk or "")
+                    data = chunk.result if chunk.called else None
+                if isinstance(data, bytes):
+                    data = data.decode()
+                body.append(data if isinstance(data, str) else "")
             status, meta = sent[-1]
             result.callback(Page(status, meta, "".join(body)))
 
@@ -125,7 +132,11 @@ class SessionHarness:
         return result
 
     def get(
-        self, path: str = "/", *, player: str | None = "player", query: str | None = None
+        self,
+        path: str = "/",
+        *,
+        player: str | None = "player",
+        query: str | None = None,
     ) -> Page:
         """The page for ``path``, for routes that answer without waiting."""
         pages: list[Page] = []

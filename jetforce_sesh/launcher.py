@@ -1,0 +1,276 @@
+"""``jetforce-sesh``: Jetforce's command line, plus ``--app`` and the slab settings.
+
+This is the one module that touches the global reactor. It reuses Jetforce's own
+argument parser, so every ``jetforce`` flag keeps its meaning and default here,
+except ``--dir``: nothing from the working directory is served unless asked for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from jetforce.__main__ import parser as jetforce_parser
+from jetforce.app.base import JetforceApplication, RateLimiter
+from jetforce.app.composite import CompositeApplication
+from jetforce.app.static import StaticDirectoryApplication
+from jetforce.server import GeminiServer
+from twisted.internet.tcp import Port
+from twisted.logger import (
+    FilteringLogObserver,
+    LogLevel,
+    LogLevelFilterPredicate,
+    globalLogBeginner,
+    textFileLogObserver,
+)
+
+from jetforce_sesh import __version__
+from jetforce_sesh.application import SessionApplication
+from jetforce_sesh.errors import ConfigError
+from jetforce_sesh.options import (
+    ON_FULL_CHOICES,
+    SlabOptions,
+    check_idle_timeout,
+    check_max_records,
+    check_on_full,
+    check_record_size,
+)
+
+DEFAULT_APP = "jetforce_sesh:app"
+
+
+class UsageError(Exception):
+    """A command-line value that cannot be used; its message is the one line shown."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line naming the value and the fix; the usage block would bury it.
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _flag(
+    check: Callable[[Any], Any], convert: Callable[[str], Any]
+) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value: Any = convert(text)
+        except ValueError:
+            value = text
+        try:
+            return check(value)
+        except ConfigError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return parse
+
+
+def build_parser() -> Parser:
+    defaults = SlabOptions()
+    parser = Parser(
+        prog="jetforce-sesh",
+        description="Jetforce Gemini server for capsules with per-certificate sessions",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        parents=[jetforce_parser],
+        conflict_handler="resolve",
+    )
+    parser.add_argument(
+        "-V", "--version", action="version", version=f"jetforce-sesh {__version__}"
+    )
+    parser.set_defaults(root_directory=None)
+    for action in parser._actions:
+        if action.dest == "root_directory":
+            action.help = (
+                "Serve static files (and CGI scripts from --cgi-dir) from this"
+                " directory for paths the app does not claim; nothing is served if unset"
+            )
+    group = parser.add_argument_group("session application")
+    group.add_argument(
+        "--app",
+        default=DEFAULT_APP,
+        metavar="MODULE:ATTR",
+        help="The Jetforce application to serve",
+    )
+    group = parser.add_argument_group(
+        "session slabs (defaults for slabs that set none)"
+    )
+    group.add_argument(
+        "--max-records",
+        type=_flag(check_max_records, int),
+        default=defaults.max_records,
+        metavar="N",
+        help="Records each slab holds at most",
+    )
+    group.add_argument(
+        "--record-size",
+        type=_flag(check_record_size, int),
+        default=defaults.record_size,
+        metavar="BYTES",
+        help="Bytes each record may take once encoded",
+    )
+    group.add_argument(
+        "--idle-timeout",
+        type=_flag(check_idle_timeout, float),
+        default=defaults.idle_timeout,
+        metavar="SECONDS",
+        help="Forget records unused for this long (0 = never)",
+    )
+    group.add_argument(
+        "--on-full",
+        type=_flag(check_on_full, str),
+        default=defaults.on_full,
+        choices=ON_FULL_CHOICES,
+        help="When a slab is full: evict the least recently used record, or refuse"
+        " new players with status 41",
+    )
+    return parser
+
+
+def load_app(spec: str) -> JetforceApplication | CompositeApplication:
+    """Import ``MODULE:ATTR`` and check that it is a Jetforce application."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise UsageError(
+            f"--app {spec!r} must be MODULE:ATTR, e.g. --app {DEFAULT_APP}"
+        )
+    # Like `python -m`, find capsules in the directory the server starts from.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name and module_name.startswith(error.name):
+            raise UsageError(
+                f"--app {spec!r}: no module named {error.name!r}; check the name, or"
+                f" start from the directory that holds it"
+            ) from None
+        raise UsageError(
+            f"--app {spec!r}: importing {module_name} failed: {error}"
+        ) from None
+    except Exception as error:
+        raise UsageError(
+            f"--app {spec!r}: importing {module_name} failed:"
+            f" {type(error).__name__}: {error}"
+        ) from None
+    try:
+        app = getattr(module, attr)
+    except AttributeError:
+        raise UsageError(
+            f"--app {spec!r}: module {module_name!r} has no attribute {attr!r};"
+            f" name the application object after the colon"
+        ) from None
+    if not isinstance(app, (JetforceApplication, CompositeApplication)):
+        raise UsageError(
+            f"--app {spec!r} is a {type(app).__name__}, not a Jetforce application:"
+            f" point it at a SessionApplication or JetforceApplication"
+        )
+    return app
+
+
+def session_apps(app: object) -> list[SessionApplication]:
+    if isinstance(app, SessionApplication):
+        return [app]
+    if isinstance(app, CompositeApplication):
+        return [
+            a for a in app.application_map.values() if isinstance(a, SessionApplication)
+        ]
+    return []
+
+
+class SessionServer(GeminiServer):
+    """GeminiServer that shows its slabs and learns its port when given port 0."""
+
+    banner: Sequence[str] = ()
+
+    def initialize(self) -> None:
+        for line in self.banner:
+            self.log_message(line)
+        super().initialize()
+
+    def on_bind_interface(self, port: Port) -> None:
+        if self.port == 0:
+            # Routes match on the port too (strict_port): tell them the real one.
+            self.port = port.getHost().port  # type: ignore[no-untyped-call]
+        super().on_bind_interface(port)
+
+
+def configure(args: argparse.Namespace) -> tuple[Any, list[str]]:
+    """The application to serve, opened on the reactor, and the banner lines."""
+    from twisted.internet import reactor
+
+    app = load_app(args.app)
+    if args.rate_limit:
+        try:
+            app.rate_limiter = RateLimiter(args.rate_limit)  # type: ignore[union-attr]
+        except ValueError:
+            raise UsageError(
+                f"--rate-limit {args.rate_limit!r} must be N/PERIOD, e.g. 60/5m"
+            ) from None
+    defaults = SlabOptions(
+        max_records=args.max_records,
+        record_size=args.record_size,
+        idle_timeout=args.idle_timeout,
+        on_full=args.on_full,
+    )
+    banner: list[str] = []
+    for session_app in session_apps(app):
+        if args.root_directory is not None:
+            if not os.path.isdir(args.root_directory):
+                raise UsageError(
+                    f"--dir {args.root_directory!r} is not a directory: give the"
+                    f" directory of files to serve, or leave --dir out"
+                )
+            session_app.serve_unclaimed(
+                StaticDirectoryApplication(
+                    root_directory=args.root_directory,
+                    index_file=args.index_file,
+                    cgi_directory=args.cgi_directory,
+                    default_lang=args.default_lang,
+                )
+            )
+            banner.append(f"Serving unclaimed paths from {args.root_directory}")
+        try:
+            slabs = session_app.open(reactor, defaults)
+        except ConfigError as error:
+            raise UsageError(str(error)) from None
+        reactor.addSystemEventTrigger("before", "shutdown", session_app.close)
+        banner.extend(slab.describe() for slab in slabs)
+    return app, banner
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    # jetforce 1.0.0 reads a certificate's naive validity dates on every request
+    # that has one; the warning says nothing an operator can act on.
+    warnings.filterwarnings("ignore", message="Properties that return a na")
+    args = build_parser().parse_args(argv)
+    try:
+        app, banner = configure(args)
+    except UsageError as error:
+        print(f"jetforce-sesh: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    # Jetforce prints its own access log; from Twisted's log keep what needs
+    # attention (records that could not be saved, handlers that failed).
+    observer = FilteringLogObserver(
+        textFileLogObserver(sys.stderr),
+        [LogLevelFilterPredicate(defaultLogLevel=LogLevel.warn)],
+    )
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+    server = SessionServer(
+        app=app,
+        host=args.host,
+        port=args.port,
+        hostname=args.hostname,
+        certfile=args.certfile,
+        keyfile=args.keyfile,
+        cafile=args.cafile,
+        capath=args.capath,
+        proxy_protocol=args.proxy_protocol,
+        use_tls=args.use_tls,
+    )
+    server.banner = banner
+    server.run()

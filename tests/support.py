@@ -1,0 +1,184 @@
+"""Real parts for end-to-end tests: client certificates, a Gemini client, a server.
+
+The server is the real ``jetforce-sesh`` launcher in its own process, on port 0;
+the client speaks TLS with Python's ``ssl`` module and a real client certificate.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from urllib.parse import quote
+
+import attrs
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@attrs.frozen
+class ClientCert:
+    """A client certificate and key on disk, and its Jetforce fingerprint."""
+
+    name: str
+    cert_path: Path
+    key_path: Path
+    fingerprint: bytes
+
+    @property
+    def tls_client_hash(self) -> str:
+        return "SHA256:" + self.fingerprint.hex().upper()
+
+
+def make_client_cert(
+    directory: Path,
+    name: str,
+    *,
+    not_before: datetime.datetime | None = None,
+    not_after: datetime.datetime | None = None,
+) -> ClientCert:
+    """A self-signed client certificate, as Gemini clients make them."""
+    now = datetime.datetime.now(datetime.UTC)
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before or now - datetime.timedelta(days=1))
+        .not_valid_after(not_after or now + datetime.timedelta(days=365))
+        .sign(key, hashes.SHA256())
+    )
+    cert_path = directory / f"{name}.crt"
+    key_path = directory / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    return ClientCert(name, cert_path, key_path, cert.fingerprint(hashes.SHA256()))
+
+
+@attrs.frozen
+class Reply:
+    """A Gemini response: status, meta and body."""
+
+    status: int
+    meta: str
+    body: str
+
+
+def gemini_request(
+    port: int,
+    path: str,
+    cert: ClientCert | None = None,
+    *,
+    query: str | None = None,
+    host: str = "localhost",
+    timeout: float = 10.0,
+) -> Reply:
+    """One Gemini request over real TLS, presenting ``cert`` if given."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # capsules use self-signed certs (TOFU)
+    if cert is not None:
+        context.load_cert_chain(cert.cert_path, cert.key_path)
+    url = f"gemini://{host}:{port}{path}"
+    if query is not None:
+        url += "?" + quote(query)
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw,
+        context.wrap_socket(raw, server_hostname=host) as tls,
+    ):
+        tls.sendall(url.encode() + b"\r\n")
+        chunks = []
+        while True:
+            try:
+                chunk = tls.recv(65536)
+            except ssl.SSLZeroReturnError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    data = b"".join(chunks)
+    header, _, body = data.partition(b"\r\n")
+    status, _, meta = header.decode().partition(" ")
+    return Reply(int(status), meta, body.decode())
+
+
+class Server:
+    """A ``jetforce-sesh`` process listening on a port the OS chose."""
+
+    def __init__(
+        self,
+        args: Sequence[str],
+        *,
+        command: Sequence[str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        base = list(command) if command else [sys.executable, "-m", "jetforce_sesh"]
+        self.process = subprocess.Popen(
+            [*base, "--port", "0", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=cwd,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self.output: list[str] = []
+        self.port = self._wait_for_port()
+
+    def _wait_for_port(self) -> int:
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + 60
+        for line in self.process.stdout:
+            self.output.append(line)
+            found = re.match(r"Listening on 127\.0\.0\.1:(\d+)", line)
+            if found:
+                return int(found.group(1))
+            if time.monotonic() > deadline:
+                break
+        self.stop()
+        raise RuntimeError("server did not start:\n" + "".join(self.output))
+
+    def request(
+        self, path: str, cert: ClientCert | None = None, **kwargs: object
+    ) -> Reply:
+        return gemini_request(self.port, path, cert, **kwargs)  # type: ignore[arg-type]
+
+    def stop(self) -> str:
+        """Stop the server; return everything it printed."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                rest, _ = self.process.communicate(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                rest, _ = self.process.communicate()
+            self.output.append(rest or "")
+        return "".join(self.output)
+
+
+def serve(args: Sequence[str], **kwargs: object) -> Iterator[Server]:
+    """Fixture body: a server for the test's duration."""
+    server = Server(args, **kwargs)  # type: ignore[arg-type]
+    try:
+        yield server
+    finally:
+        server.stop()

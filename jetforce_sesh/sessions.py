@@ -123,6 +123,10 @@ class RecordSlab(Generic[R]):
         assert self.clock is not None
         return self.clock
 
+    def now(self) -> float:
+        """Seconds since the epoch on the slab's clock (a Clock in tests)."""
+        return self.opened_clock().seconds()
+
     @property
     def codec(self) -> RecordCodec[R]:
         self.store  # noqa: B018 - raises StoreNotOpen with the fix in its message
@@ -171,8 +175,9 @@ class RecordSlab(Generic[R]):
             yield key, decode(data)
 
     def peek(self, fingerprint: bytes) -> R | None:
-        """One player's record, or None, for reading from another game's route."""
-        data = self._immediate().load_now(fingerprint)
+        """One player's record, or None, without touching it (for another game's
+        route to read, as a hall of fame reads names)."""
+        data = self._immediate().peek_now(fingerprint)
         return None if data is None else self.codec.decode(data)
 
     def describe(self) -> str:

@@ -256,6 +256,16 @@ class MemorySlab:
         offset = slot * self.record_size
         return bytes(self._data[offset : offset + self._lengths[slot]])
 
+    def peek_now(self, key: bytes) -> bytes | None:
+        slot = self._find(key)
+        if slot == _NONE or (
+            self.idle_timeout > 0
+            and self.clock.seconds() - self._seen[slot] >= self.idle_timeout
+        ):
+            return None
+        offset = slot * self.record_size
+        return bytes(self._data[offset : offset + self._lengths[slot]])
+
     def admits_now(self, key: bytes) -> bool:
         return (
             self.on_full == "evict"

@@ -91,6 +91,9 @@ class IImmediateSessionStore(ISessionStore):
     def save_now(key: bytes, data: bytes) -> None:
         """As :meth:`ISessionStore.save`, raising instead of failing a Deferred."""
 
+    def peek_now(key: bytes) -> bytes | None:
+        """The record stored under ``key``, or None, without counting as use."""
+
     def admits_now(key: bytes) -> bool:
         """As :meth:`ISessionStore.admits`, answered at once."""
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime
-import enum
 from collections.abc import Mapping
 from typing import Any
 
@@ -55,39 +54,30 @@ def parse_fingerprint(text: str) -> bytes:
     )
 
 
-class CertificateState(enum.Enum):
-    """Whether a request's certificate lets it have a session record."""
+def validity_problem(environ: Mapping[str, Any], now: float) -> str | None:
+    """Why the request's certificate cannot be used at ``now``, or None if it can.
 
-    MISSING = "missing"
-    NOT_YET_VALID = "not yet valid"
-    EXPIRED = "expired"
-    VALID = "valid"
-
-
-def certificate_state(
-    environ: Mapping[str, Any], now: datetime.datetime
-) -> CertificateState:
-    """Judge the request's certificate against its validity dates at ``now``.
-
-    Jetforce accepts self-signed certificates whatever their dates; a session
-    keyed to an expired certificate would outlive the player's own choice to
+    Jetforce accepts self-signed certificates whatever their dates. A record
+    keyed to an expired certificate would outlive the player's own decision to
     retire it, so expired and not-yet-valid certificates get no record.
     """
-    if not environ.get("TLS_CLIENT_HASH"):
-        return CertificateState.MISSING
     cert = environ.get("client_certificate")
-    if cert is None:
-        # A CGI-style environ (tests, the bridge) carries the dates as text.
-        not_before = _parse_stamp(environ.get("TLS_CLIENT_NOT_BEFORE"))
-        not_after = _parse_stamp(environ.get("TLS_CLIENT_NOT_AFTER"))
-    else:
+    if cert is not None:
         not_before = cert.not_valid_before_utc
         not_after = cert.not_valid_after_utc
-    if not_before is not None and now < not_before:
-        return CertificateState.NOT_YET_VALID
-    if not_after is not None and now > not_after:
-        return CertificateState.EXPIRED
-    return CertificateState.VALID
+    else:
+        # A CGI-style environ (the testing helpers, a bridge) carries the dates
+        # as text, in the form Jetforce writes them.
+        not_before = _parse_stamp(environ.get("TLS_CLIENT_NOT_BEFORE"))
+        not_after = _parse_stamp(environ.get("TLS_CLIENT_NOT_AFTER"))
+    if not_before is not None and now < not_before.timestamp():
+        return (
+            f"Your certificate is not valid until {not_before:%Y-%m-%d %H:%M} UTC:"
+            f" use another one"
+        )
+    if not_after is not None and now > not_after.timestamp():
+        return f"Your certificate expired on {not_after:%Y-%m-%d}: make a new one"
+    return None
 
 
 def _parse_stamp(value: object) -> datetime.datetime | None:

@@ -87,7 +87,7 @@ def build_parser() -> Parser:
         if action.dest == "root_directory":
             action.help = (
                 "Serve static files (and CGI scripts from --cgi-dir) from this"
-                " directory for paths the app does not claim; nothing is served if unset"
+                " directory for paths the app does not claim; unset: serve none"
             )
     group = parser.add_argument_group("session application")
     group.add_argument(

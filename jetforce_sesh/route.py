@@ -14,7 +14,6 @@ The path of one request:
 
 from __future__ import annotations
 
-import datetime
 from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any, Generic, TypeVar
@@ -25,7 +24,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from jetforce_sesh.errors import RecordTooLarge, StoreFull
-from jetforce_sesh.identity import BadFingerprint, parse_fingerprint
+from jetforce_sesh.identity import BadFingerprint, parse_fingerprint, validity_problem
 from jetforce_sesh.sessions import RecordSlab
 from jetforce_sesh.store import IImmediateSessionStore
 
@@ -44,10 +43,6 @@ NOT_SAVED = (
     " state is kept"
 )
 FAILED = "An unexpected error occurred; your previous state is kept"
-
-
-def _utc(timestamp: float) -> datetime.datetime:
-    return datetime.datetime.fromtimestamp(timestamp, datetime.UTC)
 
 
 class SessionRoute(Generic[R]):
@@ -81,25 +76,11 @@ class SessionRoute(Generic[R]):
         return outcome
 
     def _check_certificate(self, environ: dict[str, Any]) -> Response | None:
-        cert = environ.get("client_certificate")
-        if cert is None:
-            if not environ.get("TLS_CLIENT_HASH"):
-                return Response(Status.CLIENT_CERTIFICATE_REQUIRED, NEED_CERTIFICATE)
-            # A CGI-style environ (the testing helpers) has no certificate object.
-            return None
-        now = _utc(self.slab.opened_clock().seconds())
-        if now < cert.not_valid_before_utc:
-            return Response(
-                Status.CERTIFICATE_NOT_VALID,
-                f"Your certificate is not valid until"
-                f" {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC: use another one",
-            )
-        if now > cert.not_valid_after_utc:
-            return Response(
-                Status.CERTIFICATE_NOT_VALID,
-                f"Your certificate expired on {cert.not_valid_after_utc:%Y-%m-%d}:"
-                f" make a new one to play",
-            )
+        if not environ.get("TLS_CLIENT_HASH"):
+            return Response(Status.CLIENT_CERTIFICATE_REQUIRED, NEED_CERTIFICATE)
+        problem = validity_problem(environ, self.slab.opened_clock().seconds())
+        if problem is not None:
+            return Response(Status.CERTIFICATE_NOT_VALID, problem)
         return None
 
     def _release(self, key: bytes) -> None:

@@ -25,6 +25,10 @@ from twisted.internet.task import Clock
 from jetforce_sesh.application import SessionApplication
 from jetforce_sesh.options import SlabOptions
 
+#: When a harness's own Clock starts: 2026-01-01 00:00 UTC, inside the validity
+#: dates ``make_environ`` gives certificates.
+START = 1_767_225_600.0
+
 __all__ = ["Page", "SessionHarness", "fingerprint_of", "make_environ"]
 
 
@@ -40,8 +44,14 @@ def make_environ(
     query: str | None = None,
     hostname: str = "localhost",
     port: int = 1965,
+    not_before: str = "2020-01-01T00:00:00Z",
+    not_after: str = "2999-12-31T23:59:59Z",
 ) -> dict[str, Any]:
-    """An environ as Jetforce builds it; ``player=None`` sends no certificate."""
+    """An environ as Jetforce builds it; ``player=None`` sends no certificate.
+
+    The certificate's validity dates are Jetforce's ``TLS_CLIENT_NOT_BEFORE`` and
+    ``TLS_CLIENT_NOT_AFTER`` text, checked against the harness's Clock.
+    """
     url = f"gemini://{hostname}{path}"
     if query is not None:
         url += "?" + quote(query)
@@ -64,6 +74,8 @@ def make_environ(
                 "AUTH_TYPE": "CERTIFICATE",
                 "REMOTE_USER": player,
                 "TLS_CLIENT_HASH": "SHA256:" + digest.hex().upper(),
+                "TLS_CLIENT_NOT_BEFORE": not_before,
+                "TLS_CLIENT_NOT_AFTER": not_after,
             }
         )
     return environ
@@ -83,7 +95,10 @@ class Page:
 
 
 class SessionHarness:
-    """Runs requests through an application whose slabs live on a Clock."""
+    """Runs requests through an application whose slabs live on a Clock.
+
+    Without a ``clock``, the harness makes one that starts at :data:`START`.
+    """
 
     def __init__(
         self,
@@ -93,7 +108,10 @@ class SessionHarness:
         defaults: SlabOptions | None = None,
     ) -> None:
         self.app = app
-        self.clock = clock if clock is not None else Clock()
+        if clock is None:
+            clock = Clock()
+            clock.advance(START)
+        self.clock = clock
         if isinstance(app, SessionApplication):
             app.open(self.clock, defaults)
 

@@ -124,7 +124,7 @@ class SessionRoute(Generic[R]):
             if before is None:
                 before = codec.encode_unchecked(record)
             result = self.handler(request, record, **groups)
-            if isinstance(result, (Response, DeferredResponse)):
+            if not isinstance(result, (Deferred, Coroutine)):
                 outcome = self._save_now(key, before, record, result)
                 self._release(key)
                 return outcome

@@ -207,6 +207,11 @@ def check_same(slab: RecordSlab[Any], **overrides: Any) -> None:
     if not slab.same_declaration(**overrides):
         raise ConfigError(
             f"slab {slab.name!r} is declared twice with different settings"
-            f" ({slab.overrides} and {overrides}): declare it once with app.slab()"
-            f" and pass only record= to session_route"
+            f" ({_settings(slab.overrides)} and {_settings(overrides)}): declare it"
+            f" once with app.slab() and pass only record= to session_route"
         )
+
+
+def _settings(overrides: dict[str, Any]) -> str:
+    given = [f"{k}={v!r}" for k, v in overrides.items() if v is not None]
+    return ", ".join(given) or "launcher defaults"

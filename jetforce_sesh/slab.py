@@ -35,10 +35,6 @@ from jetforce_sesh.store import (
 _KEY = FINGERPRINT_SIZE
 _NONE = -1
 
-# Bytes of bookkeeping a slot costs besides its record: key, stored hash, length,
-# last use, two recency links, and two index cells (the table is kept half empty).
-INDEX_BYTES_PER_RECORD = _KEY + 8 + 4 + 8 + 4 + 4 + 2 * 4
-
 
 def _table_size(capacity: int) -> int:
     size = 8
@@ -321,7 +317,7 @@ class MemorySlab:
         return slot
 
     def delete_now(self, key: bytes) -> bool:
-        slot = self._find(key)
+        slot = self._live_slot(key)
         if slot == _NONE:
             return False
         self._drop(slot)

@@ -121,9 +121,13 @@ class SessionHarness:
         *,
         player: str | None = "player",
         query: str | None = None,
+        **dates: str,
     ) -> Deferred[Page]:
-        """The page for ``path``; fires once every Deferred the route made has."""
-        environ = make_environ(path, player=player, query=query)
+        """The page for ``path``; fires once every Deferred the route made has.
+
+        ``dates`` may set the certificate's ``not_before`` and ``not_after``.
+        """
+        environ = make_environ(path, player=player, query=query, **dates)
         sent: list[tuple[int, str]] = []
         chunks = list(
             self.app(environ, lambda status, meta: sent.append((status, meta)))
@@ -155,10 +159,13 @@ class SessionHarness:
         *,
         player: str | None = "player",
         query: str | None = None,
+        **dates: str,
     ) -> Page:
         """The page for ``path``, for routes that answer without waiting."""
         pages: list[Page] = []
-        self.request(path, player=player, query=query).addCallback(pages.append)
+        self.request(path, player=player, query=query, **dates).addCallback(
+            pages.append
+        )
         if not pages:
             raise AssertionError(
                 f"{path} is still waiting: use request() and advance the clock"

@@ -28,6 +28,9 @@ from jetforce_sesh.options import SlabOptions
 #: When a harness's own Clock starts: 2026-01-01 00:00 UTC, inside the validity
 #: dates ``make_environ`` gives certificates.
 START = 1_767_225_600.0
+#: The validity dates of the certificates ``make_environ`` makes up.
+VALID_FROM = "2020-01-01T00:00:00Z"
+VALID_UNTIL = "2999-12-31T23:59:59Z"
 
 __all__ = ["Page", "SessionHarness", "fingerprint_of", "make_environ"]
 
@@ -44,8 +47,8 @@ def make_environ(
     query: str | None = None,
     hostname: str = "localhost",
     port: int = 1965,
-    not_before: str = "2020-01-01T00:00:00Z",
-    not_after: str = "2999-12-31T23:59:59Z",
+    not_before: str = VALID_FROM,
+    not_after: str = VALID_UNTIL,
 ) -> dict[str, Any]:
     """An environ as Jetforce builds it; ``player=None`` sends no certificate.
 
@@ -121,13 +124,20 @@ class SessionHarness:
         *,
         player: str | None = "player",
         query: str | None = None,
-        **dates: str,
+        not_before: str = VALID_FROM,
+        not_after: str = VALID_UNTIL,
     ) -> Deferred[Page]:
         """The page for ``path``; fires once every Deferred the route made has.
 
-        ``dates`` may set the certificate's ``not_before`` and ``not_after``.
+        ``not_before`` and ``not_after`` are the certificate's validity dates.
         """
-        environ = make_environ(path, player=player, query=query, **dates)
+        environ = make_environ(
+            path,
+            player=player,
+            query=query,
+            not_before=not_before,
+            not_after=not_after,
+        )
         sent: list[tuple[int, str]] = []
         chunks = list(
             self.app(environ, lambda status, meta: sent.append((status, meta)))
@@ -159,13 +169,18 @@ class SessionHarness:
         *,
         player: str | None = "player",
         query: str | None = None,
-        **dates: str,
+        not_before: str = VALID_FROM,
+        not_after: str = VALID_UNTIL,
     ) -> Page:
         """The page for ``path``, for routes that answer without waiting."""
         pages: list[Page] = []
-        self.request(path, player=player, query=query, **dates).addCallback(
-            pages.append
-        )
+        self.request(
+            path,
+            player=player,
+            query=query,
+            not_before=not_before,
+            not_after=not_after,
+        ).addCallback(pages.append)
         if not pages:
             raise AssertionError(
                 f"{path} is still waiting: use request() and advance the clock"

@@ -1,4 +1,4 @@
-"""@session_route: records handed in, changes saved, failures rolled back, order kept."""
+"""@session_route: records handed in, changes kept, failures rolled back, in order."""
 
 from __future__ import annotations
 
@@ -190,8 +190,8 @@ def test_record_too_large_keeps_the_previous_one_and_says_so() -> None:
     assert (
         Page(
             40,
-            "Your progress could not be saved (the record grew too large); your previous"
-            " state is kept",
+            "Your progress could not be saved (the record grew too large); your"
+            " previous state is kept",
             "",
         )
         == page
@@ -264,8 +264,8 @@ def test_route_before_open_names_the_fix() -> None:
     with pytest.raises(StoreNotOpen) as raised:
         route(request)
     assert str(raised.value) == (
-        "slab 'tests.test_route.Tally' is not open: start the capsule with jetforce-sesh,"
-        " or call app.open(clock) before serving"
+        "slab 'tests.test_route.Tally' is not open: start the capsule with"
+        " jetforce-sesh, or call app.open(clock) before serving"
     )
 
 
@@ -329,7 +329,7 @@ def test_different_players_do_not_wait_for_each_other() -> None:
 def test_deferred_handler_and_iterable_body() -> None:
     clock = Clock()
     clock.advance(1_767_225_600)
-    app, slab = waiting_app(clock)
+    app, _ = waiting_app(clock)
     harness = SessionHarness(app, clock=clock)
     pages: list[Page] = []
     harness.request("/deferred").addCallback(pages.append)
@@ -419,9 +419,14 @@ def test_a_store_in_another_process_serves_the_same_routes() -> None:
         harness.request("/async-boom").addCallback(pages.append)
     for _ in range(40):
         clock.advance(0.5)
-    assert [
-        p.body for p in pages
-    ] == ["count 1", "count 2", "count 3", "count 4", "count 5", ""]
+    assert [p.body for p in pages] == [
+        "count 1",
+        "count 2",
+        "count 3",
+        "count 4",
+        "count 5",
+        "",
+    ]
     assert pages[-1].status == 42
     assert Tally(count=5) == slab.codec.decode(
         inner[0].peek_now(fingerprint_of("player")) or b""

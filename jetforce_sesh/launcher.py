@@ -8,6 +8,7 @@ except ``--dir``: nothing from the working directory is served unless asked for.
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib
 import os
 import sys
@@ -76,7 +77,9 @@ def build_parser() -> Parser:
         prog="jetforce-sesh",
         description="Jetforce Gemini server for capsules with per-certificate sessions",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        parents=[jetforce_parser],
+        # A copy: "resolve" strips the replaced -V/--version from the parent's
+        # own action objects, and jetforce's parser must stay as jetforce has it.
+        parents=[copy.deepcopy(jetforce_parser)],
         conflict_handler="resolve",
     )
     parser.add_argument(

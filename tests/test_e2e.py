@@ -1,0 +1,171 @@
+"""The real launcher over real TLS, with real client certificates."""
+
+from __future__ import annotations
+
+import datetime
+import subprocess
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.support import ClientCert, Reply, Server, serve
+
+pytestmark = pytest.mark.e2e
+
+MakeCert = Callable[..., ClientCert]
+NOW = datetime.datetime.now(datetime.UTC)
+
+
+def test_each_certificate_has_its_own_count(
+    demo_server: Server, make_cert: MakeCert
+) -> None:
+    ann, ben = make_cert("e2e-ann"), make_cert("e2e-ben")
+    first = demo_server.request("/counter", ann)
+    assert 20 == first.status
+    assert "Welcome! This is your first visit." in first.body
+    assert "Visit number 2." in demo_server.request("/counter", ann).body
+    assert (
+        "Welcome! This is your first visit."
+        in demo_server.request("/counter", ben).body
+    )
+    assert "Visit number 3." in demo_server.request("/counter", ann).body
+
+
+def test_no_certificate_is_asked_for_one(demo_server: Server) -> None:
+    assert Reply(
+        60,
+        "This capsule remembers you by your client certificate: attach one and try"
+        " again",
+        "",
+    ) == demo_server.request("/counter")
+
+
+def test_expired_certificate_is_62(demo_server: Server, make_cert: MakeCert) -> None:
+    old = make_cert(
+        "e2e-expired",
+        not_before=NOW - datetime.timedelta(days=30),
+        not_after=NOW - datetime.timedelta(days=2),
+    )
+    expiry = (NOW - datetime.timedelta(days=2)).strftime("%Y-%m-%d")
+    assert Reply(
+        62, f"Your certificate expired on {expiry}: make a new one", ""
+    ) == demo_server.request("/counter", old)
+
+
+def test_certificate_not_yet_valid_is_62(
+    demo_server: Server, make_cert: MakeCert
+) -> None:
+    start = (NOW + datetime.timedelta(days=3)).replace(second=0, microsecond=0)
+    early = make_cert("e2e-early", not_before=start)
+    reply = demo_server.request("/counter", early)
+    assert (
+        Reply(
+            62,
+            f"Your certificate is not valid until {start:%Y-%m-%d %H:%M} UTC: use"
+            " another one",
+            "",
+        )
+        == reply
+    )
+
+
+def test_reset_asks_before_it_forgets(demo_server: Server, make_cert: MakeCert) -> None:
+    cat = make_cert("e2e-cat")
+    demo_server.request("/counter", cat)
+    demo_server.request("/counter", cat)
+    assert Reply(
+        10, "Reset your visit count to zero? Type yes to confirm", ""
+    ) == demo_server.request("/counter/reset", cat)
+    kept = demo_server.request("/counter/reset", cat, query="no")
+    assert "Not reset: the answer was not yes. You still have 2 visits." in kept.body
+    assert (
+        "Your count is back to zero."
+        in demo_server.request("/counter/reset", cat, query="yes").body
+    )
+    assert (
+        "Welcome! This is your first visit."
+        in demo_server.request("/counter", cat).body
+    )
+
+
+def test_index_links_the_games(demo_server: Server) -> None:
+    page = demo_server.request("/")
+    assert ("# jetforce-sesh demo capsule", 20) == (
+        page.body.splitlines()[0],
+        page.status,
+    )
+    assert (
+        "=> /counter Visit counter: how many times this certificate has been here"
+        in page.body.splitlines()
+    )
+
+
+def test_banner_states_each_slab(demo_server: Server) -> None:
+    assert (
+        "slab jetforce_sesh.games.counter.Visits: 64-byte records x 10000 players,"
+        " 1.3 MiB reserved; when full: evict; idle records kept\n"
+    ) in demo_server.output
+
+
+def test_agunua_as_an_independent_client(
+    demo_server: Server, make_cert: MakeCert
+) -> None:
+    dot = make_cert("e2e-agunua")
+    url = f"gemini://localhost:{demo_server.port}/counter"
+    agunua = ["agunua", "--no-tofu", "-c", str(dot.cert_path), "-k", str(dot.key_path)]
+    first = subprocess.run([*agunua, url], capture_output=True, text=True, timeout=30)
+    second = subprocess.run([*agunua, url], capture_output=True, text=True, timeout=30)
+    assert (0, 0) == (first.returncode, second.returncode)
+    assert "Welcome! This is your first visit." in first.stdout
+    assert "Visit number 2." in second.stdout
+    refused = subprocess.run(
+        ["agunua", "--no-tofu", url], capture_output=True, text=True, timeout=30
+    )
+    assert (1, "Problem, Client certificate request") == (
+        refused.returncode,
+        refused.stderr.split(" (")[0],
+    )
+
+
+@pytest.fixture(scope="module")
+def slow_server() -> Iterator[Server]:
+    yield from serve(["--app", "tests.apps.slow_counter:app"])
+
+
+def test_fifty_concurrent_requests_of_one_certificate_all_count(
+    slow_server: Server, make_cert: MakeCert
+) -> None:
+    eve = make_cert("e2e-eve")
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        replies = list(pool.map(lambda _: slow_server.request("/slow", eve), range(50)))
+    assert [20] * 50 == [r.status for r in replies]
+    assert [str(n) for n in range(1, 51)] == sorted((r.body for r in replies), key=int)
+    assert "50" == slow_server.request("/count", eve).body
+
+
+def test_dir_serves_files_only_for_paths_the_app_does_not_claim(
+    tmp_path: Path, make_cert: MakeCert
+) -> None:
+    (tmp_path / "hello.gmi").write_text("# Hello from a file\n")
+    (tmp_path / "counter").write_text("shadowed by the app\n")
+    server = Server(["--dir", str(tmp_path)])
+    try:
+        assert Reply(20, "text/gemini", "# Hello from a file\n") == server.request(
+            "/hello.gmi"
+        )
+        assert "Welcome!" in server.request("/counter", make_cert("e2e-dir")).body
+    finally:
+        server.stop()
+
+
+def test_without_dir_nothing_from_the_working_directory_is_served(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "secret.txt").write_text("do not serve me\n")
+    server = Server([], cwd=tmp_path)
+    try:
+        assert Reply(50, "Not Found", "") == server.request("/secret.txt")
+    finally:
+        server.stop()

@@ -1,0 +1,126 @@
+"""The jetforce-sesh command line: jetforce's flags, ours, and one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from jetforce.__main__ import parser as jetforce_parser
+
+from jetforce_sesh.launcher import build_parser
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "jetforce_sesh", *args, "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--app", "nocolon"],
+            "--app 'nocolon' must be MODULE:ATTR, e.g. --app jetforce_sesh:app",
+        ),
+        (
+            ["--app", "no_such_module:app"],
+            "--app 'no_such_module:app': no module named 'no_such_module'; check the"
+            " name, or start from the directory that holds it",
+        ),
+        (
+            ["--app", "jetforce_sesh:nothing"],
+            "--app 'jetforce_sesh:nothing': module 'jetforce_sesh' has no attribute"
+            " 'nothing'; name the application object after the colon",
+        ),
+        (
+            ["--app", "jetforce_sesh:__version__"],
+            "--app 'jetforce_sesh:__version__' is a str, not a Jetforce application:"
+            " point it at a SessionApplication or JetforceApplication",
+        ),
+        (
+            ["--max-records", "0"],
+            "argument --max-records: max-records must be a whole number from 1 to"
+            " 268435456 (got 0): pass e.g. --max-records 10000",
+        ),
+        (
+            ["--record-size", "big"],
+            "argument --record-size: record-size must be a whole number of bytes from"
+            " 16 to 1048576 (got 'big'): pass e.g. --record-size 256",
+        ),
+        (
+            ["--idle-timeout", "-5"],
+            "argument --idle-timeout: idle-timeout must be a number of seconds, 0 or"
+            " more (got -5.0): pass e.g. --idle-timeout 86400, or 0 to keep idle"
+            " records",
+        ),
+        (
+            ["--on-full", "panic"],
+            "argument --on-full: on-full must be 'evict' or 'refuse' (got 'panic'):"
+            " pass --on-full evict to drop the least recently used record, or"
+            " --on-full refuse to turn new players away",
+        ),
+        (
+            ["--dir", "/no/such/dir"],
+            "--dir '/no/such/dir' is not a directory: give the directory of files to"
+            " serve, or leave --dir out",
+        ),
+        (
+            ["--rate-limit", "lots"],
+            "--rate-limit 'lots' must be N/PERIOD, e.g. 60/5m",
+        ),
+        (
+            ["--app", "tests.apps.oversized:app"],
+            "record type Diary needs 130 bytes for its defaults but its slots hold 64:"
+            " give it record_size=130 or more",
+        ),
+    ],
+)
+def test_bad_value_exits_2_with_one_line(args: list[str], message: str) -> None:
+    result = run(*args)
+    assert (2, "", f"jetforce-sesh: error: {message}\n") == (
+        result.returncode,
+        result.stdout,
+        result.stderr,
+    )
+
+
+def test_every_jetforce_flag_is_accepted_with_its_default() -> None:
+    ours = {a.dest: a for a in build_parser()._actions}
+    for action in jetforce_parser._actions:
+        assert action.dest in ours
+        assert action.option_strings == ours[action.dest].option_strings
+        if action.dest != "root_directory":
+            assert action.default == ours[action.dest].default, action.dest
+    assert ours["root_directory"].default is None
+
+
+def test_session_flags_and_their_defaults() -> None:
+    args = build_parser().parse_args([])
+    assert ("jetforce_sesh:app", 10000, 256, 0.0, "evict") == (
+        args.app,
+        args.max_records,
+        args.record_size,
+        args.idle_timeout,
+        args.on_full,
+    )
+
+
+def test_console_script_and_module_show_the_same_help() -> None:
+    script = subprocess.run(
+        ["jetforce-sesh", "--help"], capture_output=True, text=True, timeout=60
+    )
+    module = subprocess.run(
+        [sys.executable, "-m", "jetforce_sesh", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (0, 0) == (script.returncode, module.returncode)
+    assert script.stdout == module.stdout
+    assert "--app MODULE:ATTR" in script.stdout
+    assert "--tls-certfile FILE" in script.stdout

@@ -101,6 +101,7 @@ class SessionHarness:
     """Runs requests through an application whose slabs live on a Clock.
 
     Without a ``clock``, the harness makes one that starts at :data:`START`.
+    Making a harness empties the application's slabs: each test starts afresh.
     """
 
     def __init__(
@@ -116,6 +117,9 @@ class SessionHarness:
             clock.advance(START)
         self.clock = clock
         if isinstance(app, SessionApplication):
+            # Slabs are module-level, shared by every test that imports the game:
+            # each harness starts from empty slabs on its own clock.
+            app.close()
             app.open(self.clock, defaults)
 
     def request(

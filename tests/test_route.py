@@ -410,8 +410,9 @@ def test_a_store_in_another_process_serves_the_same_routes() -> None:
         inner.append(memory_store(name, options, c))
         return RemoteStore(inner[0], clock)
 
-    slab.open(clock, store_factory=remote)
     harness = SessionHarness(app, clock=clock)
+    slab.close()
+    slab.open(clock, store_factory=remote)
     pages: list[Page] = []
     for _ in range(5):
         harness.request("/async").addCallback(pages.append)

@@ -166,6 +166,6 @@ def test_without_dir_nothing_from_the_working_directory_is_served(
     (tmp_path / "secret.txt").write_text("do not serve me\n")
     server = Server([], cwd=tmp_path)
     try:
-        assert Reply(50, "Not Found", "") == server.request("/secret.txt")
+        assert Reply(51, "Not found", "") == server.request("/secret.txt")
     finally:
         server.stop()

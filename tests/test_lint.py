@@ -7,6 +7,8 @@ import sys
 
 from tests.support import REPO
 
+PYTHON_TREES = ("jetforce_sesh", "games", "tests", "examples", "benchmarks")
+
 
 def check(*command: str) -> tuple[int, str]:
     result = subprocess.run(
@@ -16,11 +18,17 @@ def check(*command: str) -> tuple[int, str]:
 
 
 def test_ruff_check() -> None:
-    assert (0, "All checks passed!\n") == check(sys.executable, "-m", "ruff", "check", ".")
+    assert (0, "All checks passed!\n") == check(
+        sys.executable, "-m", "ruff", "check", "."
+    )
 
 
 def test_ruff_format() -> None:
-    code, output = check(sys.executable, "-m", "ruff", "format", "--check", ".")
+    # Python only: ruff also formats code blocks in Markdown, which the docs
+    # keep as readers see them.
+    code, output = check(
+        sys.executable, "-m", "ruff", "format", "--check", *PYTHON_TREES
+    )
     assert 0 == code, output
 
 

@@ -1,0 +1,181 @@
+"""Hall of fame: the best players of number guessing and hangman, by chosen name.
+
+Shows reading across players: the ranking reads every record of the other games'
+slabs with ``slab.records()`` and looks names up with ``slab.peek()``, neither of
+which counts as the other player's visit. Its own record holds only the display
+name. It includes the two games it ranks, so that their slabs are open wherever
+it runs: ``jetforce-sesh --app jetforce_sesh.games.halloffame:app`` serves all three.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable
+from typing import TypeVar
+
+import attrs
+from jetforce.app.base import Request, Response, Status
+
+from jetforce_sesh import SessionApplication, fingerprint_of_request
+from jetforce_sesh.games import guess, hangman
+from jetforce_sesh.games.names import MAX_NAME, clean_name, quoted
+
+#: How many players each table shows.
+TOP = 10
+
+R = TypeVar("R")
+
+app = SessionApplication(
+    "Hall of fame",
+    entry="/halloffame",
+    description="the best players of number guessing and hangman",
+)
+app.include(guess.app)
+app.include(hangman.app)
+
+
+@attrs.define
+class FameRecord:
+    name: str = ""  # already cleaned by clean_name(); "" until the player picks one
+
+
+# A 32-character name of 4-byte characters encodes to 141 bytes.
+slab = app.slab(FameRecord, record_size=192)
+
+
+def top(
+    records: Iterable[tuple[bytes, R]],
+    ranks: Callable[[R], bool],
+    order: Callable[[R], tuple[int, ...]],
+) -> list[tuple[bytes, R]]:
+    """The best :data:`TOP` of ``records`` that ``ranks``, lowest ``order`` first.
+
+    Ties go to the lower fingerprint, so equal scores keep a stable order.
+    """
+    return heapq.nsmallest(
+        TOP,
+        ((key, record) for key, record in records if ranks(record)),
+        key=lambda item: (*order(item[1]), item[0]),
+    )
+
+
+def _count(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
+
+
+def _anonymous(fingerprint: bytes) -> str:
+    # A short fingerprint prefix tells two unnamed players apart.
+    return f"anonymous {fingerprint[:3].hex()}"
+
+
+class Names:
+    """Display names for one page: the viewer's from their record in hand (it
+    may have changed in this very request), everyone else's from the slab."""
+
+    def __init__(self, viewer: bytes, record: FameRecord) -> None:
+        self.viewer = viewer
+        self.record = record
+
+    def __call__(self, fingerprint: bytes) -> str:
+        if fingerprint == self.viewer:
+            return f"{self.record.name or _anonymous(fingerprint)} (you)"
+        other = slab.peek(fingerprint)
+        return other.name if other and other.name else _anonymous(fingerprint)
+
+
+def _guess_table(names: Names) -> list[str]:
+    leaders = top(
+        guess.slab.records(),
+        lambda r: r.best > 0,
+        lambda r: (r.best, -r.played),
+    )
+    rows = [
+        f"* {rank}. {names(key)}: best {_count(r.best, 'try', 'tries')},"
+        f" {_count(r.played, 'game', 'games')} won"
+        for rank, (key, r) in enumerate(leaders, start=1)
+    ]
+    return [
+        "## Number guessing: fewest tries",
+        "",
+        *(rows or ["Nobody has found a secret number yet: be the first."]),
+        "=> /guess Play number guessing",
+    ]
+
+
+def _hangman_table(names: Names) -> list[str]:
+    leaders = top(
+        hangman.slab.records(),
+        lambda r: r.wins > 0,
+        lambda r: (-r.wins, r.losses),
+    )
+    rows = [
+        f"* {rank}. {names(key)}: {_count(r.wins, 'win', 'wins')},"
+        f" {_count(r.losses, 'loss', 'losses')}"
+        for rank, (key, r) in enumerate(leaders, start=1)
+    ]
+    return [
+        "## Hangman: most wins",
+        "",
+        *(rows or ["Nobody has won at hangman yet: be the first."]),
+        "=> /hangman Play hangman",
+    ]
+
+
+def _page(request: Request, record: FameRecord, note: str = "") -> Response:
+    viewer = fingerprint_of_request(request)
+    names = Names(viewer, record)
+    if record.name:
+        you = f"You appear as “{record.name}”."
+        change = "=> /halloffame/name Change your name"
+    else:
+        you = f"You appear as {_anonymous(viewer)} until you choose a name."
+        change = "=> /halloffame/name Choose your name"
+    lines = [
+        "# Hall of fame",
+        "",
+        "The best players of the capsule's games, under the names they chose.",
+        "",
+        *([note, ""] if note else []),
+        you,
+        change,
+        "",
+        *_guess_table(names),
+        "",
+        *_hangman_table(names),
+        "",
+        "=> / Back to the capsule",
+        "",
+    ]
+    return Response(Status.SUCCESS, "text/gemini", "\n".join(lines))
+
+
+def _ask(problem: str = "") -> Response:
+    wanted = f"a display name of at most {MAX_NAME} characters"
+    if problem:
+        return Response(Status.INPUT, f"{problem}: choose {wanted}")
+    return Response(Status.INPUT, f"Choose {wanted}")
+
+
+@app.session_route("/halloffame", record=FameRecord)
+def show(request: Request, record: FameRecord) -> Response:
+    return _page(request, record)
+
+
+@app.session_route("/halloffame/name", record=FameRecord)
+def choose_name(request: Request, record: FameRecord) -> Response:
+    answer = request.query.strip()
+    if not answer:
+        return _ask()
+    name = clean_name(answer)
+    if not name:
+        return _ask(
+            f"{quoted(answer)} has nothing left once line breaks and markup"
+            " are taken out"
+        )
+    if len(name) > MAX_NAME:
+        return _ask(f"That name is {len(name)} characters long")
+    record.name = name
+    note = f"Your name is now “{name}”."
+    if name != answer:
+        note += " Line breaks, control characters and leading markup were taken out."
+    return _page(request, record, note)

@@ -1,0 +1,230 @@
+"""Hangman: find the word one letter at a time before the six lives run out.
+
+Shows a record that keeps a game in progress as plain strings (the word and the
+letters tried) and derives everything else from them, a data file shipped inside
+the package, and a ``10`` prompt that re-asks, saying why, for anything that is
+not one new letter. Run it alone with
+``jetforce-sesh --app jetforce_sesh.games.hangman:app``.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+from importlib import resources
+
+import attrs
+from jetforce.app.base import Request, Response, Status
+
+from jetforce_sesh import SessionApplication
+from jetforce_sesh.games.names import quoted
+
+LIVES = 6
+LETTERS = frozenset(string.ascii_lowercase)
+
+#: Where words come from; tests may swap in a seeded ``random.Random``.
+rng: random.Random = random.SystemRandom()
+
+app = SessionApplication(
+    "Hangman",
+    entry="/hangman",
+    description="find the word one letter at a time before six misses",
+)
+
+
+def parse_words(text: str) -> tuple[str, ...]:
+    """The words in ``text``: one a line, ``#`` starts a comment."""
+    words = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        word = line.split("#", 1)[0].strip()
+        if not word:
+            continue
+        if not set(word) <= LETTERS:
+            # A broken word list is a packaging mistake: refuse to start.
+            raise ValueError(
+                f"words.txt line {number}: {word!r} must be lowercase letters a to z"
+            )
+        words.append(word)
+    if not words:
+        raise ValueError("words.txt holds no words: ship at least one")
+    return tuple(words)
+
+
+def load_words() -> tuple[str, ...]:
+    """The word list shipped inside the package, next to this module."""
+    words = resources.files("jetforce_sesh.games").joinpath("words.txt")
+    return parse_words(words.read_text(encoding="utf-8"))
+
+
+WORDS = load_words()
+
+
+def new_word() -> str:
+    return rng.choice(WORDS)
+
+
+@attrs.define
+class HangmanRecord:
+    # "" until the player first opens the game. A word picked as the default
+    # would vanish with the visit that showed it: a record is saved only when
+    # a handler changes it, so the next visit would meet a different word.
+    word: str = ""
+    # Letters guessed in this game, in order. Lives, the masked word and whether
+    # the game is over all follow from these two strings, so they cannot disagree.
+    tried: str = ""
+    wins: int = 0
+    losses: int = 0
+
+    @property
+    def lives(self) -> int:
+        return LIVES - sum(1 for letter in self.tried if letter not in self.word)
+
+    @property
+    def won(self) -> bool:
+        return all(letter in self.tried for letter in self.word)
+
+    @property
+    def lost(self) -> bool:
+        return self.lives == 0 and not self.won
+
+    @property
+    def over(self) -> bool:
+        return self.won or self.lost
+
+
+# About 80 bytes with all 26 letters tried and the longest word; the rest is
+# headroom for longer words in a later list.
+slab = app.slab(HangmanRecord, record_size=128)
+
+
+def masked(record: HangmanRecord) -> str:
+    """The word with ``_`` for each letter not found yet, letters spaced apart."""
+    return " ".join(c if c in record.tried else "_" for c in record.word)
+
+
+def gallows(lives: int) -> list[str]:
+    """The gallows drawing for ``lives`` left: one more piece for each miss."""
+    misses = LIVES - lives
+    head, body, left_arm, right_arm, left_leg, right_leg = (
+        piece if misses > n else " " for n, piece in enumerate("O|/\\/\\")
+    )
+    return [
+        "  +---+",
+        "  |   |",
+        f"  {head}   |",
+        f" {left_arm}{body}{right_arm}  |",
+        f" {left_leg} {right_leg}  |",
+        "      |",
+        "=======",
+    ]
+
+
+def _status(record: HangmanRecord) -> list[str]:
+    if record.won:
+        return [f"You won! The word was {record.word}."]
+    if record.lost:
+        return [f"You lost: the word was {record.word}."]
+    return []
+
+
+def _page(record: HangmanRecord, note: str = "") -> Response:
+    tried = ", ".join(sorted(record.tried)) or "none yet"
+    news = [*_status(record), *([note] if note else [])]
+    if news:
+        news.append("")
+    word = " ".join(record.word) if record.over else masked(record)
+    if record.over:
+        actions = ["=> /hangman/new New game"]
+    else:
+        actions = ["=> /hangman/letter Guess a letter"]
+        if record.tried:
+            actions.append(
+                "=> /hangman/new Give up and start a new game (counts as a loss)"
+            )
+    lines = [
+        "# Hangman",
+        "",
+        f"```Gallows: {record.lives} of {LIVES} lives left",
+        *gallows(record.lives),
+        "```",
+        "",
+        *news,
+        f"Word: {word} ({len(record.word)} letters)",
+        f"Letters tried: {tried}",
+        f"Lives left: {record.lives} of {LIVES}",
+        "",
+        *actions,
+        "",
+        "## Your record",
+        "",
+        f"Wins: {record.wins}",
+        f"Losses: {record.losses}",
+        "",
+        "=> / Back to the capsule",
+        "",
+    ]
+    return Response(Status.SUCCESS, "text/gemini", "\n".join(lines))
+
+
+def _ask(record: HangmanRecord, problem: str = "") -> Response:
+    wanted = f"one letter, a to z ({record.lives} of {LIVES} lives left)"
+    if problem:
+        return Response(Status.INPUT, f"{problem}: guess {wanted}")
+    return Response(Status.INPUT, f"Guess {wanted}")
+
+
+def _problem(record: HangmanRecord, answer: str, letter: str) -> str:
+    """What is wrong with ``answer`` (``letter`` once folded), or "" if nothing."""
+    if len(letter) > 1:
+        return f"{quoted(answer)} is more than one letter"
+    if letter not in LETTERS:
+        return f"{quoted(answer)} is not a letter from a to z"
+    if letter in record.tried:
+        tried = ", ".join(sorted(record.tried))
+        return f"You already tried {letter} (tried so far: {tried})"
+    return ""
+
+
+def _start(record: HangmanRecord) -> None:
+    """Give a player who has never played a word (and so a record to keep)."""
+    if not record.word:
+        record.word = new_word()
+
+
+@app.session_route("/hangman", record=HangmanRecord)
+def show(request: Request, record: HangmanRecord) -> Response:
+    _start(record)
+    return _page(record)
+
+
+@app.session_route("/hangman/letter", record=HangmanRecord)
+def guess_letter(request: Request, record: HangmanRecord) -> Response:
+    _start(record)
+    if record.over:
+        # An old prompt answered again (a reload, a back button).
+        return _page(record, "This game is over: start a new one to play again.")
+    answer = request.query.strip()
+    if not answer:
+        return _ask(record)
+    letter = answer.casefold()
+    problem = _problem(record, answer, letter)
+    if problem:
+        return _ask(record, problem)
+    record.tried += letter
+    if record.won:
+        record.wins += 1
+    elif record.lost:
+        record.losses += 1
+    return _page(record)
+
+
+@app.session_route("/hangman/new", record=HangmanRecord)
+def new_game(request: Request, record: HangmanRecord) -> Response:
+    note = ""
+    if record.tried and not record.over:
+        # Giving up counts as losing, or a player could dodge every loss.
+        record.losses += 1
+        note = f"You gave up: the word was {record.word}."
+    record.word = new_word()
+    record.tried = ""
+    return _page(record, note)

@@ -1,0 +1,266 @@
+"""Tic-tac-toe against the capsule, which plays perfectly and never loses.
+
+The record keeps the board as a nine-character string and the player's tally. The
+capsule answers every move at once, so whenever a page is shown it is the player's
+turn. Its moves come from a memoized minimax over every reachable board. Run it
+alone with ``jetforce-sesh --app jetforce_sesh.games.tictactoe:app``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import attrs
+from jetforce.app.base import Request, Response, Status
+
+from jetforce_sesh import SessionApplication
+
+app = SessionApplication(
+    "Tic-tac-toe",
+    entry="/tictactoe",
+    description="three in a row against a capsule that never loses",
+)
+
+YOU, ME, FREE = "X", "O", "."
+EMPTY = FREE * 9
+LINES = (
+    (0, 1, 2),
+    (3, 4, 5),
+    (6, 7, 8),
+    (0, 3, 6),
+    (1, 4, 7),
+    (2, 5, 8),
+    (0, 4, 8),
+    (2, 4, 6),
+)
+CELL_NAMES = (
+    "top left",
+    "top",
+    "top right",
+    "left",
+    "centre",
+    "right",
+    "bottom left",
+    "bottom",
+    "bottom right",
+)
+# The most characters of a player's own text that a page repeats back to them.
+SHOWN_MAX = 24
+GAME_OVER = "This game is over: start a new one to play."
+
+
+@attrs.define
+class Board:
+    cells: str = EMPTY
+    you_start: bool = True
+    wins: int = 0
+    draws: int = 0
+    losses: int = 0
+
+
+# The defaults take 68 bytes, a full board with tallies in the trillions 76.
+app.slab(Board, record_size=128)
+
+
+# -- the rules and the capsule's play -------------------------------------------
+
+
+def winner(cells: str) -> str | None:
+    """The mark with three in a row on ``cells``, or None."""
+    for a, b, c in LINES:
+        if cells[a] != FREE and cells[a] == cells[b] == cells[c]:
+            return cells[a]
+    return None
+
+
+def is_over(cells: str) -> bool:
+    return winner(cells) is not None or FREE not in cells
+
+
+def play(cells: str, index: int, mark: str) -> str:
+    return cells[:index] + mark + cells[index + 1 :]
+
+
+@functools.cache
+def best_move(cells: str, mark: str) -> tuple[int, int]:
+    """(score, cell index) of ``mark``'s best move; score > 0 wins, < 0 loses.
+
+    A won game scores one more than the cells left free, so a quicker win and a
+    slower loss score higher. Ties go to the lowest cell: play is repeatable.
+    """
+    other = ME if mark == YOU else YOU
+    best: tuple[int, int] | None = None
+    for index, cell in enumerate(cells):
+        if cell != FREE:
+            continue
+        after = play(cells, index, mark)
+        if winner(after) == mark:
+            score = 1 + after.count(FREE)
+        elif FREE not in after:
+            score = 0
+        else:
+            score = -best_move(after, other)[0]
+        if best is None or score > best[0]:
+            best = (score, index)
+    if best is None:
+        raise ValueError(f"board {cells!r} has no free cell: ask only while it has")
+    return best
+
+
+def reply(board: Board) -> int | None:
+    """Make the capsule's move if the game goes on, and count the game if it ends.
+
+    Returns the cell index the capsule played, or None.
+    """
+    index = None
+    if not is_over(board.cells):
+        _, index = best_move(board.cells, ME)
+        board.cells = play(board.cells, index, ME)
+    if is_over(board.cells):
+        mark = winner(board.cells)
+        if mark == YOU:
+            board.wins += 1
+        elif mark == ME:
+            board.losses += 1
+        else:
+            board.draws += 1
+    return index
+
+
+# -- reading what the player sent -------------------------------------------------
+
+
+def shown(text: str) -> str:
+    """``text`` safe to repeat on a page or a prompt: short, one line, quoted."""
+    clean = "".join(ch if ch.isprintable() else "?" for ch in text)
+    if len(clean) > SHOWN_MAX:
+        clean = clean[: SHOWN_MAX - 1] + "…"
+    return f"“{clean}”"
+
+
+def parse_cell(text: str) -> int | str:
+    """The cell index (0-8) ``text`` names, or a sentence saying what is wrong."""
+    answer = text.strip()
+    if not answer:
+        return "No cell given: pick a cell from 1 to 9."
+    if len(answer) == 1 and "1" <= answer <= "9":
+        return int(answer) - 1
+    digits = answer.lstrip("+-")
+    if digits.isascii() and digits.isdigit():
+        return f"There is no cell {shown(answer)}: the cells are numbered 1 to 9."
+    return f"{shown(answer)} is not a cell: pick a number from 1 to 9."
+
+
+# -- pages --------------------------------------------------------------------
+
+
+def board_block(cells: str) -> list[str]:
+    """The board as a preformatted block; free cells show their numbers."""
+    marks = [mark if mark != FREE else str(i + 1) for i, mark in enumerate(cells)]
+    rows = [" " + " | ".join(marks[r : r + 3]) for r in (0, 3, 6)]
+    rule = "---+---+---"
+    return ["```Tic-tac-toe board", rows[0], rule, rows[1], rule, rows[2], "```"]
+
+
+def outcome(cells: str) -> str:
+    mark = winner(cells)
+    if mark == YOU:
+        return "You win! Three in a row. (That should not happen: tell the author.)"
+    if mark == ME:
+        return "I win: three in a row. Better luck next game."
+    if FREE not in cells:
+        return "A draw. Nobody beats perfect play, but you did not lose."
+    return "Your move: pick a free cell."
+
+
+def page(board: Board, note: str = "") -> Response:
+    """The game page: an optional note, the board, the moves, the tally."""
+    starter = "you start" if board.you_start else "I start"
+    lines = ["# Tic-tac-toe", ""]
+    if note:
+        lines += [note, ""]
+    lines += [
+        f"You are X and I am O. We take turns to start: this game {starter}.",
+        "",
+        *board_block(board.cells),
+        "",
+        outcome(board.cells),
+        "",
+    ]
+    if is_over(board.cells):
+        next_starter = "I start" if board.you_start else "you start"
+        lines.append(f"=> /tictactoe/new Play again ({next_starter})")
+    else:
+        lines += [
+            f"=> /tictactoe/move/{i + 1} Cell {i + 1}, {CELL_NAMES[i]}"
+            for i, mark in enumerate(board.cells)
+            if mark == FREE
+        ]
+        lines.append("=> /tictactoe/move Type a cell number")
+    played = board.wins + board.draws + board.losses
+    lines += [
+        "",
+        "## Your record",
+        "",
+        f"Games: {played}. Won {board.wins}, drawn {board.draws}, lost {board.losses}.",
+        "",
+        "=> / Back to the capsule",
+        "",
+    ]
+    return Response(Status.SUCCESS, "text/gemini", "\n".join(lines))
+
+
+# -- routes -------------------------------------------------------------------
+
+
+@app.session_route("/tictactoe", record=Board)
+def show(request: Request, record: Board) -> Response:
+    return page(record)
+
+
+@app.session_route("/tictactoe/new", record=Board)
+def new_game(request: Request, record: Board) -> Response:
+    if not is_over(record.cells):
+        return page(record, "This game is still going: finish it first.")
+    record.cells = EMPTY
+    record.you_start = not record.you_start
+    if record.you_start:
+        return page(record, "New game: you start.")
+    _, index = best_move(EMPTY, ME)
+    record.cells = play(EMPTY, index, ME)
+    return page(record, f"New game: I start, in cell {index + 1}.")
+
+
+# [\s\S] rather than "." so that a cell with a newline in it still reaches the
+# handler and is answered, instead of falling through to a "Not found" error.
+@app.session_route(r"/tictactoe/move(?:/(?P<cell>[\s\S]*))?", record=Board)
+def move(request: Request, record: Board, cell: str | None = None) -> Response:
+    if cell is not None:
+        return _move(record, cell)
+    # No cell in the URL: ask for one (for clients that prefer typing).
+    if is_over(record.cells):
+        return page(record, GAME_OVER)
+    if not request.query:
+        return Response(Status.INPUT, "Which cell? 1 to 9, row by row from top left")
+    index = parse_cell(request.query)
+    if isinstance(index, str):
+        return Response(Status.INPUT, index)
+    if record.cells[index] != FREE:
+        return Response(Status.INPUT, f"Cell {index + 1} is taken: pick a free cell")
+    return _move(record, str(index + 1))
+
+
+def _move(record: Board, cell: str) -> Response:
+    index = parse_cell(cell)
+    if isinstance(index, str):
+        return page(record, index)
+    if is_over(record.cells):
+        return page(record, GAME_OVER)
+    if record.cells[index] != FREE:
+        return page(record, f"Cell {index + 1} is taken: pick a free cell.")
+    record.cells = play(record.cells, index, YOU)
+    note = f"You played cell {index + 1}."
+    mine = reply(record)
+    if mine is not None:
+        note += f" I played cell {mine + 1}."
+    return page(record, note)

@@ -1,0 +1,297 @@
+"""Number guessing: hints, scores, every kind of bad input, and two players apart."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jetforce_sesh import SlabOptions
+from jetforce_sesh.games import guess
+from jetforce_sesh.testing import SessionHarness, fingerprint_of
+from tests.strategies import player_input
+
+SMALL = SlabOptions(max_records=16)
+
+
+class Fixed(random.Random):
+    """A random source that always picks ``value``, so tests know the secret."""
+
+    def __init__(self, value: int) -> None:
+        super().__init__(0)
+        self.value = value
+
+    def randint(self, a: int, b: int) -> int:
+        return self.value
+
+
+@contextmanager
+def opened() -> Iterator[SessionHarness]:
+    """A harness on empty slabs, closed after so no test leaves players behind."""
+    try:
+        yield SessionHarness(guess.app, defaults=SMALL)
+    finally:
+        guess.app.close()
+
+
+@pytest.fixture
+def harness(monkeypatch: pytest.MonkeyPatch) -> Iterator[SessionHarness]:
+    monkeypatch.setattr(guess, "rng", Fixed(42))
+    with opened() as harness:
+        yield harness
+
+
+def record_of(player: str) -> guess.GuessRecord:
+    record = guess.slab.peek(fingerprint_of(player))
+    assert record is not None
+    return record
+
+
+def play(harness: SessionHarness, *numbers: int, player: str = "alice") -> str:
+    """Guess each of ``numbers`` in turn; the last page's body."""
+    body = ""
+    for number in numbers:
+        page = harness.get("/guess/try", player=player, query=str(number))
+        assert (page.status, page.meta) == (20, "text/gemini")
+        body = page.body
+    return body
+
+
+FRESH = """\
+# Number guessing
+
+I am thinking of a whole number from 1 to 100. Can you find it?
+
+=> /guess/try Guess a number
+=> /guess/new New game
+
+## Your record
+
+Games played: 0
+Best score: none yet
+
+=> / Back to the capsule
+"""
+
+
+def test_first_visit_shows_a_new_game(harness: SessionHarness) -> None:
+    page = harness.get("/guess", player="alice")
+    assert (page.status, page.meta, page.body) == (20, "text/gemini", FRESH)
+
+
+def test_first_visit_stores_nothing(harness: SessionHarness) -> None:
+    """A look at the page is not a game yet: no slot is taken for it."""
+    harness.get("/guess", player="alice")
+    assert guess.slab.peek(fingerprint_of("alice")) is None
+
+
+def test_guess_without_an_answer_prompts(harness: SessionHarness) -> None:
+    page = harness.get("/guess/try", player="alice")
+    assert (page.status, page.meta) == (10, "Guess a number from 1 to 100")
+
+
+def test_low_guess_says_higher(harness: SessionHarness) -> None:
+    lines = play(harness, 30).splitlines()
+    assert lines[2:4] == [
+        "You guessed 30: the secret is higher.",
+        "It is from 31 to 100. Tries so far: 1.",
+    ]
+    assert "=> /guess/try Guess again" in lines
+
+
+def test_high_guess_says_lower(harness: SessionHarness) -> None:
+    lines = play(harness, 30, 60).splitlines()
+    assert lines[2:4] == [
+        "You guessed 60: the secret is lower.",
+        "It is from 31 to 59. Tries so far: 2.",
+    ]
+
+
+def test_prompt_offers_the_range_the_hints_left(harness: SessionHarness) -> None:
+    play(harness, 30, 60)
+    page = harness.get("/guess/try", player="alice")
+    assert (page.status, page.meta) == (10, "Guess a number from 31 to 59")
+
+
+def test_correct_guess_reports_tries_and_counts_the_game(
+    harness: SessionHarness,
+) -> None:
+    body = play(harness, 50, 25, 42)
+    assert body == (
+        "# Number guessing\n\n"
+        "42 is correct! You found it in 3 tries.\n"
+        "That is your best score.\n\n"
+        "=> /guess/new Play again\n\n"
+        "## Your record\n\n"
+        "Games played: 1\n"
+        "Best score: 3 tries\n\n"
+        "=> / Back to the capsule\n"
+    )
+
+
+def test_first_try_win_says_one_try(harness: SessionHarness) -> None:
+    lines = play(harness, 42).splitlines()
+    assert lines[2] == "42 is correct! You found it in 1 try."
+    assert "Best score: 1 try" in lines
+
+
+def test_best_score_keeps_the_fewest_tries(harness: SessionHarness) -> None:
+    play(harness, 50, 42)
+    harness.get("/guess/new", player="alice")
+    lines = play(harness, 10, 20, 30, 42).splitlines()
+    assert "That is your best score." not in lines
+    assert lines[-4:-2] == ["Games played: 2", "Best score: 2 tries"]
+
+
+def test_page_shows_the_game_in_progress(harness: SessionHarness) -> None:
+    """Reloading /guess repeats the last hint and counts nothing."""
+    after_guess = play(harness, 30)
+    assert harness.get("/guess", player="alice").body == after_guess
+    assert record_of("alice").tries == 1
+
+
+@pytest.mark.parametrize(
+    ("answer", "meta"),
+    [
+        ("abc", "'abc' is not a whole number: guess a number from 1 to 100"),
+        ("4.5", "'4.5' is not a whole number: guess a number from 1 to 100"),
+        ("1e2", "'1e2' is not a whole number: guess a number from 1 to 100"),
+        ("٣", "'٣' is not a whole number: guess a number from 1 to 100"),
+        ("1_0", "'1_0' is not a whole number: guess a number from 1 to 100"),
+        ("0", "'0' is not from 1 to 100: guess a number from 1 to 100"),
+        ("-7", "'-7' is not from 1 to 100: guess a number from 1 to 100"),
+        ("101", "'101' is not from 1 to 100: guess a number from 1 to 100"),
+        (
+            "9" * 5000,
+            "'999999999999999999999999…' is not from 1 to 100:"
+            " guess a number from 1 to 100",
+        ),
+        (
+            "4\r\n2",
+            "'4\\r\\n2' is not a whole number: guess a number from 1 to 100",
+        ),
+        ("   ", "Guess a number from 1 to 100"),
+    ],
+)
+def test_unusable_answers_reprompt_with_the_reason(
+    harness: SessionHarness, answer: str, meta: str
+) -> None:
+    page = harness.get("/guess/try", player="alice", query=answer)
+    assert (page.status, page.meta, page.body) == (10, meta, "")
+    assert guess.slab.peek(fingerprint_of("alice")) is None
+
+
+@pytest.mark.parametrize("answer", [" 42 ", "+42", "042"])
+def test_numbers_are_read_leniently(harness: SessionHarness, answer: str) -> None:
+    page = harness.get("/guess/try", player="alice", query=answer)
+    assert page.lines[2] == "42 is correct! You found it in 1 try."
+
+
+def test_guess_the_hints_ruled_out_is_refused_and_not_counted(
+    harness: SessionHarness,
+) -> None:
+    play(harness, 30, 60)
+    low = harness.get("/guess/try", player="alice", query="30")
+    high = harness.get("/guess/try", player="alice", query="60")
+    assert (low.status, low.meta) == (
+        10,
+        "The secret is higher than 30: guess a number from 31 to 59",
+    )
+    assert (high.status, high.meta) == (
+        10,
+        "The secret is lower than 60: guess a number from 31 to 59",
+    )
+    assert record_of("alice").tries == 2
+
+
+def test_guess_after_winning_says_the_game_is_over(harness: SessionHarness) -> None:
+    play(harness, 42)
+    page = harness.get("/guess/try", player="alice", query="17")
+    assert page.status == 20
+    assert page.lines[2:5] == [
+        "42 is correct! You found it in 1 try.",
+        "That is your best score.",
+        "This game is over: start a new one to guess again.",
+    ]
+    assert (record_of("alice").tries, record_of("alice").played) == (1, 1)
+
+
+def test_new_game_resets_the_game_and_keeps_the_record(
+    harness: SessionHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    play(harness, 42)
+    monkeypatch.setattr(guess, "rng", Fixed(7))
+    page = harness.get("/guess/new", player="alice")
+    assert page.body == FRESH.replace("Games played: 0", "Games played: 1").replace(
+        "Best score: none yet", "Best score: 1 try"
+    )
+    assert record_of("alice") == guess.GuessRecord(
+        secret=7, low=1, high=100, last=0, tries=0, played=1, best=1
+    )
+
+
+def test_abandoned_game_counts_for_nothing(harness: SessionHarness) -> None:
+    play(harness, 10, 20)
+    harness.get("/guess/new", player="alice")
+    assert (record_of("alice").played, record_of("alice").best) == (0, 0)
+
+
+def test_two_players_interleaved_keep_their_own_games(
+    harness: SessionHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    play(harness, 50, player="alice")  # alice's secret is 42
+    monkeypatch.setattr(guess, "rng", Fixed(77))
+    play(harness, 50, player="bob")
+    play(harness, 25, player="alice")
+    bob = play(harness, 80, player="bob")
+    alice = play(harness, 42, player="alice")
+    assert bob.splitlines()[2:4] == [
+        "You guessed 80: the secret is lower.",
+        "It is from 51 to 79. Tries so far: 2.",
+    ]
+    assert alice.splitlines()[2] == "42 is correct! You found it in 3 tries."
+    assert record_of("bob") == guess.GuessRecord(
+        secret=77, low=51, high=79, last=80, tries=2, played=0, best=0
+    )
+    assert harness.get("/guess", player="bob").body == bob
+
+
+def test_record_fits_its_slot_at_its_largest() -> None:
+    """Every number at its largest realistic value still fits record_size."""
+    biggest = guess.GuessRecord(
+        secret=100, low=100, high=100, last=100, tries=100, played=10**9, best=100
+    )
+    with opened():
+        assert len(guess.slab.codec.encode(biggest)) <= 128
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    before=st.lists(st.integers(min_value=1, max_value=100), max_size=4),
+    answer=player_input,
+)
+def test_any_answer_gets_a_prompt_or_a_page(before: list[int], answer: str) -> None:
+    """Whatever a player types: a 10 with a one-line reason, or a game page;
+    a try is counted only for a number the hints have not ruled out."""
+    with opened() as harness:
+        for number in before:
+            harness.get("/guess/try", player="alice", query=str(number))
+        old = guess.slab.peek(fingerprint_of("alice")) or guess.GuessRecord(tries=0)
+        page = harness.get("/guess/try", player="alice", query=answer)
+        new = guess.slab.peek(fingerprint_of("alice")) or guess.GuessRecord(tries=0)
+    assert page.status in (10, 20)
+    assert "\r" not in page.meta and "\n" not in page.meta
+    assert len(page.meta.encode()) < 1024
+    counted = new.tries - old.tries
+    if page.status == 10:
+        assert counted == 0
+    else:
+        assert page.lines[0] == "# Number guessing"
+        assert page.lines[-1] == "=> / Back to the capsule"
+        assert counted == (0 if old.won else 1)
+        if counted:
+            assert old.low <= int(answer.strip()) <= old.high

@@ -1,0 +1,322 @@
+"""Hall of fame: rankings read across the games' slabs, and names made safe."""
+
+from __future__ import annotations
+
+import random
+import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+
+from jetforce_sesh import SlabOptions
+from jetforce_sesh.games import guess, halloffame, hangman
+from jetforce_sesh.games.names import MAX_NAME, clean_name, quoted
+from jetforce_sesh.testing import SessionHarness, fingerprint_of
+from tests.strategies import player_input
+
+SMALL = SlabOptions(max_records=64)
+
+
+class Fixed(random.Random):
+    """Secret number 100 and hangman word "kite", so tests can win and lose."""
+
+    def __init__(self) -> None:
+        super().__init__(0)
+
+    def randint(self, a: int, b: int) -> int:
+        return 100
+
+    def choice(self, seq: Any) -> Any:
+        return "kite"
+
+
+@contextmanager
+def opened(defaults: SlabOptions = SMALL) -> Iterator[SessionHarness]:
+    """A harness on empty slabs, closed after so no test leaves players behind."""
+    try:
+        yield SessionHarness(halloffame.app, defaults=defaults)
+    finally:
+        halloffame.app.close()
+
+
+@pytest.fixture
+def harness(monkeypatch: pytest.MonkeyPatch) -> Iterator[SessionHarness]:
+    monkeypatch.setattr(guess, "rng", Fixed())
+    monkeypatch.setattr(hangman, "rng", Fixed())
+    with opened() as harness:
+        yield harness
+
+
+def win_guess(harness: SessionHarness, player: str, tries: int) -> None:
+    """Win a game of number guessing (the secret is 100) in ``tries`` tries."""
+    harness.get("/guess/new", player=player)
+    for number in [*range(1, tries), 100]:
+        harness.get("/guess/try", player=player, query=str(number))
+
+
+def hangman_game(harness: SessionHarness, player: str, *, win: bool) -> None:
+    """Win or lose a game of hangman (the word is "kite")."""
+    harness.get("/hangman/new", player=player)
+    for letter in "kite" if win else "abcdfg":
+        harness.get("/hangman/letter", player=player, query=letter)
+
+
+def name(harness: SessionHarness, player: str, chosen: str) -> None:
+    assert harness.get("/halloffame/name", player=player, query=chosen).status == 20
+
+
+def anonymous(player: str) -> str:
+    return f"anonymous {fingerprint_of(player)[:3].hex()}"
+
+
+def test_empty_hall_invites_players(harness: SessionHarness) -> None:
+    page = harness.get("/halloffame", player="alice")
+    assert (page.status, page.meta) == (20, "text/gemini")
+    assert page.body == (
+        "# Hall of fame\n\n"
+        "The best players of the capsule's games, under the names they chose.\n\n"
+        f"You appear as {anonymous('alice')} until you choose a name.\n"
+        "=> /halloffame/name Choose your name\n\n"
+        "## Number guessing: fewest tries\n\n"
+        "Nobody has found a secret number yet: be the first.\n"
+        "=> /guess Play number guessing\n\n"
+        "## Hangman: most wins\n\n"
+        "Nobody has won at hangman yet: be the first.\n"
+        "=> /hangman Play hangman\n\n"
+        "=> / Back to the capsule\n"
+    )
+
+
+def test_viewing_the_hall_stores_nothing_for_the_viewer(
+    harness: SessionHarness,
+) -> None:
+    harness.get("/halloffame", player="alice")
+    assert halloffame.slab.peek(fingerprint_of("alice")) is None
+
+
+def section(lines: list[str], heading: str) -> list[str]:
+    """The list items under ``heading``."""
+    start = lines.index(heading)
+    end = lines.index("", start + 2)
+    return [line for line in lines[start + 2 : end] if line.startswith("* ")]
+
+
+def test_guess_table_ranks_fewest_tries_then_most_games(
+    harness: SessionHarness,
+) -> None:
+    for number in range(12):
+        player = f"p{number:02}"
+        name(harness, player, player)
+        win_guess(harness, player, tries=number + 2)
+    win_guess(harness, "nobody", tries=7)
+    win_guess(harness, "nobody", tries=5)  # ties p03's best with more games won
+    harness.get("/guess/new", player="nobody")  # playing on: still ranked
+    harness.get("/guess/try", player="loser", query="50")  # never won: unranked
+    lines = harness.get("/halloffame", player="p01").lines
+    assert section(lines, "## Number guessing: fewest tries") == [
+        "* 1. p00: best 2 tries, 1 game won",
+        "* 2. p01 (you): best 3 tries, 1 game won",
+        "* 3. p02: best 4 tries, 1 game won",
+        f"* 4. {anonymous('nobody')}: best 5 tries, 2 games won",
+        "* 5. p03: best 5 tries, 1 game won",
+        "* 6. p04: best 6 tries, 1 game won",
+        "* 7. p05: best 7 tries, 1 game won",
+        "* 8. p06: best 8 tries, 1 game won",
+        "* 9. p07: best 9 tries, 1 game won",
+        "* 10. p08: best 10 tries, 1 game won",
+    ]
+
+
+def test_equal_scores_rank_in_fingerprint_order(harness: SessionHarness) -> None:
+    players = ["ann", "ben", "cat"]
+    for player in players:
+        win_guess(harness, player, tries=4)
+    ranked = sorted(players, key=fingerprint_of)
+    lines = harness.get("/halloffame", player="zed").lines
+    assert section(lines, "## Number guessing: fewest tries") == [
+        f"* {rank}. {anonymous(player)}: best 4 tries, 1 game won"
+        for rank, player in enumerate(ranked, start=1)
+    ]
+
+
+def test_hangman_table_ranks_most_wins_then_fewest_losses(
+    harness: SessionHarness,
+) -> None:
+    results = {
+        "ann": (3, 0),
+        "ben": (3, 2),
+        "cat": (1, 1),
+        "dan": (4, 5),
+        "eve": (0, 3),  # no win: unranked
+    }
+    for player, (wins, losses) in results.items():
+        name(harness, player, player.title())
+        for _ in range(wins):
+            hangman_game(harness, player, win=True)
+        for _ in range(losses):
+            hangman_game(harness, player, win=False)
+    lines = harness.get("/halloffame", player="cat").lines
+    assert section(lines, "## Hangman: most wins") == [
+        "* 1. Dan: 4 wins, 5 losses",
+        "* 2. Ann: 3 wins, 0 losses",
+        "* 3. Ben: 3 wins, 2 losses",
+        "* 4. Cat (you): 1 win, 1 loss",
+    ]
+
+
+def test_choosing_a_name_shows_it_everywhere(harness: SessionHarness) -> None:
+    hangman_game(harness, "alice", win=True)
+    prompt = harness.get("/halloffame/name", player="alice")
+    assert (prompt.status, prompt.meta) == (
+        10,
+        "Choose a display name of at most 32 characters",
+    )
+    lines = harness.get("/halloffame/name", player="alice", query="Alice").lines
+    assert lines[4:8] == [
+        "Your name is now “Alice”.",
+        "",
+        "You appear as “Alice”.",
+        "=> /halloffame/name Change your name",
+    ]
+    assert section(lines, "## Hangman: most wins") == [
+        "* 1. Alice (you): 1 win, 0 losses"
+    ]
+    bob_sees = harness.get("/halloffame", player="bob").lines
+    assert section(bob_sees, "## Hangman: most wins") == ["* 1. Alice: 1 win, 0 losses"]
+
+
+@pytest.mark.parametrize(
+    ("typed", "shown"),
+    [
+        ("=> /evil Click me", "/evil Click me"),
+        ("# Heading", "Heading"),
+        ("## # ###", None),
+        ("* item", "item"),
+        ("> quote", "quote"),
+        ("```", None),
+        ("```python", "python"),
+        ("two\r\nlines", "two lines"),
+        ("line\u2028separator", "line separator"),
+        ("\u202eright to left", "right to left"),
+        ("\x1b[31mred\x1b[0m", "[31mred [0m"),
+        ("  lots   of\tspace ", "lots of space"),
+        ("=>\n=> again", "again"),
+        ("漢字 ünïcödé", "漢字 ünïcödé"),
+        ("a => b", "a => b"),
+    ],
+)
+def test_names_lose_line_breaks_and_leading_markup(
+    harness: SessionHarness, typed: str, shown: str | None
+) -> None:
+    page = harness.get("/halloffame/name", player="alice", query=typed)
+    if shown is None:
+        assert (page.status, page.meta) == (
+            10,
+            f"{quoted(typed.strip())} has nothing left once line breaks and markup"
+            " are taken out: choose a display name of at most 32 characters",
+        )
+        assert halloffame.slab.peek(fingerprint_of("alice")) is None
+        return
+    assert page.status == 20
+    record = halloffame.slab.peek(fingerprint_of("alice"))
+    assert record == halloffame.FameRecord(name=shown)
+    changed = " Line breaks, control characters and leading markup were taken out."
+    assert page.lines[4] == f"Your name is now “{shown}”." + (
+        changed if shown != typed else ""
+    )
+
+
+def test_names_longer_than_32_characters_are_refused(
+    harness: SessionHarness,
+) -> None:
+    name(harness, "alice", "a" * MAX_NAME)
+    page = harness.get("/halloffame/name", player="alice", query="b" * 33)
+    assert (page.status, page.meta) == (
+        10,
+        "That name is 33 characters long: choose a display name of at most 32"
+        " characters",
+    )
+    assert halloffame.slab.peek(fingerprint_of("alice")) == halloffame.FameRecord(
+        name="a" * MAX_NAME
+    )
+
+
+def test_longest_name_of_widest_characters_fits_its_slot() -> None:
+    with opened():
+        widest = halloffame.FameRecord(name="\U0001f600" * MAX_NAME)
+        assert len(halloffame.slab.codec.encode(widest)) <= 192
+
+
+def test_reading_the_hall_does_not_keep_other_players_alive(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Rankings and names are read without counting as the players' visits, so
+    idle players still expire on time."""
+    monkeypatch.setattr(hangman, "rng", Fixed())
+    with opened(SlabOptions(max_records=64, idle_timeout=100)) as harness:
+        name(harness, "alice", "Alice")
+        hangman_game(harness, "alice", win=True)
+        harness.clock.advance(99)
+        lines = harness.get("/halloffame", player="bob").lines
+        assert section(lines, "## Hangman: most wins") == [
+            "* 1. Alice: 1 win, 0 losses"
+        ]
+        harness.clock.advance(1)
+        lines = harness.get("/halloffame", player="bob").lines
+        assert section(lines, "## Hangman: most wins") == []
+
+
+def test_hall_alone_serves_the_games_it_ranks(harness: SessionHarness) -> None:
+    for path, heading in [("/guess", "# Number guessing"), ("/hangman", "# Hangman")]:
+        page = harness.get(path, player="alice")
+        assert (page.status, page.lines[0]) == (20, heading)
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("abc", "'abc'"),
+        ("\x00\r\n", "'\\x00\\r\\n'"),
+        ("\u2028", "'\\u2028'"),
+        ("é" * 30, "'" + "é" * 24 + "…'"),
+        ("\x1b" * 10, "'" + "\\x1b" * 6 + "…'"),
+    ],
+)
+def test_quoted_spells_out_invisible_characters_and_cuts(text: str, shown: str) -> None:
+    assert quoted(text) == shown
+
+
+@settings(max_examples=150, deadline=None)
+@given(answer=player_input)
+def test_any_name_gets_a_prompt_or_a_safe_page(answer: str) -> None:
+    """Whatever a player types as a name: a 10 with a one-line reason, or a
+    page where the name is one line of at most 32 characters that gemtext
+    cannot read as markup, and every link of the page is the page's own."""
+    with opened() as harness:
+        page = harness.get("/halloffame/name", player="alice", query=answer)
+        record = halloffame.slab.peek(fingerprint_of("alice"))
+    assert page.status in (10, 20)
+    assert "\r" not in page.meta and "\n" not in page.meta
+    assert len(page.meta.encode()) < 1024
+    if page.status == 10:
+        assert record is None
+        return
+    assert record is not None
+    chosen = record.name
+    assert chosen == clean_name(answer)
+    assert 1 <= len(chosen) <= MAX_NAME
+    assert chosen.splitlines() == [chosen]
+    assert chosen[0] not in "=#*>` " and chosen == chosen.strip()
+    assert all(unicodedata.category(c)[0] != "C" for c in chosen)
+    assert [line for line in page.lines if line.startswith(("=>", "#", "```"))] == [
+        "# Hall of fame",
+        "=> /halloffame/name Change your name",
+        "## Number guessing: fewest tries",
+        "=> /guess Play number guessing",
+        "## Hangman: most wins",
+        "=> /hangman Play hangman",
+        "=> / Back to the capsule",
+    ]

@@ -1,0 +1,385 @@
+"""Tic-tac-toe: the rules, the capsule's perfect play, and every page a player sees."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from collections.abc import Iterator
+from urllib.parse import quote
+
+import pytest
+from hypothesis import given, settings
+
+from jetforce_sesh import SessionApplication
+from jetforce_sesh.games.tictactoe import (
+    EMPTY,
+    FREE,
+    ME,
+    YOU,
+    Board,
+    app,
+    best_move,
+    is_over,
+    play,
+    winner,
+)
+from jetforce_sesh.testing import Page, SessionHarness
+from tests.strategies import player_input
+
+PREFORMATTED_MAX = 40
+
+
+@contextlib.contextmanager
+def opened(application: SessionApplication) -> Iterator[SessionHarness]:
+    """A harness on a fresh Clock, closing the app after so the next one reopens.
+
+    SessionApplication.open() keeps an already open slab (and its clock), so
+    without the close a second harness would silently share the first one's store.
+    """
+    harness = SessionHarness(application)
+    try:
+        yield harness
+    finally:
+        application.close()
+
+
+def assert_tidy(page: Page) -> None:
+    """A game page a real client shows well: heading first, labelled links,
+    short preformatted lines, a way back to the capsule."""
+    assert page.status == 20, (page.status, page.meta)
+    assert page.meta == "text/gemini"
+    lines = page.lines
+    assert lines[0].startswith("# "), lines[0]
+    preformatted = False
+    for line in lines:
+        if line.startswith("```"):
+            preformatted = not preformatted
+            continue
+        if preformatted:
+            assert len(line) <= PREFORMATTED_MAX, line
+        elif line.startswith("=>"):
+            assert len(line[2:].strip().split(maxsplit=1)) == 2, f"no label: {line}"
+    assert not preformatted, "a preformatted block is left open"
+    assert "=> / Back to the capsule" in lines
+
+
+@pytest.fixture
+def harness() -> Iterator[SessionHarness]:
+    with opened(app) as opened_harness:
+        yield opened_harness
+
+
+def board_of(harness: SessionHarness, player: str = "player") -> list[str]:
+    """The rows of the player's board, as drawn on the page."""
+    lines = harness.get("/tictactoe", player=player).lines
+    start = lines.index("```Tic-tac-toe board") + 1
+    return lines[start : start + 5 : 2]
+
+
+def play_moves(
+    harness: SessionHarness, cells: list[int], player: str = "player"
+) -> Page:
+    page = harness.get("/tictactoe", player=player)
+    for cell in cells:
+        page = harness.get(f"/tictactoe/move/{cell}", player=player)
+    return page
+
+
+# -- the capsule's play ---------------------------------------------------------
+
+
+def _games_against_capsule(cells: str) -> Iterator[str]:
+    """Every finished board reachable when X tries every move and O answers."""
+    if is_over(cells):
+        yield cells
+        return
+    for index, mark in enumerate(cells):
+        if mark != FREE:
+            continue
+        after = play(cells, index, YOU)
+        if not is_over(after):
+            after = play(after, best_move(after, ME)[1], ME)
+        yield from _games_against_capsule(after)
+
+
+def test_capsule_never_loses_whatever_the_player_does() -> None:
+    """Exhaustive: whoever starts, every line X plays ends in O's win or a draw."""
+    opening = play(EMPTY, best_move(EMPTY, ME)[1], ME)
+    endings = [*_games_against_capsule(EMPTY), *_games_against_capsule(opening)]
+    assert len(endings) > 100
+    assert [cells for cells in endings if winner(cells) == YOU] == []
+
+
+def test_capsule_takes_a_win_before_blocking() -> None:
+    """O can win at cell 3 or block X at cell 9: it wins."""
+    assert best_move("OO.XX....", ME) == (1 + 4, 2)
+
+
+def test_capsule_blocks_a_threat() -> None:
+    assert best_move("XX..O....", ME)[1] == 2
+
+
+def test_best_move_on_a_full_board_names_the_board() -> None:
+    with pytest.raises(ValueError) as raised:
+        best_move("XOXXOOOXX", ME)
+    assert str(raised.value) == (
+        "board 'XOXXOOOXX' has no free cell: ask only while it has"
+    )
+
+
+def test_random_legal_players_never_beat_the_capsule(harness: SessionHarness) -> None:
+    """300 games of random legal moves through the routes: no win, all counted."""
+    rng = random.Random(1965)
+    games = 300
+    for _ in range(games):
+        page = harness.get("/tictactoe")
+        while "=> /tictactoe/new Play again" not in page.body:
+            free = [
+                line.split()[1] for line in page.lines if "/tictactoe/move/" in line
+            ]
+            page = harness.get(rng.choice(free))
+        harness.get("/tictactoe/new")
+    final = harness.get("/tictactoe")
+    tally = next(line for line in final.lines if line.startswith("Games:"))
+    won, drawn, lost = (int(word.rstrip(",.")) for word in tally.split()[3::2])
+    assert (won, won + drawn + lost) == (0, games)
+    assert lost > 0
+
+
+# -- pages ------------------------------------------------------------------------
+
+
+def test_new_player_sees_an_empty_board_and_starts(harness: SessionHarness) -> None:
+    page = harness.get("/tictactoe")
+    assert page.body == "\n".join(
+        [
+            "# Tic-tac-toe",
+            "",
+            "You are X and I am O. We take turns to start: this game you start.",
+            "",
+            "```Tic-tac-toe board",
+            " 1 | 2 | 3",
+            "---+---+---",
+            " 4 | 5 | 6",
+            "---+---+---",
+            " 7 | 8 | 9",
+            "```",
+            "",
+            "Your move: pick a free cell.",
+            "",
+            "=> /tictactoe/move/1 Cell 1, top left",
+            "=> /tictactoe/move/2 Cell 2, top",
+            "=> /tictactoe/move/3 Cell 3, top right",
+            "=> /tictactoe/move/4 Cell 4, left",
+            "=> /tictactoe/move/5 Cell 5, centre",
+            "=> /tictactoe/move/6 Cell 6, right",
+            "=> /tictactoe/move/7 Cell 7, bottom left",
+            "=> /tictactoe/move/8 Cell 8, bottom",
+            "=> /tictactoe/move/9 Cell 9, bottom right",
+            "=> /tictactoe/move Type a cell number",
+            "",
+            "## Your record",
+            "",
+            "Games: 0. Won 0, drawn 0, lost 0.",
+            "",
+            "=> / Back to the capsule",
+            "",
+        ]
+    )
+
+
+def test_a_move_is_answered_at_once(harness: SessionHarness) -> None:
+    page = harness.get("/tictactoe/move/5")
+    assert page.lines[2] == "You played cell 5. I played cell 1."
+    assert board_of(harness) == [" O | 2 | 3", " 4 | X | 6", " 7 | 8 | 9"]
+    assert [line for line in page.lines if line.startswith("=> /tictactoe/move/")] == [
+        f"=> /tictactoe/move/{cell} Cell {cell}, {name}"
+        for cell, name in [
+            (2, "top"),
+            (3, "top right"),
+            (4, "left"),
+            (6, "right"),
+            (7, "bottom left"),
+            (8, "bottom"),
+            (9, "bottom right"),
+        ]
+    ]
+    assert_tidy(page)
+
+
+def test_a_scripted_player_loses_and_the_loss_is_counted(
+    harness: SessionHarness,
+) -> None:
+    page = play_moves(harness, [1, 2, 4])
+    assert page.lines[2] == "You played cell 4. I played cell 7."
+    assert board_of(harness) == [" X | X | O", " X | O | 6", " O | 8 | 9"]
+    assert "I win: three in a row. Better luck next game." in page.lines
+    assert "=> /tictactoe/new Play again (I start)" in page.lines
+    assert not any(line.startswith("=> /tictactoe/move") for line in page.lines)
+    assert "Games: 1. Won 0, drawn 0, lost 1." in page.lines
+    assert_tidy(page)
+
+
+def test_a_scripted_player_draws_and_the_draw_is_counted(
+    harness: SessionHarness,
+) -> None:
+    page = play_moves(harness, [1, 2, 7, 6, 9])
+    assert page.lines[2] == "You played cell 9."
+    assert board_of(harness) == [" X | X | O", " O | O | X", " X | O | X"]
+    assert "A draw. Nobody beats perfect play, but you did not lose." in page.lines
+    assert "Games: 1. Won 0, drawn 1, lost 0." in page.lines
+
+
+def test_starts_alternate_and_the_capsule_opens_in_a_corner(
+    harness: SessionHarness,
+) -> None:
+    play_moves(harness, [1, 2, 4])
+    page = harness.get("/tictactoe/new")
+    assert page.lines[2] == "New game: I start, in cell 1."
+    assert page.lines[4] == (
+        "You are X and I am O. We take turns to start: this game I start."
+    )
+    assert board_of(harness) == [" O | 2 | 3", " 4 | 5 | 6", " 7 | 8 | 9"]
+    play_moves(harness, [2, 3])
+    page = harness.get("/tictactoe/new")
+    assert page.lines[2] == "New game: you start."
+    assert board_of(harness) == [" 1 | 2 | 3", " 4 | 5 | 6", " 7 | 8 | 9"]
+    assert "Games: 2. Won 0, drawn 0, lost 2." in page.lines
+
+
+def test_new_game_while_one_is_going_keeps_the_board(harness: SessionHarness) -> None:
+    harness.get("/tictactoe/move/5")
+    page = harness.get("/tictactoe/new")
+    assert page.lines[2] == "This game is still going: finish it first."
+    assert board_of(harness) == [" O | 2 | 3", " 4 | X | 6", " 7 | 8 | 9"]
+
+
+# -- bad moves get a page that says what was wrong ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cell", "note"),
+    [
+        ("0", "There is no cell “0”: the cells are numbered 1 to 9."),
+        ("10", "There is no cell “10”: the cells are numbered 1 to 9."),
+        ("-3", "There is no cell “-3”: the cells are numbered 1 to 9."),
+        ("x", "“x” is not a cell: pick a number from 1 to 9."),
+        ("x%0A%1B", "“x??” is not a cell: pick a number from 1 to 9."),
+        ("%20", "No cell given: pick a cell from 1 to 9."),
+        ("a" * 30, "“" + "a" * 23 + "…” is not a cell: pick a number from 1 to 9."),
+        ("1/2", "“1/2” is not a cell: pick a number from 1 to 9."),
+    ],
+)
+def test_a_cell_that_is_no_cell_is_explained(
+    harness: SessionHarness, cell: str, note: str
+) -> None:
+    harness.get("/tictactoe/move/5")
+    page = harness.get(f"/tictactoe/move/{cell}")
+    assert page.lines[2] == note
+    assert board_of(harness) == [" O | 2 | 3", " 4 | X | 6", " 7 | 8 | 9"]
+    assert_tidy(page)
+
+
+def test_a_taken_cell_is_explained(harness: SessionHarness) -> None:
+    harness.get("/tictactoe/move/5")
+    for taken in ("5", "1"):
+        page = harness.get(f"/tictactoe/move/{taken}")
+        assert page.lines[2] == f"Cell {taken} is taken: pick a free cell."
+    assert board_of(harness) == [" O | 2 | 3", " 4 | X | 6", " 7 | 8 | 9"]
+
+
+def test_a_move_after_the_game_is_over_is_explained(harness: SessionHarness) -> None:
+    play_moves(harness, [1, 2, 4])
+    page = harness.get("/tictactoe/move/9")
+    assert page.lines[2] == "This game is over: start a new one to play."
+    assert harness.get("/tictactoe/move").lines[2] == page.lines[2]
+    assert "Games: 1. Won 0, drawn 0, lost 1." in page.lines
+
+
+def test_the_typed_move_prompts_then_reprompts_saying_why(
+    harness: SessionHarness,
+) -> None:
+    def ask(query: str | None) -> tuple[int, str]:
+        page = harness.get("/tictactoe/move", query=query)
+        return page.status, page.meta
+
+    assert ask(None) == (10, "Which cell? 1 to 9, row by row from top left")
+    assert ask("12") == (10, "There is no cell “12”: the cells are numbered 1 to 9.")
+    assert ask("five") == (10, "“five” is not a cell: pick a number from 1 to 9.")
+    assert ask(" 5 ")[0] == 20
+    assert ask("5") == (10, "Cell 5 is taken: pick a free cell")
+    assert board_of(harness) == [" O | 2 | 3", " 4 | X | 6", " 7 | 8 | 9"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(cell=player_input)
+def test_any_cell_in_the_url_gets_a_page_never_an_error(cell: str) -> None:
+    with opened(app) as harness:
+        harness.get("/tictactoe/move/5")
+        page = harness.get("/tictactoe/move/" + quote(cell, safe=""))
+        # Jetforce strips trailing slashes before routing.
+        sent = cell.rstrip("/")
+        if not sent:
+            assert (page.status, page.meta) == (
+                10,
+                "Which cell? 1 to 9, row by row from top left",
+            )
+            return
+        assert_tidy(page)
+        if sent.strip() in ["2", "3", "4", "6", "7", "8", "9"]:
+            assert page.lines[2].startswith(f"You played cell {sent.strip()}.")
+        else:
+            assert page.lines[2].endswith(("1 to 9.", "pick a free cell.")), page.lines[
+                2
+            ]
+            assert board_of(harness) == [" O | 2 | 3", " 4 | X | 6", " 7 | 8 | 9"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(answer=player_input)
+def test_any_typed_cell_gets_a_page_or_a_reprompt(answer: str) -> None:
+    with opened(app) as harness:
+        page = harness.get("/tictactoe/move", query=answer)
+        if page.status == 20:
+            assert page.lines[2].startswith(f"You played cell {answer.strip()}.")
+            assert_tidy(page)
+        else:
+            assert page.status == 10
+            assert "\r" not in page.meta and "\n" not in page.meta
+            assert len(page.meta.encode()) <= 1024
+            assert page.meta.endswith(("1 to 9", "1 to 9.", "top left")), page.meta
+
+
+# -- players are kept apart -----------------------------------------------------------
+
+
+def test_two_players_interleaved_keep_their_own_games(harness: SessionHarness) -> None:
+    harness.get("/tictactoe/move/5", player="alice")
+    harness.get("/tictactoe/move/1", player="bob")
+    harness.get("/tictactoe/move/2", player="alice")
+    assert board_of(harness, "alice") == [" O | X | 3", " 4 | X | 6", " 7 | O | 9"]
+    assert board_of(harness, "bob") == [" X | 2 | 3", " 4 | O | 6", " 7 | 8 | 9"]
+    page = harness.get("/tictactoe/move/5", player="bob")
+    assert page.lines[2] == "Cell 5 is taken: pick a free cell."
+    page = harness.get("/tictactoe/move/1", player="alice")
+    assert page.lines[2] == "Cell 1 is taken: pick a free cell."
+    play_moves(harness, [2, 4], player="bob")
+    assert (
+        "Games: 1. Won 0, drawn 0, lost 1."
+        in harness.get("/tictactoe", player="bob").lines
+    )
+    assert (
+        "Games: 0. Won 0, drawn 0, lost 0."
+        in harness.get("/tictactoe", player="alice").lines
+    )
+
+
+def test_without_a_certificate_the_game_asks_for_one(harness: SessionHarness) -> None:
+    page = harness.get("/tictactoe", player=None)
+    assert page.status == 60
+
+
+def test_the_fullest_record_fits_its_slot(harness: SessionHarness) -> None:
+    codec = app.slabs[Board].codec
+    big = Board("XOXOXOXOX", False, 10**15, 10**15, 10**15)
+    assert len(codec.encode(big)) <= 128

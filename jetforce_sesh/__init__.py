@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 
 from jetforce_sesh.application import SessionApplication
 from jetforce_sesh.errors import ConfigError, RecordTooLarge, StoreFull, StoreNotOpen
-from jetforce_sesh.identity import parse_fingerprint
+from jetforce_sesh.identity import fingerprint_of_request, parse_fingerprint
 from jetforce_sesh.options import SlabOptions
 from jetforce_sesh.route import SessionRoute
 from jetforce_sesh.sessions import RecordSlab
@@ -29,6 +29,7 @@ __all__ = [
     "StoreNotOpen",
     "StoreStats",
     "app",
+    "fingerprint_of_request",
     "parse_fingerprint",
 ]
 

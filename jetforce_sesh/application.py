@@ -12,6 +12,8 @@ from jetforce.app.base import (
     JetforceApplication,
     RateLimiter,
     Request,
+    Response,
+    Status,
     WriteStatusCallable,
 )
 from twisted.internet.interfaces import IReactorTime
@@ -47,6 +49,7 @@ class SessionApplication(JetforceApplication):
         self.included: list[SessionApplication] = []
         self.fallback: ApplicationCallable | None = None
         self._open_callbacks: list[Callable[[IReactorTime], None]] = []
+        self._close_callbacks: list[Callable[[], None]] = []
 
     # -- declaring -------------------------------------------------------------
 
@@ -96,13 +99,26 @@ class SessionApplication(JetforceApplication):
         return wrap
 
     def include(self, other: SessionApplication) -> None:
-        """Serve ``other``'s routes and slabs here too (a game in a capsule)."""
-        self.routes.extend(other.routes)
+        """Serve ``other``'s routes and slabs here too (a game in a capsule).
+
+        Including an application twice, directly or through another one that
+        includes it, serves its routes once.
+        """
+        self.routes.extend(route for route in other.routes if route not in self.routes)
         for record, slab in other.slabs.items():
             mine = self.slabs.setdefault(record, slab)
             if mine is not slab:
                 check_same(mine, **slab.overrides)
-        self._open_callbacks.extend(other._open_callbacks)
+        self._open_callbacks.extend(
+            callback
+            for callback in other._open_callbacks
+            if callback not in self._open_callbacks
+        )
+        self._close_callbacks.extend(
+            callback
+            for callback in other._close_callbacks
+            if callback not in self._close_callbacks
+        )
         self.included.append(other)
 
     def when_opened(
@@ -110,6 +126,11 @@ class SessionApplication(JetforceApplication):
     ) -> Callable[[IReactorTime], None]:
         """Call ``callback(clock)`` when the stores open (to start a periodic task)."""
         self._open_callbacks.append(callback)
+        return callback
+
+    def when_closed(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback()`` when the stores close (to stop that periodic task)."""
+        self._close_callbacks.append(callback)
         return callback
 
     # -- running ---------------------------------------------------------------
@@ -129,13 +150,27 @@ class SessionApplication(JetforceApplication):
         return slabs
 
     def close(self) -> None:
-        """Stop every slab's expiry sweep."""
+        """Stop every slab's expiry sweep, and what :meth:`when_opened` started."""
+        for callback in self._close_callbacks:
+            callback()
         for slab in self.slabs.values():
             slab.close()
 
     def serve_unclaimed(self, fallback: ApplicationCallable) -> None:
         """Hand requests no route claims to ``fallback`` (static files, CGI)."""
         self.fallback = fallback
+
+    def default_callback(self, request: Request, **_: Any) -> Response:
+        """Answer paths no route claims: an index at the root, else ``51``.
+
+        A game run on its own (``--app jetforce_sesh.games.guess:app``) has no
+        index of its own; its pages still link back to ``/``.
+        """
+        if request.path.strip("/"):
+            return Response(Status.NOT_FOUND, "Not found")
+        entries = [self, *self.included] if self.entry != "/" else self.included
+        page = "\n".join([f"# {self.title or 'Capsule'}", "", *links(entries), ""])
+        return Response(Status.SUCCESS, "text/gemini", page)
 
     def claims(self, request: Request) -> bool:
         return any(pattern.match(request) for pattern, _ in self.routes)

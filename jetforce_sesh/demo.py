@@ -5,10 +5,17 @@ from __future__ import annotations
 from jetforce.app.base import Request, Response, Status
 
 from jetforce_sesh.application import SessionApplication, links
-from jetforce_sesh.games import counter
+from jetforce_sesh.games import counter, guess, halloffame, hangman, pet, tictactoe
 
 app = SessionApplication("jetforce-sesh demo capsule")
-for game in (counter.app,):
+for game in (
+    counter.app,
+    guess.app,
+    hangman.app,
+    tictactoe.app,
+    pet.app,
+    halloffame.app,
+):
     app.include(game)
 
 

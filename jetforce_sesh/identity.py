@@ -88,9 +88,12 @@ def _parse_stamp(value: object) -> datetime.datetime | None:
     )
 
 
-def fingerprint_from_environ(environ: Mapping[str, Any]) -> bytes | None:
-    """The 32-byte fingerprint of the request's certificate, or None."""
-    text = environ.get("TLS_CLIENT_HASH")
-    if not text:
-        return None
-    return parse_fingerprint(text)
+def fingerprint_of_request(request: Any) -> bytes:
+    """The 32 bytes that key the requesting player's records.
+
+    For a handler that needs to know who is asking beyond its own record, for
+    instance to mark the player's own line in a ranking. Inside a session route
+    there always is a certificate; elsewhere a request without one raises
+    :class:`BadFingerprint`.
+    """
+    return parse_fingerprint(request.environ.get("TLS_CLIENT_HASH") or "")

@@ -7,8 +7,13 @@ from typing import Any
 __version__ = "0.1.0"
 
 from jetforce_sesh.application import SessionApplication
+from jetforce_sesh.codec import RecordCodec
 from jetforce_sesh.errors import ConfigError, RecordTooLarge, StoreFull, StoreNotOpen
-from jetforce_sesh.identity import fingerprint_of_request, parse_fingerprint
+from jetforce_sesh.identity import (
+    BadFingerprint,
+    fingerprint_of_request,
+    parse_fingerprint,
+)
 from jetforce_sesh.options import SlabOptions
 from jetforce_sesh.route import SessionRoute
 from jetforce_sesh.sessions import RecordSlab
@@ -16,10 +21,12 @@ from jetforce_sesh.slab import MemorySlab
 from jetforce_sesh.store import IImmediateSessionStore, ISessionStore, StoreStats
 
 __all__ = [
+    "BadFingerprint",
     "ConfigError",
     "IImmediateSessionStore",
     "ISessionStore",
     "MemorySlab",
+    "RecordCodec",
     "RecordSlab",
     "RecordTooLarge",
     "SessionApplication",

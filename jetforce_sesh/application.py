@@ -74,12 +74,16 @@ class SessionApplication(JetforceApplication):
             "on_full": on_full,
         }
         existing = self.slabs.get(record)
-        if existing is not None:
-            check_same(existing, **settings)
-            return existing
-        slab = RecordSlab(record, name=name, **settings)
-        self.slabs[record] = slab
-        return slab
+        if existing is None:
+            slab = RecordSlab(record, name=name, **settings)
+            self.slabs[record] = slab
+            return slab
+        if existing.implicit:
+            # session_route(record=...) came first and asked for nothing.
+            existing.declare(name=name, **settings)
+        else:
+            check_same(existing, name=name, **settings)
+        return existing
 
     def session_route(
         self, path: str = ".*", *, record: type[R], **route_options: Any
@@ -89,7 +93,10 @@ class SessionApplication(JetforceApplication):
         ``record`` is the attrs class of the player's record; its slab is
         declared with :meth:`slab` first when it needs settings of its own.
         """
-        slab = self.slab(record)
+        slab = self.slabs.get(record)
+        if slab is None:
+            slab = self.slab(record)
+            slab.implicit = True
 
         def wrap(handler: Handler) -> SessionRoute[R]:
             wrapped = SessionRoute(slab, handler)
@@ -167,7 +174,7 @@ class SessionApplication(JetforceApplication):
         index of its own; its pages still link back to ``/``.
         """
         if request.path.strip("/"):
-            return Response(Status.NOT_FOUND, "Not found")
+            return Response(Status.NOT_FOUND, "Not Found")
         entries = [self, *self.included] if self.entry != "/" else self.included
         page = "\n".join([f"# {self.title or 'Capsule'}", "", *links(entries), ""])
         return Response(Status.SUCCESS, "text/gemini", page)
@@ -180,12 +187,24 @@ class SessionApplication(JetforceApplication):
     ) -> ApplicationResponse:
         if self.fallback is not None:
             try:
-                claimed = self.claims(Request(environ))
+                request = Request(environ)
             except ValueError:
-                claimed = True  # let Jetforce answer the bad URL as it does
-            if not claimed:
-                return self.fallback(environ, send_status)
+                request = None  # let Jetforce answer the bad URL as it does
+            if request is not None and not self.claims(request):
+                return self._serve_unclaimed(request, environ, send_status)
         return super().__call__(environ, send_status)
+
+    def _serve_unclaimed(
+        self, request: Request, environ: EnvironDict, send_status: WriteStatusCallable
+    ) -> ApplicationResponse:
+        # The rate limit covers the files too, as it does under stock jetforce.
+        if self.rate_limiter is not None:
+            refusal = self.rate_limiter.check(request)
+            if refusal is not None:
+                send_status(refusal.status, refusal.meta)
+                return
+        assert self.fallback is not None
+        yield from self.fallback(environ, send_status)
 
 
 def links(apps: Iterable[SessionApplication]) -> list[str]:

@@ -50,6 +50,20 @@ def _check_type(owner: str, field: str, tp: Any) -> None:
     )
 
 
+def _check_field(owner: str, field: attrs.Attribute[Any]) -> None:
+    if not field.init:
+        raise ConfigError(
+            f"field {owner}.{field.name} has init=False: a record is rebuilt through"
+            f" its __init__, so every field must be an __init__ argument"
+        )
+    if field.default is attrs.NOTHING:
+        raise ConfigError(
+            f"field {owner}.{field.name} has no default: new players start from the"
+            f" defaults, so give it one (e.g. = 0, or attrs.Factory(list))"
+        )
+    _check_type(owner, field.name, field.type)
+
+
 class RecordCodec(Generic[R]):
     """Encodes one attrs record class to bytes and back, within ``record_size``."""
 
@@ -61,13 +75,17 @@ class RecordCodec(Generic[R]):
             )
         attrs.resolve_types(record_type)
         fields = attrs.fields(record_type)
+        owner = record_type.__qualname__
         for field in fields:
-            _check_type(record_type.__qualname__, field.name, field.type)
+            _check_field(owner, field)
         self.record_type = record_type
         # attrs.has() narrows the class to AttrsInstance; keep R for callers.
         self._make: Callable[..., R] = record_type  # type: ignore[assignment]
         self.record_size = record_size
+        # Values are kept under each field's __init__ name (its alias: "_n" is
+        # "n"), so a stored dict goes straight back into the class.
         self._names = tuple(field.name for field in fields)
+        self._aliases = tuple(field.alias or field.name for field in fields)
         default_size = len(self.encode_unchecked(self.new()))
         if default_size > record_size:
             raise ConfigError(
@@ -82,7 +100,12 @@ class RecordCodec(Generic[R]):
         return self._make()
 
     def encode_unchecked(self, record: R) -> bytes:
-        return marshal.dumps({name: getattr(record, name) for name in self._names})
+        return marshal.dumps(
+            {
+                alias: getattr(record, name)
+                for name, alias in zip(self._names, self._aliases, strict=True)
+            }
+        )
 
     def encode(self, record: R) -> bytes:
         """Bytes for ``record``; RecordTooLarge if they exceed the slot."""
@@ -108,5 +131,5 @@ class RecordCodec(Generic[R]):
             return self._make(**values)
         except TypeError:
             # A field was removed from the class since this record was written.
-            known = {k: v for k, v in values.items() if k in self._names}
+            known = {k: v for k, v in values.items() if k in self._aliases}
             return self._make(**known)

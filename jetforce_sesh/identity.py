@@ -96,4 +96,10 @@ def fingerprint_of_request(request: Any) -> bytes:
     there always is a certificate; elsewhere a request without one raises
     :class:`BadFingerprint`.
     """
-    return parse_fingerprint(request.environ.get("TLS_CLIENT_HASH") or "")
+    text = request.environ.get("TLS_CLIENT_HASH")
+    if not text:
+        raise BadFingerprint(
+            "this request has no client certificate: ask for the fingerprint in a"
+            " session route, which answers 60 before the handler runs"
+        )
+    return parse_fingerprint(text)

@@ -11,6 +11,7 @@ import argparse
 import copy
 import importlib
 import os
+import socket
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -207,43 +208,88 @@ def configure(args: argparse.Namespace) -> tuple[Any, list[str]]:
     from twisted.internet import reactor
 
     app = load_app(args.app)
+    sessions = session_apps(app)
     if args.rate_limit:
         try:
-            app.rate_limiter = RateLimiter(args.rate_limit)  # type: ignore[union-attr]
+            limiter = RateLimiter(args.rate_limit)
         except ValueError:
             raise UsageError(
                 f"--rate-limit {args.rate_limit!r} must be N/PERIOD, e.g. 60/5m"
             ) from None
+        for each in jetforce_apps(app):
+            each.rate_limiter = limiter
+    banner: list[str] = []
+    if args.root_directory is not None:
+        files = static_files(args, has_sessions=bool(sessions))
+        for session_app in sessions:
+            session_app.serve_unclaimed(files)
+        banner.append(f"Serving unclaimed paths from {args.root_directory}")
     defaults = SlabOptions(
         max_records=args.max_records,
         record_size=args.record_size,
         idle_timeout=args.idle_timeout,
         on_full=args.on_full,
     )
-    banner: list[str] = []
-    for session_app in session_apps(app):
-        if args.root_directory is not None:
-            if not os.path.isdir(args.root_directory):
-                raise UsageError(
-                    f"--dir {args.root_directory!r} is not a directory: give the"
-                    f" directory of files to serve, or leave --dir out"
-                )
-            session_app.serve_unclaimed(
-                StaticDirectoryApplication(
-                    root_directory=args.root_directory,
-                    index_file=args.index_file,
-                    cgi_directory=args.cgi_directory,
-                    default_lang=args.default_lang,
-                )
-            )
-            banner.append(f"Serving unclaimed paths from {args.root_directory}")
+    for session_app in sessions:
         try:
             slabs = session_app.open(reactor, defaults)
         except ConfigError as error:
             raise UsageError(str(error)) from None
         reactor.addSystemEventTrigger("before", "shutdown", session_app.close)
         banner.extend(slab.describe() for slab in slabs)
+    check_port_free(args.host, args.port)
     return app, banner
+
+
+def jetforce_apps(app: object) -> list[JetforceApplication]:
+    if isinstance(app, CompositeApplication):
+        return [
+            a
+            for a in app.application_map.values()
+            if isinstance(a, JetforceApplication)
+        ]
+    return [app] if isinstance(app, JetforceApplication) else []
+
+
+def static_files(
+    args: argparse.Namespace, *, has_sessions: bool
+) -> StaticDirectoryApplication:
+    if not os.path.isdir(args.root_directory):
+        raise UsageError(
+            f"--dir {args.root_directory!r} is not a directory: give the"
+            f" directory of files to serve, or leave --dir out"
+        )
+    if not has_sessions:
+        raise UsageError(
+            f"--dir serves the paths a SessionApplication leaves unclaimed, and"
+            f" --app {args.app!r} is not one: serve it with a SessionApplication,"
+            f" or serve files with stock jetforce"
+        )
+    return StaticDirectoryApplication(
+        root_directory=args.root_directory,
+        index_file=args.index_file,
+        cgi_directory=args.cgi_directory,
+        default_lang=args.default_lang,
+    )
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail now, in one line, where Jetforce would log a traceback and idle on."""
+    if port == 0:
+        return
+    for interface in [host] if host else ["0.0.0.0", "::"]:
+        family = socket.AF_INET6 if ":" in interface else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            # As Twisted will: a port in TIME_WAIT is free, a listening one is not.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((interface, port))
+            except OSError as error:
+                raise UsageError(
+                    f"--port {port} on {interface or 'all interfaces'} is not"
+                    f" available ({error.strerror}): stop what uses it, or choose"
+                    f" another --port"
+                ) from None
 
 
 def main(argv: Sequence[str] | None = None) -> None:

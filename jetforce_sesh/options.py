@@ -15,8 +15,8 @@ ON_FULL_CHOICES: tuple[OnFull, ...] = ("evict", "refuse")
 def check_max_records(value: object) -> int:
     if type(value) is not int or not 1 <= value <= MAX_RECORDS:
         raise ConfigError(
-            f"max-records must be a whole number from 1 to {MAX_RECORDS}"
-            f" (got {value!r}): pass e.g. --max-records 10000"
+            f"max_records must be a whole number from 1 to {MAX_RECORDS}"
+            f" (got {value!r}): use e.g. 10000 (--max-records 10000)"
         )
     return value
 
@@ -24,8 +24,8 @@ def check_max_records(value: object) -> int:
 def check_record_size(value: object) -> int:
     if type(value) is not int or not 16 <= value <= MAX_RECORD_SIZE:
         raise ConfigError(
-            f"record-size must be a whole number of bytes from 16 to"
-            f" {MAX_RECORD_SIZE} (got {value!r}): pass e.g. --record-size 256"
+            f"record_size must be a whole number of bytes from 16 to"
+            f" {MAX_RECORD_SIZE} (got {value!r}): use e.g. 256 (--record-size 256)"
         )
     return value
 
@@ -37,8 +37,8 @@ def check_idle_timeout(value: object) -> float:
         or not 0 <= value < float("inf")
     ):
         raise ConfigError(
-            f"idle-timeout must be a number of seconds, 0 or more (got {value!r}):"
-            f" pass e.g. --idle-timeout 86400, or 0 to keep idle records"
+            f"idle_timeout must be a number of seconds, 0 or more (got {value!r}):"
+            f" use e.g. 86400 (--idle-timeout 86400), or 0 to keep idle records"
         )
     return float(value)
 
@@ -46,9 +46,8 @@ def check_idle_timeout(value: object) -> float:
 def check_on_full(value: object) -> OnFull:
     if value not in ON_FULL_CHOICES:
         raise ConfigError(
-            f"on-full must be 'evict' or 'refuse' (got {value!r}): pass"
-            f" --on-full evict to drop the least recently used record, or"
-            f" --on-full refuse to turn new players away"
+            f"on_full must be 'evict' or 'refuse' (got {value!r}): 'evict' drops"
+            f" the least recently used record, 'refuse' turns new players away"
         )
     return value
 

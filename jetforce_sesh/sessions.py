@@ -51,15 +51,18 @@ class RecordSlab(Generic[R]):
         on_full: OnFull | None = None,
     ) -> None:
         self.record_type = record_type
-        self.name = name or f"{record_type.__module__}.{record_type.__qualname__}"
-        self.overrides: dict[str, Any] = {
-            "record_size": record_size,
-            "max_records": max_records,
-            "idle_timeout": idle_timeout,
-            "on_full": on_full,
-        }
-        # Check the slab's own values now, at import, rather than at start-up.
-        SlabOptions().with_overrides(**self.overrides)
+        self.name = ""
+        self.overrides: dict[str, Any] = {}
+        #: True while only session_route(record=...) has named this slab: a
+        #: later app.slab() call may still give it settings.
+        self.implicit = False
+        self.declare(
+            name=name,
+            record_size=record_size,
+            max_records=max_records,
+            idle_timeout=idle_timeout,
+            on_full=on_full,
+        )
         self.options: SlabOptions | None = None
         self.clock: IReactorTime | None = None
         self._codec: RecordCodec[R] | None = None
@@ -68,8 +71,17 @@ class RecordSlab(Generic[R]):
         # Requests waiting for a record another request of the same player holds.
         self.waiting: dict[bytes, deque[Callable[[], None]]] = {}
 
-    def same_declaration(self, **overrides: Any) -> bool:
-        return all(
+    def declare(self, *, name: str | None = None, **overrides: Any) -> None:
+        """Set the slab's name and settings; None leaves a setting to the launcher."""
+        # Check the slab's own values now, at import, rather than at start-up.
+        SlabOptions().with_overrides(**overrides)
+        record_type = self.record_type
+        self.name = name or f"{record_type.__module__}.{record_type.__qualname__}"
+        self.overrides = overrides
+        self.implicit = False
+
+    def same_declaration(self, *, name: str | None = None, **overrides: Any) -> bool:
+        return (name is None or name == self.name) and all(
             value is None or self.overrides.get(key) == value
             for key, value in overrides.items()
         )
@@ -186,29 +198,39 @@ class RecordSlab(Generic[R]):
         options = self.options
         assert options is not None
         reserved = getattr(store, "reserved_bytes", None)
-        memory = "" if reserved is None else f", {_mebibytes(reserved)} reserved"
+        memory = "" if reserved is None else f", {_bytes(reserved)} reserved"
         idle = (
-            f"idle records expire after {options.idle_timeout:g} s"
+            f"idle records expire after {_seconds(options.idle_timeout)}"
             if options.idle_timeout
             else "idle records kept"
         )
         return (
-            f"slab {self.name}: {options.record_size}-byte records x"
-            f" {options.max_records} players{memory}; when full: {options.on_full};"
+            f"slab {self.name}: up to {options.max_records} records of"
+            f" {options.record_size} bytes{memory}; when full: {options.on_full};"
             f" {idle}"
         )
 
 
-def _mebibytes(size: int) -> str:
+def _bytes(size: int) -> str:
+    if size < 1 << 10:
+        return f"{size} bytes"
+    if size < 1 << 20:
+        return f"{size / (1 << 10):.1f} KiB"
     return f"{size / (1 << 20):.1f} MiB"
+
+
+def _seconds(seconds: float) -> str:
+    whole = int(seconds)
+    return f"{whole} s" if whole == seconds else f"{seconds} s"
 
 
 def check_same(slab: RecordSlab[Any], **overrides: Any) -> None:
     if not slab.same_declaration(**overrides):
+        overrides.pop("name", None)
         raise ConfigError(
             f"slab {slab.name!r} is declared twice with different settings"
             f" ({_settings(slab.overrides)} and {_settings(overrides)}): declare it"
-            f" once with app.slab() and pass only record= to session_route"
+            f" once, with app.slab(), and pass only record= to session_route"
         )
 
 

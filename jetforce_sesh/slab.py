@@ -25,6 +25,12 @@ from zope.interface import implementer
 
 from jetforce_sesh.errors import RecordTooLarge, StoreFull
 from jetforce_sesh.identity import FINGERPRINT_SIZE
+from jetforce_sesh.options import (
+    check_idle_timeout,
+    check_max_records,
+    check_on_full,
+    check_record_size,
+)
 from jetforce_sesh.store import (
     Hook,
     IImmediateSessionStore,
@@ -32,8 +38,19 @@ from jetforce_sesh.store import (
     StoreStats,
 )
 
+_log = Logger()
 _KEY = FINGERPRINT_SIZE
 _NONE = -1
+
+
+def _notify(hooks: list[Hook], key: bytes) -> None:
+    """Call every hook; one that raises is logged and does not undo the change
+    it was told about, nor stop the others or the sweep that called it."""
+    for hook in hooks:
+        try:
+            hook(key)
+        except Exception:
+            _log.failure("slab hook {hook!r} failed", hook=hook)
 
 
 def _table_size(capacity: int) -> int:
@@ -47,8 +64,6 @@ def _table_size(capacity: int) -> int:
 class MemorySlab:
     """Fixed-size records in one bytearray, with LRU eviction and idle expiry."""
 
-    _log = Logger()
-
     def __init__(
         self,
         name: str,
@@ -59,6 +74,10 @@ class MemorySlab:
         idle_timeout: float = 0,
         on_full: OnFull = "evict",
     ) -> None:
+        check_record_size(record_size)
+        check_max_records(capacity)
+        check_idle_timeout(idle_timeout)
+        check_on_full(on_full)
         self.name = name
         self.record_size = record_size
         self.capacity = capacity
@@ -148,8 +167,7 @@ class MemorySlab:
         key = self._key_of(slot)
         self._drop(slot)
         self._expirations += 1
-        for hook in self._expired_hooks:
-            hook(key)
+        _notify(self._expired_hooks, key)
 
     # -- the index -------------------------------------------------------------
 
@@ -286,8 +304,7 @@ class MemorySlab:
         self._lengths[slot] = size
         self._touch(slot)
         if created:
-            for hook in self._created_hooks:
-                hook(key)
+            _notify(self._created_hooks, key)
 
     def _allocate(self, key: bytes) -> int:
         if self._count == self.capacity:
@@ -300,8 +317,7 @@ class MemorySlab:
             victim_key = self._key_of(victim)
             self._drop(victim)
             self._evictions += 1
-            for hook in self._evicted_hooks:
-                hook(victim_key)
+            _notify(self._evicted_hooks, victim_key)
         slot = self._free
         self._free = self._next[slot]
         offset = slot * _KEY

@@ -32,7 +32,15 @@ START = 1_767_225_600.0
 VALID_FROM = "2020-01-01T00:00:00Z"
 VALID_UNTIL = "2999-12-31T23:59:59Z"
 
-__all__ = ["Page", "SessionHarness", "fingerprint_of", "make_environ"]
+__all__ = [
+    "START",
+    "VALID_FROM",
+    "VALID_UNTIL",
+    "Page",
+    "SessionHarness",
+    "fingerprint_of",
+    "make_environ",
+]
 
 
 def fingerprint_of(player: str) -> bytes:

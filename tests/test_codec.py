@@ -140,3 +140,40 @@ def test_record_type_must_be_attrs() -> None:
     assert str(raised.value).endswith(
         "is not an attrs class: decorate it with @attrs.define"
     )
+
+
+def test_private_fields_round_trip_under_their_init_names() -> None:
+    @attrs.define
+    class Secretive:
+        _n: int = 0
+
+    codec = RecordCodec(Secretive, 64)
+    assert Secretive(n=3) == codec.decode(codec.encode(Secretive(n=3)))
+
+
+def test_field_without_default_fails_at_start_up() -> None:
+    @attrs.define
+    class NoDefault:
+        n: int
+
+    with pytest.raises(ConfigError) as raised:
+        RecordCodec(NoDefault, 64)
+    assert (
+        "field test_field_without_default_fails_at_start_up.<locals>.NoDefault.n has"
+        " no default: new players start from the defaults, so give it one (e.g. = 0,"
+        " or attrs.Factory(list))"
+    ) == str(raised.value)
+
+
+def test_field_outside_init_fails_at_start_up() -> None:
+    @attrs.define
+    class Hidden:
+        n: int = attrs.field(default=0, init=False)
+
+    with pytest.raises(ConfigError) as raised:
+        RecordCodec(Hidden, 64)
+    assert (
+        "field test_field_outside_init_fails_at_start_up.<locals>.Hidden.n has"
+        " init=False: a record is rebuilt through its __init__, so every field must"
+        " be an __init__ argument"
+    ) == str(raised.value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -103,10 +104,21 @@ def test_index_links_the_games(demo_server: Server) -> None:
 
 
 def test_banner_states_each_slab(demo_server: Server) -> None:
-    assert (
-        "slab jetforce_sesh.games.counter.Visits: 64-byte records x 10000 players,"
-        " 1.3 MiB reserved; when full: evict; idle records kept\n"
-    ) in demo_server.output
+    tail = "; when full: evict; idle records kept\n"
+    assert [
+        "slab jetforce_sesh.games.counter.Visits: up to 10000 records of 64 bytes,"
+        " 1.3 MiB reserved" + tail,
+        "slab jetforce_sesh.games.guess.GuessRecord: up to 10000 records of 128"
+        " bytes, 1.9 MiB reserved" + tail,
+        "slab jetforce_sesh.games.hangman.HangmanRecord: up to 10000 records of 128"
+        " bytes, 1.9 MiB reserved" + tail,
+        "slab jetforce_sesh.games.tictactoe.Board: up to 10000 records of 128 bytes,"
+        " 1.9 MiB reserved" + tail,
+        "slab jetforce_sesh.games.pet.Pet: up to 10000 records of 320 bytes,"
+        " 3.7 MiB reserved" + tail,
+        "slab jetforce_sesh.games.halloffame.FameRecord: up to 10000 records of 192"
+        " bytes, 2.5 MiB reserved" + tail,
+    ] == [line for line in demo_server.output if line.startswith("slab ")]
 
 
 def test_agunua_as_an_independent_client(
@@ -166,6 +178,39 @@ def test_without_dir_nothing_from_the_working_directory_is_served(
     (tmp_path / "secret.txt").write_text("do not serve me\n")
     server = Server([], cwd=tmp_path)
     try:
-        assert Reply(51, "Not found", "") == server.request("/secret.txt")
+        assert Reply(51, "Not Found", "") == server.request("/secret.txt")
     finally:
         server.stop()
+
+
+def test_a_port_in_use_exits_2_with_one_line(demo_server: Server) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "jetforce_sesh", "--port", str(demo_server.port)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (
+        2,
+        f"jetforce-sesh: error: --port {demo_server.port} on 127.0.0.1 is not"
+        " available (Address already in use): stop what uses it, or choose another"
+        " --port\n",
+    ) == (result.returncode, result.stderr)
+
+
+def test_rate_limit_covers_files_and_session_routes(
+    tmp_path: Path, make_cert: MakeCert
+) -> None:
+    (tmp_path / "a.gmi").write_text("# A\n")
+    server = Server(["--dir", str(tmp_path), "--rate-limit", "2/m"])
+    fay = make_cert("e2e-fay")
+    try:
+        statuses = [
+            server.request("/a.gmi").status,
+            server.request("/counter", fay).status,
+            server.request("/a.gmi").status,
+            server.request("/counter", fay).status,
+        ]
+    finally:
+        server.stop()
+    assert [20, 20, 44, 44] == statuses

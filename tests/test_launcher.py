@@ -44,25 +44,25 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
         ),
         (
             ["--max-records", "0"],
-            "argument --max-records: max-records must be a whole number from 1 to"
-            " 268435456 (got 0): pass e.g. --max-records 10000",
+            "argument --max-records: max_records must be a whole number from 1 to"
+            " 268435456 (got 0): use e.g. 10000 (--max-records 10000)",
         ),
         (
             ["--record-size", "big"],
-            "argument --record-size: record-size must be a whole number of bytes from"
-            " 16 to 1048576 (got 'big'): pass e.g. --record-size 256",
+            "argument --record-size: record_size must be a whole number of bytes from"
+            " 16 to 1048576 (got 'big'): use e.g. 256 (--record-size 256)",
         ),
         (
             ["--idle-timeout", "-5"],
-            "argument --idle-timeout: idle-timeout must be a number of seconds, 0 or"
-            " more (got -5.0): pass e.g. --idle-timeout 86400, or 0 to keep idle"
-            " records",
+            "argument --idle-timeout: idle_timeout must be a number of seconds, 0 or"
+            " more (got -5.0): use e.g. 86400 (--idle-timeout 86400), or 0 to keep"
+            " idle records",
         ),
         (
             ["--on-full", "panic"],
-            "argument --on-full: on-full must be 'evict' or 'refuse' (got 'panic'):"
-            " pass --on-full evict to drop the least recently used record, or"
-            " --on-full refuse to turn new players away",
+            "argument --on-full: on_full must be 'evict' or 'refuse' (got 'panic'):"
+            " 'evict' drops the least recently used record, 'refuse' turns new"
+            " players away",
         ),
         (
             ["--dir", "/no/such/dir"],
@@ -72,6 +72,18 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
         (
             ["--rate-limit", "lots"],
             "--rate-limit 'lots' must be N/PERIOD, e.g. 60/5m",
+        ),
+        (
+            ["--app", "jetforce.app.static:StaticDirectoryApplication"],
+            "--app 'jetforce.app.static:StaticDirectoryApplication' is a type, not a"
+            " Jetforce application: point it at a SessionApplication or"
+            " JetforceApplication",
+        ),
+        (
+            ["--app", "tests.apps.plain:app", "--dir", "."],
+            "--dir serves the paths a SessionApplication leaves unclaimed, and --app"
+            " 'tests.apps.plain:app' is not one: serve it with a SessionApplication,"
+            " or serve files with stock jetforce",
         ),
         (
             ["--app", "tests.apps.oversized:app"],

@@ -247,8 +247,8 @@ def test_conflicting_declarations_fail_at_import() -> None:
         app.slab(Tally, record_size=128)
     assert str(raised.value) == (
         "slab 'tests.test_route.Tally' is declared twice with different settings"
-        " (record_size=64 and record_size=128): declare it once with app.slab() and"
-        " pass only record= to session_route"
+        " (record_size=64 and record_size=128): declare it once, with app.slab(),"
+        " and pass only record= to session_route"
     )
 
 

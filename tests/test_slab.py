@@ -9,9 +9,11 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from twisted.internet.task import Clock
+from twisted.logger import capturedLogs
 from zope.interface.verify import verifyObject
 
 from jetforce_sesh import (
+    ConfigError,
     IImmediateSessionStore,
     ISessionStore,
     MemorySlab,
@@ -213,7 +215,7 @@ class SlabAgainstModel(RuleBasedStateMachine):
         super().__init__()
         self.clock = Clock()
         self.slab = MemorySlab(
-            "model", record_size=8, capacity=5, clock=self.clock, idle_timeout=10
+            "model", record_size=16, capacity=5, clock=self.clock, idle_timeout=10
         )
         self.model: OrderedDict[bytes, tuple[bytes, float]] = OrderedDict()
 
@@ -260,3 +262,35 @@ class SlabAgainstModel(RuleBasedStateMachine):
 
 TestSlabAgainstModel = SlabAgainstModel.TestCase
 TestSlabAgainstModel.settings = settings(max_examples=150, deadline=None)
+
+
+def test_a_hook_that_raises_is_logged_and_changes_nothing() -> None:
+    slab = make_slab(capacity=1, idle_timeout=10)
+    clock = slab.clock
+    assert isinstance(clock, Clock)
+
+    def broken(key: bytes) -> None:
+        raise RuntimeError("hook bug")
+
+    for register in (slab.on_created, slab.on_evicted, slab.on_expired):
+        register(broken)
+    slab.start()
+    with capturedLogs() as events:
+        slab.save_now(key(1), b"a")  # created
+        slab.save_now(key(2), b"b")  # evicts 1
+        clock.advance(10)  # the sweep expires 2
+        slab.save_now(key(3), b"c")
+        clock.advance(10)  # and, still running, expires 3
+    # created 1; evicted 1, created 2; expired 2; created 3; expired 3
+    assert 6 == len([e for e in events if e.get("log_failure")])
+    assert (0, 1, 2) == (len(slab), slab.stats().evictions, slab.stats().expirations)
+    slab.stop()
+
+
+def test_bad_sizes_are_refused_with_the_fix() -> None:
+    with pytest.raises(ConfigError) as raised:
+        make_slab(capacity=0)
+    assert (
+        "max_records must be a whole number from 1 to 268435456 (got 0): use e.g."
+        " 10000 (--max-records 10000)"
+    ) == str(raised.value)

@@ -1,0 +1,54 @@
+"""The load harness still runs end to end: every scenario, tiny counts, no errors.
+
+No timings are asserted: figures on a shared machine say nothing about the code.
+This only keeps ``python -m benchmarks`` from rotting.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.scenarios import NAMES
+from tests.support import REPO
+
+# Stores that are not in jetforce_sesh yet; the harness skips them with a reason.
+NOT_BUILT = {"persist", "redis"}
+
+
+@pytest.mark.e2e
+def test_harness_runs_every_scenario_without_errors(tmp_path: Path) -> None:
+    """Each scenario's server starts through the launcher, answers every request
+    with its page, and appears in the table; only the unbuilt stores (and the C
+    CGI on a machine without gcc) are skipped."""
+    figures = tmp_path / "figures.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            *("--requests", "4", "--rounds", "1", "--concurrency", "2"),
+            *("--certs", "4", "--clients", "1", "--json", str(figures)),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert 0 == result.returncode, result.stderr
+    rows = {row["name"]: row for row in json.loads(figures.read_text())["rows"]}
+    may_skip = NOT_BUILT | ({"cgi-c"} if shutil.which("gcc") is None else set())
+    assert set(NAMES) == set(rows)
+    ran = {name for name, row in rows.items() if row["skipped"] is None}
+    assert set(NAMES) - may_skip <= ran
+    assert {name: 0 for name in ran} == {name: rows[name]["errors"] for name in ran}
+    assert all(rows[name]["requests"] > 0 for name in ran)
+    for name in NAMES:
+        assert f"| {name}: " in result.stdout

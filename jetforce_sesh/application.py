@@ -18,8 +18,9 @@ from jetforce.app.base import (
 )
 from twisted.internet.interfaces import IReactorTime
 
+from jetforce_sesh.errors import ConfigError
 from jetforce_sesh.options import SlabOptions
-from jetforce_sesh.route import Handler, SessionRoute
+from jetforce_sesh.route import DEFAULT_TIMEOUT, Handler, SessionRoute
 from jetforce_sesh.sessions import RecordSlab, StoreFactory, check_same, memory_store
 from jetforce_sesh.store import OnFull
 
@@ -86,12 +87,19 @@ class SessionApplication(JetforceApplication):
         return existing
 
     def session_route(
-        self, path: str = ".*", *, record: type[R], **route_options: Any
+        self,
+        path: str = ".*",
+        *,
+        record: type[R],
+        timeout: float | None = DEFAULT_TIMEOUT,
+        **route_options: Any,
     ) -> Callable[[Handler], SessionRoute[R]]:
         """Like :meth:`route`, handing the handler ``(request, record, **groups)``.
 
         ``record`` is the attrs class of the player's record; its slab is
-        declared with :meth:`slab` first when it needs settings of its own.
+        declared with :meth:`slab` when it needs settings of its own. A handler
+        that waits is cancelled after ``timeout`` seconds (None: never), so a
+        lost callback cannot lock its player out.
         """
         slab = self.slabs.get(record)
         if slab is None:
@@ -99,7 +107,7 @@ class SessionApplication(JetforceApplication):
             slab.implicit = True
 
         def wrap(handler: Handler) -> SessionRoute[R]:
-            wrapped = SessionRoute(slab, handler)
+            wrapped = SessionRoute(slab, handler, timeout=timeout)
             self.route(path, **route_options)(wrapped)
             return wrapped
 
@@ -115,7 +123,12 @@ class SessionApplication(JetforceApplication):
         for record, slab in other.slabs.items():
             mine = self.slabs.setdefault(record, slab)
             if mine is not slab:
-                check_same(mine, **slab.overrides)
+                raise ConfigError(
+                    f"two slabs hold {record.__qualname__} records, one from"
+                    f" {other.title or 'an included app'!r}: records of one class"
+                    f" live in one slab; declare it in one module and use that"
+                    f" app's slab in both"
+                )
         self._open_callbacks.extend(
             callback
             for callback in other._open_callbacks

@@ -8,18 +8,22 @@ The path of one request:
 3. load and decode the record, or make a new one from the class defaults;
 4. run the handler; it may return a ``Response``, a Deferred or a coroutine;
 5. encode the record and, only if the bytes changed, save them. A handler that
-   raises, or a record that no longer fits its slot, saves nothing: the player's
-   previous record stays as it was.
+   raises or takes too long, or a record that no longer fits its slot, saves
+   nothing: the player's previous record stays as it was.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any, Generic, TypeVar
 
 from jetforce.app.base import DeferredResponse, Request, Response, Status
-from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.defer import (
+    CancelledError,
+    Deferred,
+    TimeoutError,
+    ensureDeferred,
+)
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -31,26 +35,36 @@ from jetforce_sesh.store import IImmediateSessionStore
 R = TypeVar("R")
 
 Outcome = Response | DeferredResponse
-Handler = Callable[..., "Outcome | Deferred[Response] | Coroutine[Any, Any, Response]"]
+Handler = Callable[..., "Outcome | Deferred[Outcome] | Coroutine[Any, Any, Outcome]"]
+
+#: Seconds a handler that waits may hold its player's record before it is
+#: cancelled; the player's later requests queue behind it meanwhile.
+DEFAULT_TIMEOUT = 30.0
 
 _log = Logger()
 
 NEED_CERTIFICATE = (
     "This capsule remembers you by your client certificate: attach one and try again"
 )
-NOT_SAVED = (
-    "Your progress could not be saved (the record grew too large); your previous"
-    " state is kept"
-)
+NOT_SAVED = "Your progress could not be saved; your previous state is kept"
+TOO_SLOW = "The game took too long to answer; your previous state is kept"
 FAILED = "An unexpected error occurred; your previous state is kept"
+FULL = "This game is full and is not taking new players right now; try again later"
 
 
 class SessionRoute(Generic[R]):
     """A route handler wrapped to receive ``(request, record, **url_groups)``."""
 
-    def __init__(self, slab: RecordSlab[R], handler: Handler) -> None:
+    def __init__(
+        self,
+        slab: RecordSlab[R],
+        handler: Handler,
+        *,
+        timeout: float | None = DEFAULT_TIMEOUT,
+    ) -> None:
         self.slab = slab
         self.handler = handler
+        self.timeout = timeout
         self.__name__ = getattr(handler, "__name__", "session_route")
         self.__doc__ = handler.__doc__
         self.__wrapped__ = handler
@@ -63,13 +77,11 @@ class SessionRoute(Generic[R]):
             key = parse_fingerprint(request.environ["TLS_CLIENT_HASH"])
         except BadFingerprint:
             return Response(Status.CERTIFICATE_NOT_VALID, "Unreadable certificate")
-        waiting = self.slab.waiting
-        queue = waiting.get(key)
-        if queue is not None:
+        turns = self.slab.turns
+        if not turns.hold(key):
             later: Deferred[Outcome] = Deferred()
-            queue.append(lambda: self._run_queued(request, groups, key, later))
+            turns.wait(key, lambda: self._take_turn(request, groups, key, later))
             return _deferred_response(later)
-        waiting[key] = deque()
         outcome = self._visit(request, groups, key)
         if isinstance(outcome, Deferred):
             return _deferred_response(outcome)
@@ -78,25 +90,23 @@ class SessionRoute(Generic[R]):
     def _check_certificate(self, environ: dict[str, Any]) -> Response | None:
         if not environ.get("TLS_CLIENT_HASH"):
             return Response(Status.CLIENT_CERTIFICATE_REQUIRED, NEED_CERTIFICATE)
-        problem = validity_problem(environ, self.slab.opened_clock().seconds())
+        problem = validity_problem(environ, self.slab.now())
         if problem is not None:
             return Response(Status.CERTIFICATE_NOT_VALID, problem)
         return None
 
-    def _release(self, key: bytes) -> None:
-        queue = self.slab.waiting[key]
-        if queue:
-            queue.popleft()()
-        else:
-            del self.slab.waiting[key]
-
-    def _run_queued(
+    def _take_turn(
         self,
         request: Request,
         groups: dict[str, Any],
         key: bytes,
         later: Deferred[Outcome],
     ) -> None:
+        if later.called:
+            # The client left while waiting (Jetforce cancelled its answer):
+            # do not play a move nobody will see.
+            self.slab.turns.release(key)
+            return
         outcome = self._visit(request, groups, key)
         if isinstance(outcome, Deferred):
             outcome.chainDeferred(later)
@@ -106,51 +116,50 @@ class SessionRoute(Generic[R]):
     def _visit(
         self, request: Request, groups: dict[str, Any], key: bytes
     ) -> Outcome | Deferred[Outcome]:
-        """Steps 3-5 for a player who now holds the record; releases it after."""
+        """Steps 3-5 for a player who holds the turn; releases it exactly once."""
         store = self.slab.store
         if not IImmediateSessionStore.providedBy(store):
             remote: Deferred[Outcome] = ensureDeferred(
                 self._visit_async(request, groups, key)
             )
-            remote.addBoth(self._released, key)
-            return remote
+            return self._finish_later(remote, key)
         codec = self.slab.codec
         try:
             if not store.admits_now(key):
-                self._release(key)
-                return _full()
-            before = store.load_now(key)
-            record = codec.new() if before is None else codec.decode(before)
-            if before is None:
-                before = codec.encode_unchecked(record)
-            result = self.handler(request, record, **groups)
-            if not isinstance(result, (Deferred, Coroutine)):
-                outcome = self._save_now(key, before, record, result)
-                self._release(key)
-                return outcome
+                outcome: Outcome = Response(Status.SERVER_UNAVAILABLE, FULL)
+            else:
+                before = store.load_now(key)
+                record = codec.new() if before is None else codec.decode(before)
+                if before is None:
+                    before = codec.encode_unchecked(record)
+                result = self.handler(request, record, **groups)
+                if isinstance(result, (Deferred, Coroutine)):
+                    pending: Deferred[Outcome] = ensureDeferred(result)
+                    pending.addCallback(self._save_now, key, before, record)
+                    return self._finish_later(pending, key)
+                outcome = self._save_now(result, key, before, record)
         except Exception:
-            self._release(key)
-            return self._failed(Failure())  # type: ignore[no-untyped-call]
-        pending: Deferred[Outcome] = ensureDeferred(result)  # type: ignore[arg-type]
-        pending.addCallback(
-            lambda response: self._save_now(key, before, record, response)
-        )
+            outcome = self._failed(Failure())  # type: ignore[no-untyped-call]
+        self.slab.turns.release(key)
+        return outcome
+
+    def _finish_later(
+        self, pending: Deferred[Outcome], key: bytes
+    ) -> Deferred[Outcome]:
+        if self.timeout is not None:
+            pending.addTimeout(self.timeout, self.slab.opened_clock())
         pending.addErrback(self._failed)
         pending.addBoth(self._released, key)
         return pending
 
-    def _released(self, result: Any, key: bytes) -> Any:
-        self._release(key)
+    def _released(self, result: Outcome, key: bytes) -> Outcome:
+        self.slab.turns.release(key)
         return result
 
     def _save_now(
-        self, key: bytes, before: bytes, record: R, response: object
+        self, response: object, key: bytes, before: bytes, record: R
     ) -> Outcome:
-        if not isinstance(response, (Response, DeferredResponse)):
-            raise TypeError(
-                f"session route {self.__name__} returned {response!r}: return a"
-                f" jetforce Response"
-            )
+        response = _checked(response, self.__name__)
         try:
             data = self.slab.codec.encode(record)
             if data != before:
@@ -159,12 +168,23 @@ class SessionRoute(Generic[R]):
             _log.error("not saved: {error}", error=error)
             return Response(Status.TEMPORARY_FAILURE, NOT_SAVED)
         except StoreFull:
-            return _full()
+            return Response(Status.SERVER_UNAVAILABLE, FULL)
         return response
 
     def _failed(self, failure: Failure) -> Response:
+        if failure.check(CancelledError):  # type: ignore[no-untyped-call]
+            # The client left and Jetforce cancelled the answer: nobody will
+            # read this, and the handler's unfinished change is not kept.
+            return Response(Status.TEMPORARY_FAILURE, FAILED)
+        if failure.check(TimeoutError):  # type: ignore[no-untyped-call]
+            _log.warn(
+                "session route {name} took longer than {timeout} s; cancelled",
+                name=self.__name__,
+                timeout=self.timeout,
+            )
+            return Response(Status.TEMPORARY_FAILURE, TOO_SLOW)
         _log.failure("session route {name} failed", failure, name=self.__name__)
-        return failed()
+        return Response(Status.CGI_ERROR, FAILED)
 
     async def _visit_async(
         self, request: Request, groups: dict[str, Any], key: bytes
@@ -173,17 +193,15 @@ class SessionRoute(Generic[R]):
         store = self.slab.store
         codec = self.slab.codec
         if not await store.admits(key):
-            return _full()
+            return Response(Status.SERVER_UNAVAILABLE, FULL)
         before = await store.load(key)
         record = codec.new() if before is None else codec.decode(before)
         if before is None:
             before = codec.encode_unchecked(record)
-        try:
-            response = await _as_awaitable(self.handler(request, record, **groups))
-        except Exception:
-            return self._failed(Failure())  # type: ignore[no-untyped-call]
-        if not isinstance(response, (Response, DeferredResponse)):
-            return self._save_now(key, before, record, response)  # raises TypeError
+        result = self.handler(request, record, **groups)
+        if isinstance(result, (Deferred, Coroutine)):
+            result = await result
+        response = _checked(result, self.__name__)
         try:
             data = codec.encode(record)
             if data != before:
@@ -192,49 +210,43 @@ class SessionRoute(Generic[R]):
             _log.error("not saved: {error}", error=error)
             return Response(Status.TEMPORARY_FAILURE, NOT_SAVED)
         except StoreFull:
-            return _full()
+            return Response(Status.SERVER_UNAVAILABLE, FULL)
         return response
 
 
-async def _as_awaitable(result: Any) -> Any:
-    if isinstance(result, (Deferred, Coroutine)):
-        return await result
-    return result
-
-
-def failed() -> Response:
-    return Response(Status.CGI_ERROR, FAILED)
-
-
-def _full() -> Response:
-    return Response(
-        Status.SERVER_UNAVAILABLE,
-        "This game is full and is not taking new players right now; try again later",
-    )
+def _checked(response: object, name: str) -> Outcome:
+    if not isinstance(response, (Response, DeferredResponse)):
+        raise TypeError(
+            f"session route {name} returned {response!r}: return a jetforce Response"
+        )
+    return response
 
 
 def _deferred_response(outcome: Deferred[Outcome]) -> DeferredResponse:
     """Split a Deferred outcome into the status and body Jetforce waits on."""
     status: Deferred[tuple[int, str]] = Deferred()
-    body: Deferred[Any] = Deferred()
+    # Jetforce cancels the body when the client leaves: pass that on, so a
+    # request still waiting for its turn is not played for nobody.
+    body: Deferred[Any] = Deferred(lambda _: outcome.cancel())
 
     def deliver(response: Outcome) -> None:
         if isinstance(response, DeferredResponse):
             response.send_status.chainDeferred(status)
-            if isinstance(response.body, Deferred):
-                response.body.chainDeferred(body)
-            else:
-                body.callback(_flatten(response.body))
-            return
-        status.callback((response.status, response.meta))
-        # The client may have gone; its cancelled body ignores this.
-        body.callback(_flatten(response.body))
+            response_body: Any = response.body
+        else:
+            status.callback((response.status, response.meta))
+            response_body = response.body
+        # The client may have gone; its cancelled body ignores what follows.
+        if isinstance(response_body, Deferred):
+            response_body.chainDeferred(body)
+        else:
+            body.callback(_flatten(response_body))
 
-    def broken(failure: Failure) -> None:
-        _log.failure("session route failed", failure)
-        deliver(failed())
+    def lost(failure: Failure) -> None:
+        if not failure.check(CancelledError):  # type: ignore[no-untyped-call]
+            _log.failure("session route failed", failure)
 
-    outcome.addCallbacks(deliver, broken)
+    outcome.addCallbacks(deliver, lost)
     return DeferredResponse(status, body)
 
 

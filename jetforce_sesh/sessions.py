@@ -8,7 +8,6 @@ live in different slabs and can never collide.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
@@ -19,6 +18,7 @@ from jetforce_sesh.errors import ConfigError, StoreNotOpen
 from jetforce_sesh.options import SlabOptions
 from jetforce_sesh.slab import MemorySlab
 from jetforce_sesh.store import Hook, IImmediateSessionStore, ISessionStore, OnFull
+from jetforce_sesh.turns import Turns
 
 R = TypeVar("R")
 
@@ -68,8 +68,8 @@ class RecordSlab(Generic[R]):
         self._codec: RecordCodec[R] | None = None
         self._store: ISessionStore | None = None
         self._hooks: list[tuple[str, Hook]] = []
-        # Requests waiting for a record another request of the same player holds.
-        self.waiting: dict[bytes, deque[Callable[[], None]]] = {}
+        #: Whose request holds each player's record, and who waits for it.
+        self.turns = Turns()
 
     def declare(self, *, name: str | None = None, **overrides: Any) -> None:
         """Set the slab's name and settings; None leaves a setting to the launcher."""
@@ -119,6 +119,7 @@ class RecordSlab(Generic[R]):
         if stop is not None:
             stop()
         self._store = None
+        self.turns.clear()
 
     @property
     def store(self) -> ISessionStore:

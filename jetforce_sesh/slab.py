@@ -15,7 +15,7 @@ process, so a player who grinds certificates cannot aim them at one bucket.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorTime
@@ -73,6 +73,7 @@ class MemorySlab:
         clock: IReactorTime,
         idle_timeout: float = 0,
         on_full: OnFull = "evict",
+        hash_key: Callable[[bytes], int] = hash,
     ) -> None:
         check_record_size(record_size)
         check_max_records(capacity)
@@ -84,6 +85,8 @@ class MemorySlab:
         self.idle_timeout = idle_timeout
         self.on_full: OnFull = on_full
         self.clock = clock
+        # Tests pass a weak hash to force collisions; production keeps hash().
+        self._hash = hash_key
 
         self._data = bytearray(capacity * record_size)
         self._keys = bytearray(capacity * _KEY)
@@ -179,7 +182,7 @@ class MemorySlab:
         table = self._table
         keys = self._keys
         mask = self._mask
-        pos = hash(key) & mask
+        pos = self._hash(key) & mask
         while True:
             slot = table[pos]
             if slot == _NONE:
@@ -285,6 +288,7 @@ class MemorySlab:
             self.on_full == "evict"
             or self._count < self.capacity
             or self._live_slot(key) != _NONE
+            or self._reclaim_idle()
         )
 
     def save_now(self, key: bytes, data: bytes) -> None:
@@ -295,34 +299,62 @@ class MemorySlab:
                 f" ({self.record_size}-byte slots): raise its record_size or"
                 f" store less"
             )
+        if len(key) != _KEY:
+            raise ValueError(
+                f"keys are 32-byte certificate fingerprints (got {len(key)} bytes):"
+                f" use parse_fingerprint()"
+            )
         slot = self._live_slot(key)
-        created = slot == _NONE
-        if created:
-            slot = self._allocate(key)
+        if slot != _NONE:
+            offset = slot * self.record_size
+            self._data[offset : offset + size] = data
+            self._lengths[slot] = size
+            self._touch(slot)
+            return
+        victim_key = self._make_room()
+        slot = self._allocate(key)
         offset = slot * self.record_size
         self._data[offset : offset + size] = data
         self._lengths[slot] = size
-        self._touch(slot)
-        if created:
-            _notify(self._created_hooks, key)
+        self._seen[slot] = self.clock.seconds()
+        # Hooks run once the slab is whole again: they may read or write it.
+        if victim_key is not None:
+            _notify(self._evicted_hooks, victim_key)
+        _notify(self._created_hooks, key)
+
+    def _reclaim_idle(self) -> bool:
+        """Expire the least recently used record if it is idle; True if it was."""
+        tail = self._tail
+        if (
+            tail == _NONE
+            or self.idle_timeout <= 0
+            or self.clock.seconds() - self._seen[tail] < self.idle_timeout
+        ):
+            return False
+        self._expire(tail)
+        return True
+
+    def _make_room(self) -> bytes | None:
+        """Free a slot if none is; return the key evicted for it, if any."""
+        if self._count < self.capacity or self._reclaim_idle():
+            return None
+        if self.on_full == "refuse":
+            raise StoreFull(
+                f"slab {self.name!r} is full ({self.capacity} records) and"
+                f" refuses new players: raise max_records or use on_full='evict'"
+            )
+        victim = self._tail
+        victim_key = self._key_of(victim)
+        self._drop(victim)
+        self._evictions += 1
+        return victim_key
 
     def _allocate(self, key: bytes) -> int:
-        if self._count == self.capacity:
-            if self.on_full == "refuse":
-                raise StoreFull(
-                    f"slab {self.name!r} is full ({self.capacity} records) and"
-                    f" refuses new players: raise max_records or use on_full='evict'"
-                )
-            victim = self._tail
-            victim_key = self._key_of(victim)
-            self._drop(victim)
-            self._evictions += 1
-            _notify(self._evicted_hooks, victim_key)
         slot = self._free
         self._free = self._next[slot]
         offset = slot * _KEY
         self._keys[offset : offset + _KEY] = key
-        digest = hash(key)
+        digest = self._hash(key)
         self._hashes[slot] = digest
         pos = digest & self._mask
         while self._table[pos] != _NONE:
@@ -340,22 +372,24 @@ class MemorySlab:
         return True
 
     def iter_records(self) -> Iterator[tuple[bytes, bytes]]:
-        # Snapshot the slots first: a caller may save while iterating.
+        # Copy everything first: a caller may save or delete while iterating,
+        # and must still see the records as they were when it began.
         deadline = (
             self.clock.seconds() - self.idle_timeout if self.idle_timeout > 0 else None
         )
-        slots = []
+        records = []
         slot = self._head
         while slot != _NONE:
             if deadline is None or self._seen[slot] > deadline:
-                slots.append(slot)
+                offset = slot * self.record_size
+                records.append(
+                    (
+                        self._key_of(slot),
+                        bytes(self._data[offset : offset + self._lengths[slot]]),
+                    )
+                )
             slot = self._next[slot]
-        for slot in slots:
-            offset = slot * self.record_size
-            yield (
-                self._key_of(slot),
-                bytes(self._data[offset : offset + self._lengths[slot]]),
-            )
+        return iter(records)
 
     # -- ISessionStore -----------------------------------------------------------
 

@@ -214,8 +214,15 @@ class SlabAgainstModel(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.clock = Clock()
+        # A hash with four values makes every probe run collide and wrap
+        # around the table, so backward-shift deletion is exercised every time.
         self.slab = MemorySlab(
-            "model", record_size=16, capacity=5, clock=self.clock, idle_timeout=10
+            "model",
+            record_size=16,
+            capacity=5,
+            clock=self.clock,
+            idle_timeout=10,
+            hash_key=lambda key: key[-1] % 4 + 14,
         )
         self.model: OrderedDict[bytes, tuple[bytes, float]] = OrderedDict()
 
@@ -294,3 +301,67 @@ def test_bad_sizes_are_refused_with_the_fix() -> None:
         "max_records must be a whole number from 1 to 268435456 (got 0): use e.g."
         " 10000 (--max-records 10000)"
     ) == str(raised.value)
+
+
+def test_keys_must_be_fingerprints() -> None:
+    slab = make_slab()
+    with pytest.raises(ValueError) as raised:
+        slab.save_now(b"short", b"v")
+    assert (
+        "keys are 32-byte certificate fingerprints (got 5 bytes): use"
+        " parse_fingerprint()"
+    ) == str(raised.value)
+    assert 0 == len(slab)
+
+
+def test_hooks_may_write_to_the_slab_they_watch() -> None:
+    slab = make_slab(capacity=2)
+
+    def note(evicted: bytes) -> None:
+        slab.save_now(key(99), b"evicted " + evicted[-1:])
+
+    slab.on_evicted(note)
+    slab.save_now(key(1), b"a")
+    slab.save_now(key(2), b"b")
+    slab.save_now(key(3), b"c")  # evicts 1; the note evicts 2
+    assert [(key(99), b"evicted \x02"), (key(3), b"c")] == list(slab.iter_records())
+    slab.save_now(key(4), b"d")  # the slab still works: evicts 3, note updated
+    assert [(key(99), b"evicted \x03"), (key(4), b"d")] == list(slab.iter_records())
+    assert 3 == slab.stats().evictions
+
+
+def test_iteration_shows_the_records_as_they_were_when_it_began() -> None:
+    slab = make_slab(capacity=2)
+    slab.save_now(key(1), b"a")
+    slab.save_now(key(2), b"b")
+    seen = []
+    for k, v in slab.iter_records():
+        seen.append((k, v))
+        slab.delete_now(key(1))
+        slab.save_now(key(3), b"c")
+    assert [(key(2), b"b"), (key(1), b"a")] == seen
+
+
+def test_an_idle_record_gives_its_slot_up_before_anyone_is_refused() -> None:
+    slab = make_slab(capacity=1, idle_timeout=10, on_full="refuse")
+    clock = slab.clock
+    assert isinstance(clock, Clock)
+    slab.save_now(key(1), b"a")
+    clock.advance(10)
+    assert slab.admits_now(key(2))
+    slab.save_now(key(2), b"b")
+    assert (1, 0, 1) == (len(slab), slab.stats().evictions, slab.stats().expirations)
+
+
+def test_an_idle_record_is_expired_not_evicted() -> None:
+    slab = make_slab(capacity=1, idle_timeout=10)
+    clock = slab.clock
+    assert isinstance(clock, Clock)
+    expired: list[bytes] = []
+    evicted: list[bytes] = []
+    slab.on_expired(expired.append)
+    slab.on_evicted(evicted.append)
+    slab.save_now(key(1), b"a")
+    clock.advance(10)
+    slab.save_now(key(2), b"b")
+    assert ([key(1)], []) == (expired, evicted)

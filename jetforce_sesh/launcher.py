@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from jetforce.__main__ import parser as jetforce_parser
-from jetforce.app.base import JetforceApplication, RateLimiter
+from jetforce.app.base import JetforceApplication
 from jetforce.app.composite import CompositeApplication
 from jetforce.app.static import StaticDirectoryApplication
 from jetforce.server import GeminiServer
@@ -42,6 +42,9 @@ from jetforce_sesh.options import (
     check_on_full,
     check_record_size,
 )
+from jetforce_sesh.ratelimit import ClockedRateLimiter
+from jetforce_sesh.sessions import RecordSlab
+from jetforce_sesh.slab import MemorySlab
 
 DEFAULT_APP = "jetforce_sesh:app"
 
@@ -211,11 +214,9 @@ def configure(args: argparse.Namespace) -> tuple[Any, list[str]]:
     sessions = session_apps(app)
     if args.rate_limit:
         try:
-            limiter = RateLimiter(args.rate_limit)
-        except ValueError:
-            raise UsageError(
-                f"--rate-limit {args.rate_limit!r} must be N/PERIOD, e.g. 60/5m"
-            ) from None
+            limiter = ClockedRateLimiter(args.rate_limit, reactor)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
         for each in jetforce_apps(app):
             each.rate_limiter = limiter
     banner: list[str] = []
@@ -230,14 +231,23 @@ def configure(args: argparse.Namespace) -> tuple[Any, list[str]]:
         idle_timeout=args.idle_timeout,
         on_full=args.on_full,
     )
+    check_port(args.host, args.port)
+    check_tls_files(args)
+    check_memory([s for a in sessions for s in a.slabs.values()], defaults)
     for session_app in sessions:
         try:
             slabs = session_app.open(reactor, defaults)
         except ConfigError as error:
             raise UsageError(str(error)) from None
+        except MemoryError:
+            raise UsageError(
+                f"cannot reserve the memory for the slabs of --app {args.app!r}"
+                f" ({len(session_app.slabs)} slabs, default --max-records"
+                f" {args.max_records} x --record-size {args.record_size}): lower"
+                f" --max-records or --record-size"
+            ) from None
         reactor.addSystemEventTrigger("before", "shutdown", session_app.close)
         banner.extend(slab.describe() for slab in slabs)
-    check_port_free(args.host, args.port)
     return app, banner
 
 
@@ -273,8 +283,51 @@ def static_files(
     )
 
 
-def check_port_free(host: str, port: int) -> None:
-    """Fail now, in one line, where Jetforce would log a traceback and idle on."""
+def check_memory(slabs: Sequence[RecordSlab[Any]], defaults: SlabOptions) -> None:
+    """Refuse slabs larger than the machine's memory, before reserving them.
+
+    Slabs are zero-filled when they are made, so an oversized one would not
+    fail cleanly: it would push the machine into swap or the OOM killer.
+    """
+    needed = 0
+    for slab in slabs:
+        options = slab.resolve(defaults)
+        needed += MemorySlab.bytes_needed(options.record_size, options.max_records)
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if needed > physical:
+        raise UsageError(
+            f"the slabs need {needed / (1 << 30):.1f} GiB but this machine has"
+            f" {physical / (1 << 30):.1f} GiB of memory: lower --max-records or"
+            f" --record-size"
+        )
+
+
+def check_tls_files(args: argparse.Namespace) -> None:
+    """Fail now, where Jetforce would start and then fail every handshake."""
+    for flag, path in (
+        ("--tls-certfile", args.certfile),
+        ("--tls-keyfile", args.keyfile),
+        ("--tls-cafile", args.cafile),
+    ):
+        if path is not None and not os.access(path, os.R_OK):
+            raise UsageError(
+                f"{flag} {path!r} cannot be read: give the path of a PEM file this"
+                f" user can read"
+            )
+    if args.capath is not None and not os.path.isdir(args.capath):
+        raise UsageError(
+            f"--tls-capath {args.capath!r} is not a directory: give a directory of"
+            f" CA files, or leave it out"
+        )
+
+
+def check_port(host: str, port: int) -> None:
+    """Fail now, in one line, where Jetforce would log a traceback and idle on.
+
+    Checked before the slabs are reserved, so a taken port costs no memory.
+    """
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--port {port} is not a TCP port: give one from 0 to 65535")
     if port == 0:
         return
     for interface in [host] if host else ["0.0.0.0", "::"]:

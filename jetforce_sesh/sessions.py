@@ -97,7 +97,7 @@ class RecordSlab(Generic[R]):
         """Reserve the slab's memory and start its expiry sweep."""
         if self._store is not None:
             return self._store
-        options = (defaults or SlabOptions()).with_overrides(**self.overrides)
+        options = self.resolve(defaults)
         codec = RecordCodec(self.record_type, options.record_size)
         store = store_factory(self.name, options, clock)
         for kind, hook in self._hooks:
@@ -112,6 +112,10 @@ class RecordSlab(Generic[R]):
             store,
         )
         return store
+
+    def resolve(self, defaults: SlabOptions | None = None) -> SlabOptions:
+        """The settings the slab opens with: its own, else ``defaults``."""
+        return (defaults or SlabOptions()).with_overrides(**self.overrides)
 
     def close(self) -> None:
         """Stop the expiry sweep; the records are dropped with the slab."""

@@ -116,6 +116,13 @@ class MemorySlab:
 
     # -- sizes -----------------------------------------------------------------
 
+    @staticmethod
+    def bytes_needed(record_size: int, capacity: int) -> int:
+        """What a slab of this shape reserves, known before it is made."""
+        # key, hash, length, last use and two links per slot; 4-byte index cells.
+        per_slot = record_size + _KEY + 8 + 4 + 8 + 4 + 4
+        return capacity * per_slot + 4 * _table_size(capacity)
+
     @property
     def reserved_bytes(self) -> int:
         """Bytes held for records and their bookkeeping, fixed for the slab's life."""

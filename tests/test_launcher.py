@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 import pytest
 from jetforce.__main__ import parser as jetforce_parser
+from jetforce.app.base import Request
+from twisted.internet.task import Clock
 
 from jetforce_sesh.launcher import build_parser
+from jetforce_sesh.ratelimit import ClockedRateLimiter
+from jetforce_sesh.testing import make_environ
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "jetforce_sesh", *args, "--port", "0"],
+        [sys.executable, "-m", "jetforce_sesh", "--port", "0", *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -71,7 +76,17 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
         ),
         (
             ["--rate-limit", "lots"],
-            "--rate-limit 'lots' must be N/PERIOD, e.g. 60/5m",
+            "--rate-limit 'lots' must be N/PERIOD, e.g. 60/5m (60 requests per 5"
+            " minutes; units s, m, h, d)",
+        ),
+        (
+            ["--port", "70000"],
+            "--port 70000 is not a TCP port: give one from 0 to 65535",
+        ),
+        (
+            ["--tls-certfile", "/no/such.crt"],
+            "--tls-certfile '/no/such.crt' cannot be read: give the path of a PEM"
+            " file this user can read",
         ),
         (
             ["--app", "jetforce.app.static:StaticDirectoryApplication"],
@@ -136,3 +151,35 @@ def test_console_script_and_module_show_the_same_help() -> None:
     assert script.stdout == module.stdout
     assert "--app MODULE:ATTR" in script.stdout
     assert "--tls-certfile FILE" in script.stdout
+
+
+def test_slabs_larger_than_the_machine_are_refused_before_reserving() -> None:
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    huge = physical // 100  # records of 100 bytes (+60 of bookkeeping) each
+    result = run("--app", "tests.apps.slow_counter:app", "--max-records", str(huge))
+    assert 2 == result.returncode
+    assert result.stderr.startswith("jetforce-sesh: error: the slabs need ")
+    assert result.stderr.endswith(
+        f" GiB but this machine has {physical / (1 << 30):.1f} GiB of memory: lower"
+        " --max-records or --record-size\n"
+    )
+
+
+def test_rate_limit_counts_per_address_on_the_clock() -> None:
+    clock = Clock()
+    limiter = ClockedRateLimiter("2/2h", clock)
+    request = Request(make_environ("/"))
+    assert (7200, [None, None]) == (
+        limiter.period,
+        [limiter.check(request), limiter.check(request)],
+    )
+    refused = limiter.check(request)
+    assert refused is not None
+    assert (44, "Rate limit exceeded, wait 7200 seconds.") == (
+        refused.status,
+        refused.meta,
+    )
+    clock.advance(7199)
+    assert limiter.check(request) is not None
+    clock.advance(1)
+    assert limiter.check(request) is None

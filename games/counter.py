@@ -24,7 +24,7 @@ class Visits:
     count: int = 0
 
 
-app.slab(Visits, record_size=64)
+slab = app.slab(Visits, record_size=64)
 
 
 @app.session_route("/counter", record=Visits)

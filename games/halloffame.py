@@ -83,12 +83,54 @@ class Names:
         return other.name if other and other.name else _anonymous(fingerprint)
 
 
+@attrs.define
+class Standings:
+    """The leaders of both games.
+
+    While the two games hold at most :data:`ALWAYS_FRESH` records, every view
+    reads them all (a few milliseconds). Beyond that they are read at most every
+    :data:`REFRESH` seconds: otherwise any player could make the server decode
+    every record of both games on each request, serving nothing else meanwhile.
+    """
+
+    guess: list[tuple[bytes, guess.GuessRecord]] = attrs.Factory(list)
+    hangman: list[tuple[bytes, hangman.HangmanRecord]] = attrs.Factory(list)
+    taken_at: float = float("-inf")
+    # The stores the ranking was read from: a reopened capsule starts afresh.
+    taken_from: tuple[int, int] = (0, 0)
+
+    def current(self) -> Standings:
+        now = slab.now()
+        stores = (id(guess.slab.store), id(hangman.slab.store))
+        players = guess.slab.store.stats().in_use + hangman.slab.store.stats().in_use
+        if (
+            players <= ALWAYS_FRESH
+            or now - self.taken_at >= REFRESH
+            or stores != self.taken_from
+        ):
+            self.guess = top(
+                guess.slab.records(),
+                lambda r: r.best > 0,
+                lambda r: (r.best, -r.played),
+            )
+            self.hangman = top(
+                hangman.slab.records(),
+                lambda r: r.wins > 0,
+                lambda r: (-r.wins, r.losses),
+            )
+            self.taken_at, self.taken_from = now, stores
+        return self
+
+
+#: Up to this many records in the ranked games, every view reads them all.
+ALWAYS_FRESH = 2000
+#: Past that, seconds a ranking is shown before the records are read again.
+REFRESH = 10.0
+standings = Standings()
+
+
 def _guess_table(names: Names) -> list[str]:
-    leaders = top(
-        guess.slab.records(),
-        lambda r: r.best > 0,
-        lambda r: (r.best, -r.played),
-    )
+    leaders = standings.current().guess
     rows = [
         f"* {rank}. {names(key)}: best {_count(r.best, 'try', 'tries')},"
         f" {_count(r.played, 'game', 'games')} won"
@@ -103,11 +145,7 @@ def _guess_table(names: Names) -> list[str]:
 
 
 def _hangman_table(names: Names) -> list[str]:
-    leaders = top(
-        hangman.slab.records(),
-        lambda r: r.wins > 0,
-        lambda r: (-r.wins, r.losses),
-    )
+    leaders = standings.current().hangman
     rows = [
         f"* {rank}. {names(key)}: {_count(r.wins, 'win', 'wins')},"
         f" {_count(r.losses, 'loss', 'losses')}"

@@ -100,7 +100,8 @@ def catch_up(pet: Pet, now: float) -> None:
         pet.content_since = None
     pet.hunger = min(FULL, pet.hunger + HUNGER_RATE * elapsed)
     pet.boredom = min(FULL, pet.boredom + BOREDOM_RATE * elapsed)
-    pet.updated = now
+    # A clock stepped back must not make the same interval count twice later.
+    pet.updated = max(start, now)
 
 
 def settle(pet: Pet, now: float) -> None:
@@ -128,6 +129,7 @@ class Census:
     loop: LoopingCall | None = None
 
     def start(self, clock: IReactorTime) -> None:
+        self.stop()  # opened again without a close: keep a single loop
         self.loop = LoopingCall(self.count)
         self.loop.clock = clock
         self.loop.start(CENSUS_EVERY, now=True)

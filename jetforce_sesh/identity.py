@@ -13,6 +13,8 @@ import datetime
 from collections.abc import Mapping
 from typing import Any
 
+from jetforce.app.base import Request
+
 FINGERPRINT_SIZE = 32
 
 
@@ -88,7 +90,7 @@ def _parse_stamp(value: object) -> datetime.datetime | None:
     )
 
 
-def fingerprint_of_request(request: Any) -> bytes:
+def fingerprint_of_request(request: Request) -> bytes:
     """The 32 bytes that key the requesting player's records.
 
     For a handler that needs to know who is asking beyond its own record, for

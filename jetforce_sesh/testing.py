@@ -172,7 +172,9 @@ class SessionHarness:
         if not pending:
             finish()
         else:
-            gatherResults(pending).addCallback(finish)
+            gatherResults(pending, consumeErrors=True).addCallbacks(
+                finish, result.errback
+            )
         return result
 
     def get(

@@ -320,3 +320,30 @@ def test_any_name_gets_a_prompt_or_a_safe_page(answer: str) -> None:
         "=> /hangman Play hangman",
         "=> / Back to the capsule",
     ]
+
+
+def test_a_crowded_hall_is_read_again_only_every_ten_seconds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past ALWAYS_FRESH records a view shows the standings of up to REFRESH
+    seconds ago, so no player can make every request read every record."""
+    monkeypatch.setattr(hangman, "rng", Fixed())
+    monkeypatch.setattr(halloffame, "ALWAYS_FRESH", 1)
+    with opened() as harness:
+        hangman_game(harness, "alice", win=True)
+        hangman_game(harness, "bob", win=True)
+        assert [
+            f"* 1. {anonymous('alice')}: 1 win, 0 losses",
+            f"* 2. {anonymous('bob')}: 1 win, 0 losses",
+        ] == section(harness.get("/halloffame").lines, "## Hangman: most wins")
+        hangman_game(harness, "bob", win=True)
+        harness.clock.advance(halloffame.REFRESH - 1)
+        assert [
+            f"* 1. {anonymous('alice')}: 1 win, 0 losses",
+            f"* 2. {anonymous('bob')}: 1 win, 0 losses",
+        ] == section(harness.get("/halloffame").lines, "## Hangman: most wins")
+        harness.clock.advance(1)
+        assert [
+            f"* 1. {anonymous('bob')}: 2 wins, 0 losses",
+            f"* 2. {anonymous('alice')}: 1 win, 0 losses",
+        ] == section(harness.get("/halloffame").lines, "## Hangman: most wins")

@@ -183,11 +183,19 @@ def test_an_ill_pet_upset_before_the_recovery_time_stays_ill() -> None:
 
 
 def test_catch_up_never_runs_backwards() -> None:
-    """A clock stepped back (NTP) leaves the levels where they were."""
+    """A clock stepped back (NTP) leaves the levels, and the time they were
+    brought up to date, where they were: no interval is counted twice."""
     pet = Pet()
     hatch(pet, 1000.0)
     catch_up(pet, 400.0)
-    assert (pet.hunger, pet.boredom, pet.ill, pet.updated) == (30.0, 30.0, False, 400.0)
+    assert (pet.hunger, pet.boredom, pet.ill, pet.updated) == (
+        30.0,
+        30.0,
+        False,
+        1000.0,
+    )
+    catch_up(pet, 1000.0)
+    assert (pet.hunger, pet.boredom) == (30.0, 30.0)
 
 
 # -- feeding and playing ------------------------------------------------------------

@@ -1,0 +1,74 @@
+"""The visit counter: one count per certificate, and a reset that asks first."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+
+from jetforce_sesh.games import counter
+from jetforce_sesh.testing import Page, SessionHarness, fingerprint_of
+from tests.strategies import player_input
+
+FOOTER = (
+    "=> /counter Visit again\n"
+    "=> /counter/reset Reset my count\n"
+    "=> / Back to the capsule\n"
+)
+
+
+def test_first_visit_greets_then_counts() -> None:
+    harness = SessionHarness(counter.app)
+    assert Page(
+        20,
+        "text/gemini",
+        "# Visit counter\n\nWelcome! This is your first visit. Come back and I will"
+        " count.\n\n" + FOOTER,
+    ) == harness.get("/counter")
+    assert Page(
+        20, "text/gemini", "# Visit counter\n\nVisit number 2.\n\n" + FOOTER
+    ) == harness.get("/counter")
+
+
+def test_players_count_apart() -> None:
+    harness = SessionHarness(counter.app)
+    for player in ("ann", "ben", "ann", "ann", "ben"):
+        harness.get("/counter", player=player)
+    assert counter.Visits(3) == counter.slab.peek(fingerprint_of("ann"))
+    assert counter.Visits(2) == counter.slab.peek(fingerprint_of("ben"))
+
+
+def test_reset_asks_then_forgets_only_on_yes() -> None:
+    harness = SessionHarness(counter.app)
+    harness.get("/counter")
+    assert Page(10, "Reset your visit count to zero? Type yes to confirm", "") == (
+        harness.get("/counter/reset")
+    )
+    assert Page(
+        20,
+        "text/gemini",
+        "# Visit counter\n\nNot reset: the answer was not yes. You still have 1"
+        " visits.\n\n=> /counter Back to the counter\n",
+    ) == harness.get("/counter/reset", query="nope")
+    assert Page(
+        20,
+        "text/gemini",
+        "# Visit counter\n\nYour count is back to zero.\n\n=> /counter Start"
+        " counting\n",
+    ) == harness.get("/counter/reset", query=" YES ")
+    assert counter.Visits(0) == counter.slab.peek(fingerprint_of("player"))
+
+
+@settings(max_examples=150, deadline=None)
+@given(answer=player_input)
+def test_any_answer_to_the_reset_prompt_gets_a_page_or_a_prompt(answer: str) -> None:
+    harness = SessionHarness(counter.app)
+    harness.get("/counter")
+    page = harness.get("/counter/reset", query=answer)
+    if answer:
+        assert (20, "text/gemini") == (page.status, page.meta)
+    else:
+        assert (10, "Reset your visit count to zero? Type yes to confirm") == (
+            page.status,
+            page.meta,
+        )
+    expected = 0 if answer.strip().lower() == "yes" else 1
+    assert counter.Visits(expected) == counter.slab.peek(fingerprint_of("player"))

@@ -1,0 +1,105 @@
+"""The capsules the load benchmark serves, one per scenario.
+
+Every scenario answers with the same page (:func:`page`) so that the only thing
+that differs between them is where the visit count is kept. Each is started the
+way a user starts a capsule: ``python -m jetforce_sesh --app benchmarks.apps:NAME``.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+
+import attrs
+from jetforce.app.base import Request, Response, Status
+
+from jetforce_sesh import SessionApplication
+
+PLAIN_PATH = "/plain"
+COUNTER_PATH = "/counter"
+SQLITE_PATH = "/sqlite"
+SQLITE_DB_ENV = "BENCH_SQLITE_DB"
+
+
+def page(count: int) -> str:
+    """The page every scenario returns; the C and Python CGIs print the same."""
+    return f"# Visit counter\n\nVisit number {count}.\n"
+
+
+# 1. The ceiling: a route that keeps nothing.
+plain = SessionApplication("plain")
+
+
+@plain.route(PLAIN_PATH)
+def constant(request: Request) -> Response:
+    return Response(Status.SUCCESS, "text/gemini", page(1))
+
+
+# 2. The visit counter on @session_route, in a 64-byte slab record.
+counter = SessionApplication("counter")
+
+
+@attrs.define
+class Visits:
+    count: int = 0
+
+
+counter.slab(Visits, record_size=64)
+
+
+@counter.session_route(COUNTER_PATH, record=Visits)
+def count_visit(request: Request, record: Visits) -> Response:
+    record.count += 1
+    return Response(Status.SUCCESS, "text/gemini", page(record.count))
+
+
+# 4. The astrobotany model: one SQLite connection per process, WAL, and a read
+# and a write per request (astrobotany reads the user by fingerprint, then saves
+# its last_seen). Raw sqlite3 rather than an ORM, so this is its best case.
+sqlite_counter = SessionApplication("sqlite")
+_db: sqlite3.Connection | None = None
+
+
+def _connection() -> sqlite3.Connection:
+    global _db
+    if _db is None:
+        path = os.environ.get(SQLITE_DB_ENV)
+        if not path:
+            raise RuntimeError(
+                f"{SQLITE_DB_ENV} is not set: give the SQLite counter a database"
+                f" file, e.g. {SQLITE_DB_ENV}=/tmp/counter.db"
+            )
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        # astrobotany's own pragmas: WAL with synchronous=normal, so a commit
+        # appends to the WAL and only checkpoints fsync.
+        db.execute("PRAGMA journal_mode=wal")
+        db.execute("PRAGMA synchronous=normal")
+        db.execute("PRAGMA busy_timeout=5000")
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS visits"
+            " (fingerprint TEXT PRIMARY KEY, count INTEGER NOT NULL)"
+        )
+        _db = db
+    return _db
+
+
+@sqlite_counter.route(SQLITE_PATH)
+def sqlite_visit(request: Request) -> Response:
+    fingerprint = request.environ.get("TLS_CLIENT_HASH")
+    if not fingerprint:
+        return Response(Status.CLIENT_CERTIFICATE_REQUIRED, "Attach a certificate")
+    db = _connection()
+    row = db.execute(
+        "SELECT count FROM visits WHERE fingerprint = ?", (fingerprint,)
+    ).fetchone()
+    count = (row[0] if row else 0) + 1
+    db.execute(
+        "INSERT INTO visits (fingerprint, count) VALUES (?, ?)"
+        " ON CONFLICT(fingerprint) DO UPDATE SET count = excluded.count",
+        (fingerprint, count),
+    )
+    return Response(Status.SUCCESS, "text/gemini", page(count))
+
+
+# 5. The CGI scenarios: no routes, so every path goes to --dir and its cgi-bin.
+cgi_only = SessionApplication("cgi")

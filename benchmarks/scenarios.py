@@ -1,0 +1,272 @@
+"""The architectures compared, each started as its own server process on loopback.
+
+Every scenario serves the same visit-counter page (``benchmarks.apps.page``) and
+is started through the project's launcher, ``python -m jetforce_sesh``, as a user
+would start it. A scenario that cannot run on this machine says why, and the
+harness reports it as skipped rather than failing.
+"""
+
+from __future__ import annotations
+
+import shutil
+import stat
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from functools import cache
+from pathlib import Path
+
+import attrs
+
+from benchmarks import apps
+from benchmarks.processes import (
+    CPUs,
+    LauncherServer,
+    StartError,
+    UnixSocketService,
+    cpu_seconds,
+)
+from jetforce_sesh.launcher import build_parser
+
+REPO = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+CGI_PATH = "/cgi-bin/counter"
+EXPECT = b"Visit number"
+
+# Hooks for the stores that do not exist yet: once the launcher knows these
+# flags, the scenarios run with them; until then they are reported as skipped.
+PERSIST_ARGS = ("--persist-dir", "{home}/persist")
+REDIS_ARGS = ("--redis", "unix://{home}/redis.sock")
+
+
+class Running:
+    """A scenario's server and helper daemons, up and listening."""
+
+    def __init__(
+        self, server: LauncherServer, services: Sequence[UnixSocketService] = ()
+    ) -> None:
+        self.server = server
+        self.services = list(services)
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def cpu(self) -> float:
+        """CPU seconds of the server, its reaped children and its daemons."""
+        pids = [self.server.pid] + [s.pid for s in self.services]
+        return sum(cpu_seconds(pid) for pid in pids)
+
+    def stop(self) -> None:
+        self.server.stop()
+        for service in self.services:
+            service.stop()
+
+
+@attrs.frozen
+class Place:
+    """Where and how a scenario runs its processes."""
+
+    home: Path  # a directory of the scenario's own
+    cpus: CPUs = None  # pin its server side to these CPUs
+    server_args: tuple[str, ...] = ()  # more launcher flags (e.g. a TLS cert)
+
+
+Launch = Callable[[Place], Running]
+Check = Callable[[], str | None]
+
+
+def _nothing_missing() -> None:
+    return None
+
+
+@attrs.frozen
+class Scenario:
+    name: str
+    title: str
+    path: str
+    launch: Launch
+    # Why the scenario cannot run here, or None when it can.
+    missing: Check = _nothing_missing
+    # The fraction of --requests it gets each round: the CGI scenarios are so
+    # much slower that a full share would take most of the run.
+    share: float = 1.0
+
+
+def _launcher(
+    place: Place, args: Sequence[str], env: dict[str, str] | None = None
+) -> LauncherServer:
+    return LauncherServer(
+        [*args, *place.server_args],
+        place.home / "server.log",
+        env=env,
+        cwd=REPO,
+        cpus=place.cpus,
+    )
+
+
+@cache
+def _launcher_flags() -> frozenset[str]:
+    return frozenset(
+        option for action in build_parser()._actions for option in action.option_strings
+    )
+
+
+def _needs_flag(flag: str, what: str) -> Check:
+    def check() -> str | None:
+        if flag in _launcher_flags():
+            return None
+        return f"{what} is not in jetforce_sesh yet (no launcher flag {flag})"
+
+    return check
+
+
+def _needs_program(program: str, then: Check = _nothing_missing) -> Check:
+    def check() -> str | None:
+        if shutil.which(program) is None:
+            return f"{program} is not installed"
+        return then()
+
+    return check
+
+
+def _plain(place: Place) -> Running:
+    return Running(_launcher(place, ["--app", "benchmarks.apps:plain"]))
+
+
+def _session(place: Place) -> Running:
+    return Running(_launcher(place, ["--app", "benchmarks.apps:counter"]))
+
+
+def _persist(place: Place) -> Running:
+    args = ["--app", "benchmarks.apps:counter"]
+    args += [a.format(home=place.home) for a in PERSIST_ARGS]
+    return Running(_launcher(place, args))
+
+
+def _redis(place: Place) -> Running:
+    sock = place.home / "redis.sock"
+    redis = UnixSocketService(
+        ["redis-server", "--port", "0", "--unixsocket", str(sock), "--save", ""],
+        sock,
+        place.home / "redis-server.log",
+        cpus=place.cpus,
+    )
+    args = ["--app", "benchmarks.apps:counter"]
+    args += [a.format(home=place.home) for a in REDIS_ARGS]
+    try:
+        server = _launcher(place, args)
+    except Exception:
+        redis.stop()
+        raise
+    return Running(server, [redis])
+
+
+def _sqlite(place: Place) -> Running:
+    env = {apps.SQLITE_DB_ENV: str(place.home / "counter.db")}
+    args = ["--app", "benchmarks.apps:sqlite_counter"]
+    return Running(_launcher(place, args, env))
+
+
+def _install_python_cgi(target: Path, socket_path: Path) -> None:
+    source = (HERE / "cgi_counter.py").read_text()
+    line = 'KV_SOCKET = "/tmp/cgisesh.sock"'
+    if line not in source:
+        raise StartError(f"{HERE / 'cgi_counter.py'} lost its line {line!r}")
+    source = source.replace(line, f"KV_SOCKET = {str(socket_path)!r}")
+    target.write_text(f"#!{sys.executable} -S\n{source}")
+    target.chmod(target.stat().st_mode | stat.S_IXUSR)
+
+
+def _install_c_cgi(target: Path, socket_path: Path) -> None:
+    compiled = subprocess.run(
+        [
+            "gcc",
+            "-O2",
+            "-Wall",
+            "-Werror",
+            f'-DKV_SOCKET="{socket_path}"',
+            "-o",
+            str(target),
+            str(HERE / "cgi_counter.c"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if compiled.returncode != 0:
+        raise StartError(f"gcc could not build the C CGI:\n{compiled.stderr}")
+
+
+def _cgi(install: Callable[[Path, Path], None]) -> Launch:
+    def launch(place: Place) -> Running:
+        capsule = place.home / "capsule"
+        cgi_bin = capsule / "cgi-bin"
+        cgi_bin.mkdir(parents=True)
+        sock = place.home / "kv.sock"
+        install(cgi_bin / "counter", sock)
+        daemon = UnixSocketService(
+            [sys.executable, "-m", "benchmarks.kvdaemon", "--socket", str(sock)],
+            sock,
+            place.home / "kvdaemon.log",
+            cpus=place.cpus,
+        )
+        args = ["--app", "benchmarks.apps:cgi_only"]
+        args += ["--dir", str(capsule), "--cgi-dir", "cgi-bin"]
+        try:
+            server = _launcher(place, args)
+        except Exception:
+            daemon.stop()
+            raise
+        return Running(server, [daemon])
+
+    return launch
+
+
+SCENARIOS = (
+    Scenario("plain", "plain route (ceiling)", apps.PLAIN_PATH, _plain),
+    Scenario("session", "@session_route, memory slab", apps.COUNTER_PATH, _session),
+    # A second ceiling server: how far apart two identical scenarios measure is
+    # the noise floor of this run, printed beside the differences that matter.
+    Scenario("control", "plain route again (noise control)", apps.PLAIN_PATH, _plain),
+    Scenario(
+        "persist",
+        "@session_route, persistent slab",
+        apps.COUNTER_PATH,
+        _persist,
+        _needs_flag(PERSIST_ARGS[0], "persistence"),
+    ),
+    Scenario(
+        "redis",
+        "@session_route, Redis store",
+        apps.COUNTER_PATH,
+        _redis,
+        _needs_program("redis-server", _needs_flag(REDIS_ARGS[0], "the Redis store")),
+    ),
+    Scenario("sqlite", "SQLite per request (WAL)", apps.SQLITE_PATH, _sqlite),
+    Scenario(
+        "cgi-c",
+        "C CGI + UNIX-socket KV daemon",
+        CGI_PATH,
+        _cgi(_install_c_cgi),
+        _needs_program("gcc"),
+        share=0.5,
+    ),
+    Scenario(
+        "cgi-py",
+        "Python CGI + UNIX-socket KV daemon",
+        CGI_PATH,
+        _cgi(_install_python_cgi),
+        share=0.125,
+    ),
+)
+NAMES = tuple(s.name for s in SCENARIOS)
+
+
+def by_name(names: Sequence[str]) -> list[Scenario]:
+    known = {s.name: s for s in SCENARIOS}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(
+            f"unknown scenario(s) {', '.join(unknown)}: choose from {', '.join(NAMES)}"
+        )
+    return [known[n] for n in names]

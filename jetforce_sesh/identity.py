@@ -11,7 +11,7 @@ import base64
 import binascii
 import datetime
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from jetforce.app.base import Request
 
@@ -56,6 +56,78 @@ def parse_fingerprint(text: str) -> bytes:
     )
 
 
+class Certificate(NamedTuple):
+    """What a session needs of a request's certificate."""
+
+    fingerprint: bytes
+    not_before: datetime.datetime | None
+    not_after: datetime.datetime | None
+    # The same dates as timestamps, compared on every request.
+    valid_from: float
+    valid_until: float
+
+    def problem(self, now: float) -> str | None:
+        """Why the certificate cannot be used at ``now``, or None if it can."""
+        if now < self.valid_from and self.not_before is not None:
+            return (
+                f"Your certificate is not valid until"
+                f" {self.not_before:%Y-%m-%d %H:%M} UTC: use another one"
+            )
+        if now > self.valid_until and self.not_after is not None:
+            return (
+                f"Your certificate expired on {self.not_after:%Y-%m-%d}: make a new one"
+            )
+        return None
+
+
+# A fingerprint names one certificate, dates included, so what was read of it
+# once holds for its next request: reading the dates costs more than the slab.
+# Bounded (about 400 bytes an entry): cleared whenever it reaches the cap.
+_SEEN: dict[str, Certificate] = {}
+_SEEN_MAX = 16384
+
+
+def read_certificate(environ: Mapping[str, Any]) -> Certificate:
+    """The request's certificate; BadFingerprint if it has none or it is garbled."""
+    text = environ.get("TLS_CLIENT_HASH")
+    if not text:
+        raise BadFingerprint(
+            "this request has no client certificate: ask for the fingerprint in a"
+            " session route, which answers 60 before the handler runs"
+        )
+    cert = environ.get("client_certificate")
+    if cert is None:
+        # A CGI-style environ (the testing helpers, a bridge) carries the dates
+        # as text, in the form Jetforce writes them; not cached, it is cheap.
+        return _certificate(
+            parse_fingerprint(text),
+            _parse_stamp(environ.get("TLS_CLIENT_NOT_BEFORE")),
+            _parse_stamp(environ.get("TLS_CLIENT_NOT_AFTER")),
+        )
+    known = _SEEN.get(text)
+    if known is None:
+        if len(_SEEN) >= _SEEN_MAX:
+            _SEEN.clear()
+        known = _SEEN[text] = _certificate(
+            parse_fingerprint(text), cert.not_valid_before_utc, cert.not_valid_after_utc
+        )
+    return known
+
+
+def _certificate(
+    fingerprint: bytes,
+    not_before: datetime.datetime | None,
+    not_after: datetime.datetime | None,
+) -> Certificate:
+    return Certificate(
+        fingerprint,
+        not_before,
+        not_after,
+        not_before.timestamp() if not_before is not None else float("-inf"),
+        not_after.timestamp() if not_after is not None else float("inf"),
+    )
+
+
 def validity_problem(environ: Mapping[str, Any], now: float) -> str | None:
     """Why the request's certificate cannot be used at ``now``, or None if it can.
 
@@ -63,23 +135,7 @@ def validity_problem(environ: Mapping[str, Any], now: float) -> str | None:
     keyed to an expired certificate would outlive the player's own decision to
     retire it, so expired and not-yet-valid certificates get no record.
     """
-    cert = environ.get("client_certificate")
-    if cert is not None:
-        not_before = cert.not_valid_before_utc
-        not_after = cert.not_valid_after_utc
-    else:
-        # A CGI-style environ (the testing helpers, a bridge) carries the dates
-        # as text, in the form Jetforce writes them.
-        not_before = _parse_stamp(environ.get("TLS_CLIENT_NOT_BEFORE"))
-        not_after = _parse_stamp(environ.get("TLS_CLIENT_NOT_AFTER"))
-    if not_before is not None and now < not_before.timestamp():
-        return (
-            f"Your certificate is not valid until {not_before:%Y-%m-%d %H:%M} UTC:"
-            f" use another one"
-        )
-    if not_after is not None and now > not_after.timestamp():
-        return f"Your certificate expired on {not_after:%Y-%m-%d}: make a new one"
-    return None
+    return read_certificate(environ).problem(now)
 
 
 def _parse_stamp(value: object) -> datetime.datetime | None:
@@ -98,10 +154,4 @@ def fingerprint_of_request(request: Request) -> bytes:
     there always is a certificate; elsewhere a request without one raises
     :class:`BadFingerprint`.
     """
-    text = request.environ.get("TLS_CLIENT_HASH")
-    if not text:
-        raise BadFingerprint(
-            "this request has no client certificate: ask for the fingerprint in a"
-            " session route, which answers 60 before the handler runs"
-        )
-    return parse_fingerprint(text)
+    return read_certificate(request.environ).fingerprint

@@ -28,9 +28,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from jetforce_sesh.errors import RecordTooLarge, StoreFull
-from jetforce_sesh.identity import BadFingerprint, parse_fingerprint, validity_problem
+from jetforce_sesh.identity import BadFingerprint, read_certificate
 from jetforce_sesh.sessions import RecordSlab
-from jetforce_sesh.store import IImmediateSessionStore
 
 R = TypeVar("R")
 
@@ -70,13 +69,17 @@ class SessionRoute(Generic[R]):
         self.__wrapped__ = handler
 
     def __call__(self, request: Request, **groups: Any) -> Outcome:
-        refusal = self._check_certificate(request.environ)
-        if refusal is not None:
-            return refusal
+        environ = request.environ
+        if not environ.get("TLS_CLIENT_HASH"):
+            return Response(Status.CLIENT_CERTIFICATE_REQUIRED, NEED_CERTIFICATE)
         try:
-            key = parse_fingerprint(request.environ["TLS_CLIENT_HASH"])
+            certificate = read_certificate(environ)
         except BadFingerprint:
             return Response(Status.CERTIFICATE_NOT_VALID, "Unreadable certificate")
+        problem = certificate.problem(self.slab.now())
+        if problem is not None:
+            return Response(Status.CERTIFICATE_NOT_VALID, problem)
+        key = certificate.fingerprint
         turns = self.slab.turns
         if not turns.hold(key):
             later: Deferred[Outcome] = Deferred()
@@ -86,14 +89,6 @@ class SessionRoute(Generic[R]):
         if isinstance(outcome, Deferred):
             return _deferred_response(outcome)
         return outcome
-
-    def _check_certificate(self, environ: dict[str, Any]) -> Response | None:
-        if not environ.get("TLS_CLIENT_HASH"):
-            return Response(Status.CLIENT_CERTIFICATE_REQUIRED, NEED_CERTIFICATE)
-        problem = validity_problem(environ, self.slab.now())
-        if problem is not None:
-            return Response(Status.CERTIFICATE_NOT_VALID, problem)
-        return None
 
     def _take_turn(
         self,
@@ -117,15 +112,16 @@ class SessionRoute(Generic[R]):
         self, request: Request, groups: dict[str, Any], key: bytes
     ) -> Outcome | Deferred[Outcome]:
         """Steps 3-5 for a player who holds the turn; releases it exactly once."""
-        store = self.slab.store
-        if not IImmediateSessionStore.providedBy(store):
+        store = self.slab.immediate
+        if store is None:
             remote: Deferred[Outcome] = ensureDeferred(
                 self._visit_async(request, groups, key)
             )
             return self._finish_later(remote, key)
-        codec = self.slab.codec
+        codec = self.slab.open_codec
+        assert codec is not None  # open, since the store is
         try:
-            if not store.admits_now(key):
+            if store.on_full == "refuse" and not store.admits_now(key):
                 outcome: Outcome = Response(Status.SERVER_UNAVAILABLE, FULL)
             else:
                 before = store.load_now(key)
@@ -133,7 +129,10 @@ class SessionRoute(Generic[R]):
                 if before is None:
                     before = codec.encode_unchecked(record)
                 result = self.handler(request, record, **groups)
-                if isinstance(result, (Deferred, Coroutine)):
+                # type() first: isinstance against the Coroutine ABC is slow.
+                if type(result) is not Response and isinstance(
+                    result, (Deferred, Coroutine)
+                ):
                     pending: Deferred[Outcome] = ensureDeferred(result)
                     pending.addCallback(self._save_now, key, before, record)
                     return self._finish_later(pending, key)
@@ -159,11 +158,13 @@ class SessionRoute(Generic[R]):
     def _save_now(
         self, response: object, key: bytes, before: bytes, record: R
     ) -> Outcome:
-        response = _checked(response, self.__name__)
+        if type(response) is not Response:
+            response = _checked(response, self.__name__)
+        slab = self.slab
         try:
-            data = self.slab.codec.encode(record)
+            data = slab.open_codec.encode(record)  # type: ignore[union-attr]
             if data != before:
-                self.slab.store.save_now(key, data)  # type: ignore[attr-defined]
+                slab.immediate.save_now(key, data)  # type: ignore[union-attr]
         except RecordTooLarge as error:
             _log.error("not saved: {error}", error=error)
             return Response(Status.TEMPORARY_FAILURE, NOT_SAVED)

@@ -67,6 +67,10 @@ class RecordSlab(Generic[R]):
         self.clock: IReactorTime | None = None
         self._codec: RecordCodec[R] | None = None
         self._store: ISessionStore | None = None
+        #: The store, when it answers at once (the memory slab); else None.
+        self.immediate: IImmediateSessionStore | None = None
+        #: The codec while the slab is open (the route's fast path reads it).
+        self.open_codec: RecordCodec[R] | None = None
         self._hooks: list[tuple[str, Hook]] = []
         #: Whose request holds each player's record, and who waits for it.
         self.turns = Turns()
@@ -111,6 +115,9 @@ class RecordSlab(Generic[R]):
             codec,
             store,
         )
+        # Asked once here rather than on every request.
+        self.immediate = store if IImmediateSessionStore.providedBy(store) else None
+        self.open_codec = codec
         return store
 
     def resolve(self, defaults: SlabOptions | None = None) -> SlabOptions:
@@ -123,6 +130,9 @@ class RecordSlab(Generic[R]):
         if stop is not None:
             stop()
         self._store = None
+        self.immediate = None
+        self.open_codec = None
+        self.clock = None
         self.turns.clear()
 
     @property
@@ -136,13 +146,15 @@ class RecordSlab(Generic[R]):
 
     def opened_clock(self) -> IReactorTime:
         """The clock the slab was opened with; StoreNotOpen before that."""
-        self.store  # noqa: B018 - raises StoreNotOpen with the fix in its message
+        if self.clock is None:
+            self.store  # noqa: B018 - raises StoreNotOpen with the fix in its message
         assert self.clock is not None
         return self.clock
 
     def now(self) -> float:
         """Seconds since the epoch on the slab's clock (a Clock in tests)."""
-        return self.opened_clock().seconds()
+        clock = self.clock
+        return (clock or self.opened_clock()).seconds()
 
     @property
     def codec(self) -> RecordCodec[R]:

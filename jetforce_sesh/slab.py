@@ -194,8 +194,8 @@ class MemorySlab:
             slot = table[pos]
             if slot == _NONE:
                 return _NONE
-            offset = slot * _KEY
-            if keys[offset : offset + _KEY] == key:
+            # startswith at an offset compares in place; a slice would copy.
+            if keys.startswith(key, slot * _KEY):
                 return slot
             pos = (pos + 1) & mask
 
@@ -270,13 +270,31 @@ class MemorySlab:
 
     # -- IImmediateSessionStore ----------------------------------------------------
 
+    def _use(self, key: bytes) -> int:
+        """The key's live slot, marked as just used; _NONE if absent or idle.
+
+        One clock reading serves the expiry check and the new last-use time:
+        this is the path of every request.
+        """
+        slot = self._find(key)
+        if slot == _NONE:
+            return _NONE
+        now = self.clock.seconds()
+        if self.idle_timeout > 0 and now - self._seen[slot] >= self.idle_timeout:
+            self._expire(slot)
+            return _NONE
+        self._seen[slot] = now
+        if slot != self._head:
+            self._unlink(slot)
+            self._push_front(slot)
+        return slot
+
     def load_now(self, key: bytes) -> bytes | None:
-        slot = self._live_slot(key)
+        slot = self._use(key)
         if slot == _NONE:
             self._misses += 1
             return None
         self._hits += 1
-        self._touch(slot)
         offset = slot * self.record_size
         return bytes(self._data[offset : offset + self._lengths[slot]])
 
@@ -311,12 +329,11 @@ class MemorySlab:
                 f"keys are 32-byte certificate fingerprints (got {len(key)} bytes):"
                 f" use parse_fingerprint()"
             )
-        slot = self._live_slot(key)
+        slot = self._use(key)
         if slot != _NONE:
             offset = slot * self.record_size
             self._data[offset : offset + size] = data
             self._lengths[slot] = size
-            self._touch(slot)
             return
         victim_key = self._make_room()
         slot = self._allocate(key)

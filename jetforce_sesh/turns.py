@@ -15,7 +15,9 @@ class Turns:
     """One holder per key; the others wait in arrival order."""
 
     def __init__(self) -> None:
-        self._waiting: dict[bytes, deque[Callable[[], None]]] = {}
+        # A held key with nobody waiting maps to None: most turns are taken and
+        # given back with no queue, and need no deque made for them.
+        self._waiting: dict[bytes, deque[Callable[[], None]] | None] = {}
         # Keys whose queue release() is working through right now, and whether
         # the current holder has released again since it was started.
         self._draining: dict[bytes, bool] = {}
@@ -30,18 +32,24 @@ class Turns:
         """Take the turn for ``key`` if it is free; False if someone holds it."""
         if key in self._waiting:
             return False
-        self._waiting[key] = deque()
+        self._waiting[key] = None
         return True
 
     def wait(self, key: bytes, start: Callable[[], None]) -> None:
         """Call ``start()`` when the turn for ``key`` comes; it must release it."""
-        self._waiting[key].append(start)
+        queue = self._waiting[key]
+        if queue is None:
+            queue = self._waiting[key] = deque()
+        queue.append(start)
 
     def release(self, key: bytes) -> None:
         """End the current turn for ``key`` and start the next waiter, if any."""
         if key in self._draining:
             # Called from a waiter that the loop below started: let it go on.
             self._draining[key] = True
+            return
+        if not self._waiting[key]:
+            del self._waiting[key]
             return
         self._draining[key] = True
         try:

@@ -39,6 +39,7 @@ def test_anything_else_is_refused_with_the_accepted_forms(bad: str) -> None:
 
 
 DATES = {
+    "TLS_CLIENT_HASH": "SHA256:" + HEX.upper(),
     "TLS_CLIENT_NOT_BEFORE": "2026-01-01T00:00:00Z",
     "TLS_CLIENT_NOT_AFTER": "2026-12-31T00:00:00Z",
 }

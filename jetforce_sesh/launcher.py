@@ -32,6 +32,7 @@ from twisted.logger import (
 )
 
 from jetforce_sesh import __version__
+from jetforce_sesh.adhoc import ad_hoc_certificate
 from jetforce_sesh.application import SessionApplication
 from jetforce_sesh.errors import ConfigError
 from jetforce_sesh.options import (
@@ -362,13 +363,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         [LogLevelFilterPredicate(defaultLogLevel=LogLevel.warn)],
     )
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+    certfile, keyfile = args.certfile, args.keyfile
+    if certfile is None and args.use_tls:
+        certfile, keyfile = ad_hoc_certificate(args.hostname)
     server = SessionServer(
         app=app,
         host=args.host,
         port=args.port,
         hostname=args.hostname,
-        certfile=args.certfile,
-        keyfile=args.keyfile,
+        certfile=certfile,
+        keyfile=keyfile,
         cafile=args.cafile,
         capath=args.capath,
         proxy_protocol=args.proxy_protocol,

@@ -10,6 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.support import ClientCert, Reply, Server, serve
 
@@ -214,3 +216,19 @@ def test_rate_limit_covers_files_and_session_routes(
     finally:
         server.stop()
     assert [20, 20, 44, 44] == statuses
+
+
+def test_without_a_certificate_the_server_makes_an_ec_one(demo_server: Server) -> None:
+    (line,) = [
+        line for line in demo_server.output if line.startswith("TLS Certificate File:")
+    ]
+    path = line.split(": ", 1)[1].strip()
+    served = x509.load_pem_x509_certificate(Path(path).read_bytes())
+    key = served.public_key()
+    assert isinstance(key, ec.EllipticCurvePublicKey)
+    assert ("secp256r1", [x509.DNSName("localhost")]) == (
+        key.curve.name,
+        list(
+            served.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        ),
+    )

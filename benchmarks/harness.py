@@ -21,8 +21,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import attrs
+from jetforce.tls import generate_ad_hoc_certificate
 
-from benchmarks.load import ClientPool, LoadResult, make_certs, self_signed
+from benchmarks.load import ClientPool, LoadResult, make_certs
 from benchmarks.processes import CPUs, StartError
 from benchmarks.scenarios import EXPECT, NAMES, Place, Running, Scenario, by_name
 
@@ -214,10 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     group.add_argument(
         "--server-key",
-        choices=("rsa", "ec"),
-        default="rsa",
-        help="rsa: the RSA-2048 certificate Jetforce makes when given none, as"
-        " users get by default; ec: an EC P-256 one, a much cheaper handshake",
+        choices=("ec", "rsa"),
+        default="ec",
+        help="ec: the EC P-256 certificate jetforce-sesh makes when given none,"
+        " as users get by default; rsa: the RSA-2048 one stock jetforce makes,"
+        " a costlier handshake",
     )
     group = parser.add_argument_group("rounds")
     group.add_argument("--rounds", type=int, default=20, help="Interleaved rounds")
@@ -303,10 +305,9 @@ def run(args: argparse.Namespace) -> tuple[list[Row], dict[str, list[Sample]]]:
         (work / "certs").mkdir()
         certs = make_certs(work / "certs", args.certs)
         server_args: tuple[str, ...] = ()
-        if args.server_key == "ec":
-            server_cert = self_signed(work, "localhost")
-            server_args = ("--tls-certfile", str(server_cert.cert))
-            server_args += ("--tls-keyfile", str(server_cert.key))
+        if args.server_key == "rsa":
+            rsa_cert, rsa_key = generate_ad_hoc_certificate("localhost")
+            server_args = ("--tls-certfile", rsa_cert, "--tls-keyfile", rsa_key)
         bench = Run(args, ClientPool(certs, args.clients, client_cpus), {})
         try:
             for scenario in active:

@@ -97,16 +97,17 @@ class Standings:
     hangman: list[tuple[bytes, hangman.HangmanRecord]] = attrs.Factory(list)
     taken_at: float = float("-inf")
     # The stores the ranking was read from: a reopened capsule starts afresh.
-    taken_from: tuple[int, int] = (0, 0)
+    taken_from: tuple[object, object] = (None, None)
 
     def current(self) -> Standings:
         now = slab.now()
-        stores = (id(guess.slab.store), id(hangman.slab.store))
+        stores = (guess.slab.store, hangman.slab.store)
         players = guess.slab.store.stats().in_use + hangman.slab.store.stats().in_use
         if (
             players <= ALWAYS_FRESH
             or now - self.taken_at >= REFRESH
-            or stores != self.taken_from
+            or stores[0] is not self.taken_from[0]
+            or stores[1] is not self.taken_from[1]
         ):
             self.guess = top(
                 guess.slab.records(),

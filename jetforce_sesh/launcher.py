@@ -242,10 +242,8 @@ def configure(args: argparse.Namespace) -> tuple[Any, list[str]]:
             raise UsageError(str(error)) from None
         except MemoryError:
             raise UsageError(
-                f"cannot reserve the memory for the slabs of --app {args.app!r}"
-                f" ({len(session_app.slabs)} slabs, default --max-records"
-                f" {args.max_records} x --record-size {args.record_size}): lower"
-                f" --max-records or --record-size"
+                f"cannot reserve the memory for the slabs of --app {args.app!r}:"
+                f" lower --max-records or --record-size"
             ) from None
         reactor.addSystemEventTrigger("before", "shutdown", session_app.close)
         banner.extend(slab.describe() for slab in slabs)
@@ -340,7 +338,7 @@ def check_port(host: str, port: int) -> None:
                 probe.bind((interface, port))
             except OSError as error:
                 raise UsageError(
-                    f"--port {port} on {interface or 'all interfaces'} is not"
+                    f"--port {port} on {interface} is not"
                     f" available ({error.strerror}): stop what uses it, or choose"
                     f" another --port"
                 ) from None

@@ -21,7 +21,6 @@ from jetforce.app.base import DeferredResponse, Request, Response, Status
 from twisted.internet.defer import (
     CancelledError,
     Deferred,
-    TimeoutError,
     ensureDeferred,
 )
 from twisted.logger import Logger
@@ -146,7 +145,9 @@ class SessionRoute(Generic[R]):
         self, pending: Deferred[Outcome], key: bytes
     ) -> Deferred[Outcome]:
         if self.timeout is not None:
-            pending.addTimeout(self.timeout, self.slab.opened_clock())
+            pending.addTimeout(
+                self.timeout, self.slab.opened_clock(), onTimeoutCancel=self._too_slow
+            )
         pending.addErrback(self._failed)
         pending.addBoth(self._released, key)
         return pending
@@ -172,18 +173,21 @@ class SessionRoute(Generic[R]):
             return Response(Status.SERVER_UNAVAILABLE, FULL)
         return response
 
+    def _too_slow(self, result: object, timeout: float) -> Outcome:
+        # Called only when this route's own time limit cancelled the handler;
+        # a TimeoutError of the handler's own is a failure like any other.
+        _log.warn(
+            "session route {name} took longer than {timeout} s; cancelled",
+            name=self.__name__,
+            timeout=timeout,
+        )
+        return Response(Status.TEMPORARY_FAILURE, TOO_SLOW)
+
     def _failed(self, failure: Failure) -> Response:
         if failure.check(CancelledError):  # type: ignore[no-untyped-call]
             # The client left and Jetforce cancelled the answer: nobody will
             # read this, and the handler's unfinished change is not kept.
             return Response(Status.TEMPORARY_FAILURE, FAILED)
-        if failure.check(TimeoutError):  # type: ignore[no-untyped-call]
-            _log.warn(
-                "session route {name} took longer than {timeout} s; cancelled",
-                name=self.__name__,
-                timeout=self.timeout,
-            )
-            return Response(Status.TEMPORARY_FAILURE, TOO_SLOW)
         _log.failure("session route {name} failed", failure, name=self.__name__)
         return Response(Status.CGI_ERROR, FAILED)
 

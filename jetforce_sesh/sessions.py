@@ -243,11 +243,14 @@ def _seconds(seconds: float) -> str:
 
 def check_same(slab: RecordSlab[Any], **overrides: Any) -> None:
     if not slab.same_declaration(**overrides):
-        overrides.pop("name", None)
+        name = overrides.pop("name", None)
+        mine, theirs = _settings(slab.overrides), _settings(overrides)
+        if name is not None and name != slab.name:
+            mine, theirs = f"name={slab.name!r}, {mine}", f"name={name!r}, {theirs}"
         raise ConfigError(
             f"slab {slab.name!r} is declared twice with different settings"
-            f" ({_settings(slab.overrides)} and {_settings(overrides)}): declare it"
-            f" once, with app.slab(), and pass only record= to session_route"
+            f" ({mine} and {theirs}): declare it once, with app.slab(), and pass"
+            f" only record= to session_route"
         )
 
 

@@ -106,9 +106,9 @@ def test_a_slab_named_twice_differently_is_refused() -> None:
     with pytest.raises(ConfigError) as raised:
         app.slab(Coins, name="money")
     assert (
-        "slab 'coins' is declared twice with different settings (launcher defaults"
-        " and launcher defaults): declare it once, with app.slab(), and pass only"
-        " record= to session_route"
+        "slab 'coins' is declared twice with different settings (name='coins',"
+        " launcher defaults and name='money', launcher defaults): declare it once,"
+        " with app.slab(), and pass only record= to session_route"
     ) == str(raised.value)
 
 

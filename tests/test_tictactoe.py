@@ -31,11 +31,8 @@ PREFORMATTED_MAX = 40
 
 @contextlib.contextmanager
 def opened(application: SessionApplication) -> Iterator[SessionHarness]:
-    """A harness on a fresh Clock, closing the app after so the next one reopens.
-
-    SessionApplication.open() keeps an already open slab (and its clock), so
-    without the close a second harness would silently share the first one's store.
-    """
+    """A harness on a fresh Clock, closing the app after: no test leaves its
+    players, or the pet census's loop, running behind it."""
     harness = SessionHarness(application)
     try:
         yield harness

@@ -7,6 +7,7 @@ from typing import Any
 import attrs
 import pytest
 from jetforce.app.base import DeferredResponse, Request, Response, Status
+from twisted.internet import defer
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import Clock, deferLater
@@ -532,3 +533,25 @@ def test_a_deferred_body_reaches_the_player_on_the_waiting_path() -> None:
     clock.advance(1)
     clock.advance(1)
     assert [Page(20, "text/plain", "late body")] == pages
+
+
+def test_a_timeout_of_the_handlers_own_is_a_failure_not_the_time_limit() -> None:
+    clock = Clock()
+    clock.advance(1_767_225_600)
+    app = SessionApplication("own timeout")
+    app.slab(Tally, record_size=64)
+
+    @app.session_route("/fetch", record=Tally)
+    async def fetch(request: Request, record: Tally) -> Response:
+        await deferLater(clock, 1, lambda: None)
+        raise defer.TimeoutError("the upstream did not answer")
+
+    harness = SessionHarness(app, clock=clock)
+    pages: list[Page] = []
+    with capturedLogs() as events:
+        harness.request("/fetch").addCallback(pages.append)
+        clock.advance(1)
+    assert [
+        Page(42, "An unexpected error occurred; your previous state is kept", "")
+    ] == pages
+    assert ["session route {name} failed"] == [e["log_format"] for e in events]

@@ -9,7 +9,6 @@ is a full handshake, as a Gemini client that does not resume sessions makes.
 
 from __future__ import annotations
 
-import datetime
 import multiprocessing
 import os
 import socket
@@ -21,54 +20,20 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 import attrs
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from benchmarks.processes import CPUs
+from jetforce_sesh.testing import ClientCertificate, make_client_certificate
 
 HOST = "localhost"
 TIMEOUT = 30.0
 ERROR_SAMPLES = 5
 
 
-@attrs.frozen
-class CertFiles:
-    cert: Path
-    key: Path
-
-
-def self_signed(directory: Path, name: str) -> CertFiles:
-    """A self-signed EC P-256 certificate for ``name`` (quick to make and to use)."""
-    now = datetime.datetime.now(datetime.UTC)
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    files = CertFiles(directory / f"{name}.crt", directory / f"{name}.key")
-    files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    files.key.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return files
-
-
-def make_certs(directory: Path, count: int) -> list[CertFiles]:
+def make_certs(directory: Path, count: int) -> list[ClientCertificate]:
     """``count`` client certificates, one per player."""
-    return [self_signed(directory, f"player{number}") for number in range(count)]
+    return [
+        make_client_certificate(directory, f"player{number}") for number in range(count)
+    ]
 
 
 @attrs.frozen
@@ -109,13 +74,13 @@ class LoadResult:
         return self.requests / self.elapsed
 
 
-def _contexts(certs: Sequence[CertFiles]) -> list[ssl.SSLContext]:
+def _contexts(certs: Sequence[tuple[Path, Path]]) -> list[ssl.SSLContext]:
     contexts = []
     for files in certs:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE  # capsules use self-signed certs (TOFU)
-        context.load_cert_chain(files.cert, files.key)
+        context.load_cert_chain(*files)
         contexts.append(context)
     return contexts
 
@@ -183,7 +148,7 @@ def run_job(contexts: Sequence[ssl.SSLContext], job: Job) -> Tally:
     )
 
 
-def _worker(conn: Connection, certs: Sequence[CertFiles], cpus: CPUs) -> None:
+def _worker(conn: Connection, certs: Sequence[tuple[Path, Path]], cpus: CPUs) -> None:
     if cpus is not None:
         os.sched_setaffinity(0, cpus)
     contexts = _contexts(certs)
@@ -206,7 +171,7 @@ class ClientPool:
 
     def __init__(
         self,
-        certs: Sequence[CertFiles],
+        certs: Sequence[ClientCertificate],
         processes: int,
         cpus: CPUs = None,
     ) -> None:
@@ -216,7 +181,9 @@ class ClientPool:
         self._procs = []
         for _ in range(processes):
             mine, theirs = context.Pipe()
-            proc = context.Process(target=_worker, args=(theirs, self.certs, cpus))
+            # Paths only: a spawned process cannot be sent certificate objects.
+            paths = [(c.cert_path, c.key_path) for c in self.certs]
+            proc = context.Process(target=_worker, args=(theirs, paths, cpus))
             proc.daemon = True
             proc.start()
             self._conns.append(mine)

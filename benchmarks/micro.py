@@ -17,10 +17,10 @@ and the bytes Python allocated for it (``tracemalloc``) are divided by the count
 from __future__ import annotations
 
 import argparse
-import datetime
 import gc
 import os
 import statistics
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable, Sequence
@@ -28,9 +28,6 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from jetforce.app.base import JetforceApplication, Request
 from twisted.internet.task import Clock
 
@@ -38,7 +35,7 @@ from benchmarks import apps
 from jetforce_sesh import MemorySlab, SlabOptions
 from jetforce_sesh.codec import RecordCodec
 from jetforce_sesh.identity import parse_fingerprint
-from jetforce_sesh.testing import make_environ
+from jetforce_sesh.testing import make_client_certificate, make_environ
 
 RECORD_SIZE = 64
 PATH_TARGET_US = 15.0
@@ -47,19 +44,8 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def _certificate() -> x509.Certificate:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "micro")])
-    now = datetime.datetime.now(datetime.UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
+    with tempfile.TemporaryDirectory() as directory:
+        return make_client_certificate(Path(directory), "micro").certificate
 
 
 def environs(path: str, players: int) -> list[dict[str, Any]]:

@@ -13,11 +13,17 @@ does, but no TLS.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import attrs
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from jetforce.app.base import JetforceApplication
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.task import Clock
@@ -36,9 +42,11 @@ __all__ = [
     "START",
     "VALID_FROM",
     "VALID_UNTIL",
+    "ClientCertificate",
     "Page",
     "SessionHarness",
     "fingerprint_of",
+    "make_client_certificate",
     "make_environ",
 ]
 
@@ -90,6 +98,63 @@ def make_environ(
             }
         )
     return environ
+
+
+@attrs.frozen
+class ClientCertificate:
+    """A client certificate and its key as PEM files, for end-to-end tests."""
+
+    name: str
+    cert_path: Path
+    key_path: Path
+    certificate: x509.Certificate
+
+    @property
+    def fingerprint(self) -> bytes:
+        """The 32 bytes that key this player's records."""
+        return self.certificate.fingerprint(hashes.SHA256())
+
+    @property
+    def tls_client_hash(self) -> str:
+        """The fingerprint as Jetforce's ``TLS_CLIENT_HASH`` spells it."""
+        return "SHA256:" + self.fingerprint.hex().upper()
+
+
+def make_client_certificate(
+    directory: Path,
+    name: str,
+    *,
+    not_before: datetime.datetime | None = None,
+    not_after: datetime.datetime | None = None,
+) -> ClientCertificate:
+    """A self-signed EC P-256 client certificate, as Gemini clients make them.
+
+    Valid from a day ago for a year unless given other dates (to test ``62``).
+    """
+    now = datetime.datetime.now(datetime.UTC)
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before or now - datetime.timedelta(days=1))
+        .not_valid_after(not_after or now + datetime.timedelta(days=365))
+        .sign(key, hashes.SHA256())
+    )
+    cert_path = directory / f"{name}.crt"
+    key_path = directory / f"{name}.key"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return ClientCertificate(name, cert_path, key_path, certificate)
 
 
 @attrs.frozen

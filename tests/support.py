@@ -6,7 +6,6 @@ the client speaks TLS with Python's ``ssl`` module and a real client certificate
 
 from __future__ import annotations
 
-import datetime
 import os
 import re
 import socket
@@ -19,60 +18,15 @@ from pathlib import Path
 from urllib.parse import quote
 
 import attrs
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+
+from jetforce_sesh.testing import ClientCertificate, make_client_certificate
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-@attrs.frozen
-class ClientCert:
-    """A client certificate and key on disk, and its Jetforce fingerprint."""
-
-    name: str
-    cert_path: Path
-    key_path: Path
-    fingerprint: bytes
-
-    @property
-    def tls_client_hash(self) -> str:
-        return "SHA256:" + self.fingerprint.hex().upper()
-
-
-def make_client_cert(
-    directory: Path,
-    name: str,
-    *,
-    not_before: datetime.datetime | None = None,
-    not_after: datetime.datetime | None = None,
-) -> ClientCert:
-    """A self-signed client certificate, as Gemini clients make them."""
-    now = datetime.datetime.now(datetime.UTC)
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before or now - datetime.timedelta(days=1))
-        .not_valid_after(not_after or now + datetime.timedelta(days=365))
-        .sign(key, hashes.SHA256())
-    )
-    cert_path = directory / f"{name}.crt"
-    key_path = directory / f"{name}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
-        )
-    )
-    return ClientCert(name, cert_path, key_path, cert.fingerprint(hashes.SHA256()))
+# The suite's names for the public helpers game authors use too.
+ClientCert = ClientCertificate
+make_client_cert = make_client_certificate
 
 
 @attrs.frozen

@@ -14,6 +14,7 @@ import attrs
 from jetforce.app.base import Request, Response, Status
 
 from jetforce_sesh import SessionApplication
+from jetforce_sesh.games.names import quoted
 
 app = SessionApplication(
     "Tic-tac-toe",
@@ -44,8 +45,6 @@ CELL_NAMES = (
     "bottom",
     "bottom right",
 )
-# The most characters of a player's own text that a page repeats back to them.
-SHOWN_MAX = 24
 GAME_OVER = "This game is over: start a new one to play."
 
 
@@ -130,14 +129,6 @@ def reply(board: Board) -> int | None:
 # -- reading what the player sent -------------------------------------------------
 
 
-def shown(text: str) -> str:
-    """``text`` safe to repeat on a page or a prompt: short, one line, quoted."""
-    clean = "".join(ch if ch.isprintable() else "?" for ch in text)
-    if len(clean) > SHOWN_MAX:
-        clean = clean[: SHOWN_MAX - 1] + "…"
-    return f"“{clean}”"
-
-
 def parse_cell(text: str) -> int | str:
     """The cell index (0-8) ``text`` names, or a sentence saying what is wrong."""
     answer = text.strip()
@@ -147,8 +138,8 @@ def parse_cell(text: str) -> int | str:
         return int(answer) - 1
     digits = answer.lstrip("+-")
     if digits.isascii() and digits.isdigit():
-        return f"There is no cell {shown(answer)}: the cells are numbered 1 to 9."
-    return f"{shown(answer)} is not a cell: pick a number from 1 to 9."
+        return f"There is no cell {quoted(answer)}: the cells are numbered 1 to 9."
+    return f"{quoted(answer)} is not a cell: pick a number from 1 to 9."
 
 
 # -- pages --------------------------------------------------------------------

@@ -118,14 +118,14 @@ def test_tictactoe_players_are_kept_apart(
 @pytest.mark.parametrize(
     ("cell", "note"),
     [
-        ("0", "There is no cell “0”: the cells are numbered 1 to 9."),
-        ("10", "There is no cell “10”: the cells are numbered 1 to 9."),
-        ("x", "“x” is not a cell: pick a number from 1 to 9."),
-        ("%00%0D%0A", "“?” is not a cell: pick a number from 1 to 9."),
-        ("%E6%BC%A2%E5%AD%97", "“漢字” is not a cell: pick a number from 1 to 9."),
+        ("0", "There is no cell '0': the cells are numbered 1 to 9."),
+        ("10", "There is no cell '10': the cells are numbered 1 to 9."),
+        ("x", "'x' is not a cell: pick a number from 1 to 9."),
+        ("%00%0D%0A", "'\\x00' is not a cell: pick a number from 1 to 9."),
+        ("%E6%BC%A2%E5%AD%97", "'漢字' is not a cell: pick a number from 1 to 9."),
         (
             "9" * 400,
-            "There is no cell “" + "9" * 23 + "…”: the cells are numbered 1 to 9.",
+            "There is no cell '" + "9" * 24 + "…': the cells are numbered 1 to 9.",
         ),
     ],
 )
@@ -149,7 +149,7 @@ def test_tictactoe_typed_move_over_tls(
     reply = board_server.request("/tictactoe/move", cert, query="ten")
     assert (reply.status, reply.meta) == (
         10,
-        "“ten” is not a cell: pick a number from 1 to 9.",
+        "'ten' is not a cell: pick a number from 1 to 9.",
     )
     page = lines(board_server.request("/tictactoe/move", cert, query="5"))
     assert page[2] == "You played cell 5. I played cell 1."

@@ -257,14 +257,14 @@ def test_new_game_while_one_is_going_keeps_the_board(harness: SessionHarness) ->
 @pytest.mark.parametrize(
     ("cell", "note"),
     [
-        ("0", "There is no cell “0”: the cells are numbered 1 to 9."),
-        ("10", "There is no cell “10”: the cells are numbered 1 to 9."),
-        ("-3", "There is no cell “-3”: the cells are numbered 1 to 9."),
-        ("x", "“x” is not a cell: pick a number from 1 to 9."),
-        ("x%0A%1B", "“x??” is not a cell: pick a number from 1 to 9."),
+        ("0", "There is no cell '0': the cells are numbered 1 to 9."),
+        ("10", "There is no cell '10': the cells are numbered 1 to 9."),
+        ("-3", "There is no cell '-3': the cells are numbered 1 to 9."),
+        ("x", "'x' is not a cell: pick a number from 1 to 9."),
+        ("x%0A%1B", "'x\\n\\x1b' is not a cell: pick a number from 1 to 9."),
         ("%20", "No cell given: pick a cell from 1 to 9."),
-        ("a" * 30, "“" + "a" * 23 + "…” is not a cell: pick a number from 1 to 9."),
-        ("1/2", "“1/2” is not a cell: pick a number from 1 to 9."),
+        ("a" * 30, "'" + "a" * 24 + "…' is not a cell: pick a number from 1 to 9."),
+        ("1/2", "'1/2' is not a cell: pick a number from 1 to 9."),
     ],
 )
 def test_a_cell_that_is_no_cell_is_explained(
@@ -301,8 +301,8 @@ def test_the_typed_move_prompts_then_reprompts_saying_why(
         return page.status, page.meta
 
     assert ask(None) == (10, "Which cell? 1 to 9, row by row from top left")
-    assert ask("12") == (10, "There is no cell “12”: the cells are numbered 1 to 9.")
-    assert ask("five") == (10, "“five” is not a cell: pick a number from 1 to 9.")
+    assert ask("12") == (10, "There is no cell '12': the cells are numbered 1 to 9.")
+    assert ask("five") == (10, "'five' is not a cell: pick a number from 1 to 9.")
     assert ask(" 5 ")[0] == 20
     assert ask("5") == (10, "Cell 5 is taken: pick a free cell")
     assert board_of(harness) == [" O | 2 | 3", " 4 | X | 6", " 7 | 8 | 9"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import socket
 import ssl
 import threading
 import time
@@ -22,7 +21,12 @@ from pathlib import Path
 import attrs
 
 from benchmarks.processes import CPUs
-from jetforce_sesh.testing import ClientCertificate, make_client_certificate
+from jetforce_sesh.testing import (
+    ClientCertificate,
+    client_context,
+    exchange,
+    make_client_certificate,
+)
 
 HOST = "localhost"
 TIMEOUT = 30.0
@@ -75,33 +79,7 @@ class LoadResult:
 
 
 def _contexts(certs: Sequence[tuple[Path, Path]]) -> list[ssl.SSLContext]:
-    contexts = []
-    for files in certs:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE  # capsules use self-signed certs (TOFU)
-        context.load_cert_chain(*files)
-        contexts.append(context)
-    return contexts
-
-
-def request(context: ssl.SSLContext, port: int, url: bytes) -> bytes:
-    """One Gemini request on its own connection; the whole response."""
-    with (
-        socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as raw,
-        context.wrap_socket(raw, server_hostname=HOST) as tls,
-    ):
-        tls.sendall(url)
-        chunks = []
-        while True:
-            try:
-                chunk = tls.recv(65536)
-            except ssl.SSLZeroReturnError:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-    return b"".join(chunks)
+    return [client_context(*files) for files in certs]
 
 
 def _run_thread(
@@ -116,7 +94,9 @@ def _run_thread(
     for number in range(job.counts[thread]):
         started = time.perf_counter()
         try:
-            reply = request(contexts[mine[number % len(mine)]], job.port, url)
+            reply = exchange(
+                contexts[mine[number % len(mine)]], job.port, url, timeout=TIMEOUT
+            )
         except OSError as error:
             failures.append(f"{type(error).__name__}: {error}")
             continue

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import socket
+import ssl
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -45,6 +47,8 @@ __all__ = [
     "ClientCertificate",
     "Page",
     "SessionHarness",
+    "client_context",
+    "exchange",
     "fingerprint_of",
     "make_client_certificate",
     "make_environ",
@@ -155,6 +159,47 @@ def make_client_certificate(
         )
     )
     return ClientCertificate(name, cert_path, key_path, certificate)
+
+
+def client_context(
+    cert_path: Path | None = None, key_path: Path | None = None
+) -> ssl.SSLContext:
+    """A TLS context as a Gemini client makes one: no CA check (capsules use
+    self-signed certificates, trusted on first use), and the client certificate
+    if given."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    if cert_path is not None:
+        context.load_cert_chain(cert_path, key_path)
+    return context
+
+
+def exchange(
+    context: ssl.SSLContext,
+    port: int,
+    request: bytes,
+    *,
+    host: str = "localhost",
+    timeout: float = 10.0,
+) -> bytes:
+    """Send one Gemini request line over its own TLS connection to ``port`` on
+    loopback; return every byte of the response."""
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw,
+        context.wrap_socket(raw, server_hostname=host) as tls,
+    ):
+        tls.sendall(request)
+        chunks = []
+        while True:
+            try:
+                chunk = tls.recv(65536)
+            except ssl.SSLZeroReturnError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    return b"".join(chunks)
 
 
 @attrs.frozen

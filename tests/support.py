@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import ssl
 import subprocess
 import sys
 import time
@@ -19,7 +17,12 @@ from urllib.parse import quote
 
 import attrs
 
-from jetforce_sesh.testing import ClientCertificate, make_client_certificate
+from jetforce_sesh.testing import (
+    ClientCertificate,
+    client_context,
+    exchange,
+    make_client_certificate,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -48,29 +51,15 @@ def gemini_request(
     timeout: float = 10.0,
 ) -> Reply:
     """One Gemini request over real TLS, presenting ``cert`` if given."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE  # capsules use self-signed certs (TOFU)
-    if cert is not None:
-        context.load_cert_chain(cert.cert_path, cert.key_path)
+    context = (
+        client_context()
+        if cert is None
+        else client_context(cert.cert_path, cert.key_path)
+    )
     url = f"gemini://{host}:{port}{path}"
     if query is not None:
         url += "?" + quote(query)
-    with (
-        socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw,
-        context.wrap_socket(raw, server_hostname=host) as tls,
-    ):
-        tls.sendall(url.encode() + b"\r\n")
-        chunks = []
-        while True:
-            try:
-                chunk = tls.recv(65536)
-            except ssl.SSLZeroReturnError:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-    data = b"".join(chunks)
+    data = exchange(context, port, url.encode() + b"\r\n", host=host, timeout=timeout)
     header, _, body = data.partition(b"\r\n")
     status, _, meta = header.decode().partition(" ")
     return Reply(int(status), meta, body.decode())

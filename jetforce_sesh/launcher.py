@@ -55,6 +55,8 @@ class UsageError(Exception):
 
 
 class Parser(argparse.ArgumentParser):
+    """argparse, answering a bad value in one line and exit status 2."""
+
     def error(self, message: str) -> NoReturn:
         # One line naming the value and the fix; the usage block would bury it.
         self.exit(2, f"{self.prog}: error: {message}\n")

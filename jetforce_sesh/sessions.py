@@ -65,7 +65,6 @@ class RecordSlab(Generic[R]):
         )
         self.options: SlabOptions | None = None
         self.clock: IReactorTime | None = None
-        self._codec: RecordCodec[R] | None = None
         self._store: ISessionStore | None = None
         #: The store, when it answers at once (the memory slab); else None.
         self.immediate: IImmediateSessionStore | None = None
@@ -109,7 +108,7 @@ class RecordSlab(Generic[R]):
         start = getattr(store, "start", None)
         if start is not None:
             start()
-        self.options, self.clock, self._codec, self._store = (
+        self.options, self.clock, self.open_codec, self._store = (
             options,
             clock,
             codec,
@@ -117,7 +116,6 @@ class RecordSlab(Generic[R]):
         )
         # Asked once here rather than on every request.
         self.immediate = store if IImmediateSessionStore.providedBy(store) else None
-        self.open_codec = codec
         return store
 
     def resolve(self, defaults: SlabOptions | None = None) -> SlabOptions:
@@ -159,8 +157,8 @@ class RecordSlab(Generic[R]):
     @property
     def codec(self) -> RecordCodec[R]:
         self.store  # noqa: B018 - raises StoreNotOpen with the fix in its message
-        assert self._codec is not None
-        return self._codec
+        assert self.open_codec is not None
+        return self.open_codec
 
     # -- hooks -----------------------------------------------------------------
 

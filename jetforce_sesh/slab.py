@@ -255,12 +255,6 @@ class MemorySlab:
             self._prev[self._head] = slot
         self._head = slot
 
-    def _touch(self, slot: int) -> None:
-        self._seen[slot] = self.clock.seconds()
-        if slot != self._head:
-            self._unlink(slot)
-            self._push_front(slot)
-
     def _drop(self, slot: int) -> None:
         self._unindex(slot)
         self._unlink(slot)

@@ -8,8 +8,8 @@ right now.
 from __future__ import annotations
 
 import base64
-import binascii
 import datetime
+import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -22,34 +22,44 @@ class BadFingerprint(ValueError):
     """A fingerprint string is in none of the accepted spellings."""
 
 
+# Each accepted spelling, whole: nothing before or after it, no spaces inside.
+_HEX = re.compile(r"(?:SHA256:)?([0-9A-F]{64})", re.IGNORECASE | re.ASCII)
+_COLONS = re.compile(
+    r"(?:SHA256:)?((?:[0-9A-F]{2}:){31}[0-9A-F]{2})", re.IGNORECASE | re.ASCII
+)
+_BASE64 = re.compile(r"[A-Za-z0-9_-]{43}=?", re.ASCII)
+
+
 def parse_fingerprint(text: str) -> bytes:
     """Return the 32 raw bytes of a SHA-256 certificate fingerprint.
 
-    Accepts Jetforce's ``SHA256:<UPPERHEX>``, bare hex in either case (gmid's
-    lowercase form), with or without colons, and urlsafe base64 (Jetforce's
-    ``TLS_CLIENT_HASH_B64``).
+    Accepts exactly these spellings, with nothing around them: Jetforce's
+    ``SHA256:<UPPERHEX>``, 64 hex digits in either case (gmid's lowercase form),
+    32 colon-separated hex pairs (``openssl x509 -fingerprint``), and urlsafe
+    base64 of 32 bytes (Jetforce's ``TLS_CLIENT_HASH_B64``, ``=`` optional).
+    Anything else raises :class:`BadFingerprint`: a fingerprint keys a player's
+    records, so a near miss must never parse to some other key.
     """
     if len(text) == 71 and text.startswith("SHA256:"):
-        # Jetforce's own spelling, on every request: skip the general parsing.
+        # Jetforce's own spelling, on every request: skip the regular expressions.
+        # fromhex() skips spaces, so 32 bytes out means 64 hex digits went in.
         try:
-            return bytes.fromhex(text[7:])
+            raw = bytes.fromhex(text[7:])
         except ValueError:
-            pass
-    raw = text.strip()
-    if raw[:7].upper() == "SHA256:":
-        raw = raw[7:]
-    hexdigits = raw.replace(":", "")
-    if len(hexdigits) == 2 * FINGERPRINT_SIZE:
-        try:
-            return bytes.fromhex(hexdigits)
-        except ValueError:
-            pass
-    try:
-        decoded = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
-    except (binascii.Error, ValueError):
-        decoded = b""
-    if len(decoded) == FINGERPRINT_SIZE:
-        return decoded
+            raw = b""
+        if len(raw) == FINGERPRINT_SIZE:
+            return raw
+    found = _HEX.fullmatch(text)
+    if found is not None:
+        return bytes.fromhex(found[1])
+    found = _COLONS.fullmatch(text)
+    if found is not None:
+        return bytes.fromhex(found[1].replace(":", ""))
+    if _BASE64.fullmatch(text):
+        raw = base64.urlsafe_b64decode(text[:43] + "=")
+        # The last character carries two spare bits: only one spelling is canonical.
+        if base64.urlsafe_b64encode(raw)[:43].decode() == text[:43]:
+            return raw
     raise BadFingerprint(
         f"fingerprint must be SHA256:<64 hex digits>, 64 hex digits or urlsafe"
         f" base64 of 32 bytes (got {text!r})"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgpack
 from hypothesis import strategies as st
 
 #: Anything a player can type at a ``10`` prompt: empty, huge, non-ASCII,
@@ -16,4 +17,40 @@ player_input = st.one_of(
         ["=> /x", "# h", "* i", "> q", "```", "\r\n", "\x00", "\x1b[31m", "ü", "漢字"]
     ),
     st.text(alphabet=st.characters(codec="ascii"), min_size=1, max_size=3),
+)
+
+
+#: The whole numbers MessagePack holds: int64 and uint64.
+int64 = st.integers(min_value=-(2**63), max_value=2**64 - 1)
+
+#: Values a bare list or dict holds (and dict keys): every scalar records keep.
+plain_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    int64,
+    st.floats(allow_nan=False),
+    st.text(max_size=8),
+    st.binary(max_size=8),
+)
+
+#: What a bare ``list`` or ``dict`` field may hold, nested.
+plain_values = st.recursive(
+    plain_scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(plain_scalars, inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+#: Anything MessagePack can carry, extension types and timestamps included.
+packable = st.recursive(
+    plain_scalars
+    | st.builds(msgpack.ExtType, st.integers(0, 127), st.binary(max_size=12))
+    | st.builds(
+        msgpack.Timestamp, st.integers(-(2**63), 2**63 - 1), st.integers(0, 999_999_999)
+    ),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(plain_scalars, inner, max_size=4)
+    ),
+    max_leaves=16,
 )

@@ -1,56 +1,63 @@
-"""The memory slab: every record in one preallocated buffer, sized at start-up.
+"""The memory store: every record in one preallocated buffer, sized at start-up.
 
-``capacity`` slots of ``record_size`` bytes are reserved when the slab is made, along
-with fixed-size arrays for the index, the recency list and the last-use times. After
-that nothing grows: a new player takes a free slot, or the least recently used one
-(``on_full="evict"``), or is turned away (``on_full="refuse"``).
+``capacity`` slots of ``record_size`` bytes are reserved when the store is made,
+along with fixed-size arrays for the index, the recency list, the last-use times
+and the versions. After that nothing grows: a new player takes a free slot, or the
+least recently used one (``on_full="evict"``), or is turned away
+(``on_full="refuse"``).
 
 The index is an open-addressing hash table (linear probing, backward-shift deletion)
 in an ``array``, not a dict: a dict of a million ``bytes`` keys costs about 150 bytes a
-record and grows in jumps, where this costs a fixed 60 and is all allocated up front.
-Slots are found by Python's own ``hash()`` of the fingerprint, which is keyed per
-process, so a player who grinds certificates cannot aim them at one bucket.
+record and grows in jumps, where this costs a fixed 68 and is all allocated up front.
+Slots are found by Python's own ``hash()`` of the key, which is keyed per process,
+so a player who grinds certificates cannot aim them at one bucket.
+
+Versions come from one counter per store that only goes up, so a version is never
+given twice, even to a record that was dropped and made again: a save that names
+an old version always conflicts. A slot's version is 0 while the slot is free.
 """
 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
 from zope.interface import implementer
 
-from jetforce_sesh.errors import RecordTooLarge, StoreFull
-from jetforce_sesh.identity import FINGERPRINT_SIZE
+from jetforce_sesh.errors import BadKey, Conflict, RecordTooLarge, StoreFull
 from jetforce_sesh.options import (
+    OnFull,
     check_idle_timeout,
     check_max_records,
     check_on_full,
     check_record_size,
 )
 from jetforce_sesh.store import (
+    ABSENT,
+    ANY_VERSION,
+    KEY_SIZE,
     Hook,
+    Hooks,
     IImmediateSessionStore,
-    OnFull,
+    RecordPage,
+    Stored,
+    StoredRecord,
+    StoreSpec,
     StoreStats,
+    check_key,
 )
 
-_log = Logger()
-_KEY = FINGERPRINT_SIZE
+_KEY = KEY_SIZE
 _NONE = -1
-
-
-def _notify(hooks: list[Hook], key: bytes) -> None:
-    """Call every hook; one that raises is logged and does not undo the change
-    it was told about, nor stop the others or the sweep that called it."""
-    for hook in hooks:
-        try:
-            hook(key)
-        except Exception:
-            _log.failure("slab hook {hook!r} failed", hook=hook)
+_stored = tuple.__new__
+#: Most idle records one sweep drops before it lets other work run.
+SWEEP_BATCH = 2000
+#: Most slots one page of records() looks at, found or not: a page of a sparse
+#: store costs no more than a page of a full one.
+SCAN_LIMIT = 4096
 
 
 def _table_size(capacity: int) -> int:
@@ -61,7 +68,7 @@ def _table_size(capacity: int) -> int:
 
 
 @implementer(IImmediateSessionStore)
-class MemorySlab:
+class MemoryStore:
     """Fixed-size records in one bytearray, with LRU eviction and idle expiry."""
 
     def __init__(
@@ -75,15 +82,11 @@ class MemorySlab:
         on_full: OnFull = "evict",
         hash_key: Callable[[bytes], int] = hash,
     ) -> None:
-        check_record_size(record_size)
-        check_max_records(capacity)
-        check_idle_timeout(idle_timeout)
-        check_on_full(on_full)
         self.name = name
-        self.record_size = record_size
-        self.capacity = capacity
-        self.idle_timeout = idle_timeout
-        self.on_full: OnFull = on_full
+        self.record_size = check_record_size(record_size)
+        self.capacity = check_max_records(capacity)
+        self.idle_timeout = check_idle_timeout(idle_timeout)
+        self.on_full: OnFull = check_on_full(on_full)
         self.clock = clock
         # Tests pass a weak hash to force collisions; production keeps hash().
         self._hash = hash_key
@@ -93,6 +96,7 @@ class MemorySlab:
         self._hashes = array("q", [0]) * capacity
         self._lengths = array("I", [0]) * capacity
         self._seen = array("d", [0.0]) * capacity
+        self._versions = array("Q", [0]) * capacity
         # Recency list: _head is the most recently used slot, _tail the least.
         # Free slots are chained through _next from _free.
         self._prev = array("i", [_NONE]) * capacity
@@ -104,80 +108,127 @@ class MemorySlab:
         self._table = array("i", [_NONE]) * _table_size(capacity)
         self._mask = len(self._table) - 1
         self._count = 0
+        self._version = 0
 
         self._hits = 0
         self._misses = 0
+        self._creations = 0
         self._evictions = 0
         self._expirations = 0
-        self._created_hooks: list[Hook] = []
-        self._evicted_hooks: list[Hook] = []
-        self._expired_hooks: list[Hook] = []
+        self._refusals = 0
+        self._conflicts = 0
+        self._hooks = Hooks()
+        self._pending = self._hooks.pending
         self._sweeper: LoopingCall | None = None
+        self._more: IDelayedCall | None = None
 
     # -- sizes -----------------------------------------------------------------
 
     @staticmethod
     def bytes_needed(record_size: int, capacity: int) -> int:
-        """What a slab of this shape reserves, known before it is made."""
-        # key, hash, length, last use and two links per slot; 4-byte index cells.
-        per_slot = record_size + _KEY + 8 + 4 + 8 + 4 + 4
+        """What a store of this shape reserves, known before it is made."""
+        # key, hash, length, last use, version and two links per slot; 4-byte
+        # index cells.
+        per_slot = record_size + _KEY + 8 + 4 + 8 + 8 + 4 + 4
         return capacity * per_slot + 4 * _table_size(capacity)
 
     @property
     def reserved_bytes(self) -> int:
-        """Bytes held for records and their bookkeeping, fixed for the slab's life."""
-        arrays = (self._hashes, self._lengths, self._seen, self._prev, self._next)
+        """Bytes held for records and their bookkeeping, fixed for the store's life."""
+        arrays = (
+            self._hashes,
+            self._lengths,
+            self._seen,
+            self._versions,
+            self._prev,
+            self._next,
+            self._table,
+        )
         return (
-            len(self._data)
-            + len(self._keys)
-            + sum(a.itemsize * len(a) for a in arrays)
-            + self._table.itemsize * len(self._table)
+            len(self._data) + len(self._keys) + sum(a.itemsize * len(a) for a in arrays)
         )
 
     def __len__(self) -> int:
         return self._count
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, bytes) and self._live_slot(key) != _NONE
+        return (
+            type(key) is bytes
+            and len(key) == _KEY
+            and self._idle_or_slot(self._find(key)) != _NONE
+        )
 
-    # -- expiry ----------------------------------------------------------------
+    # -- life cycle and expiry -------------------------------------------------
 
-    def start(self) -> None:
-        """Begin the periodic sweep of idle records (no-op without a timeout)."""
+    def open(self) -> Deferred[None]:
+        """Start the periodic sweep of idle records (none without a timeout)."""
         if self.idle_timeout > 0 and self._sweeper is None:
             self._sweeper = LoopingCall(self.sweep)
             self._sweeper.clock = self.clock
             interval = max(1.0, min(60.0, self.idle_timeout / 2))
             self._sweeper.start(interval, now=False)
+        return succeed(None)
 
-    def stop(self) -> None:
-        """Stop sweeping; records stay where they are."""
+    def close(self) -> Deferred[None]:
+        """Stop sweeping; the records go with the store."""
         if self._sweeper is not None:
             if self._sweeper.running:
                 self._sweeper.stop()
             self._sweeper = None
+        if self._more is not None and self._more.active():
+            self._more.cancel()
+        self._more = None
+        return succeed(None)
 
     def sweep(self) -> int:
-        """Drop every record idle for ``idle_timeout`` seconds; return how many.
+        """Drop records idle for ``idle_timeout`` seconds; return how many.
 
         The recency list is also the order of last use, so the sweep reads from
         its old end and stops at the first live record: its cost is the number
-        of records it drops, not the number the slab holds.
+        of records it drops, not the number the store holds. It drops at most
+        :data:`SWEEP_BATCH` at once and comes back for the rest at once, after
+        other work had its turn.
         """
-        if self.idle_timeout <= 0:
+        timeout = self.idle_timeout
+        if timeout <= 0:
             return 0
-        deadline = self.clock.seconds() - self.idle_timeout
+        now = self.clock.seconds()
+        seen = self._seen
         dropped = 0
-        while self._tail != _NONE and self._seen[self._tail] <= deadline:
-            self._expire(self._tail)
-            dropped += 1
+        try:
+            # Idle is ``now - seen >= timeout`` everywhere, never ``seen <= now -
+            # timeout``: the two round differently, and a record must not be
+            # alive to load yet dropped by the sweep (or left out of a listing).
+            while self._tail != _NONE and now - seen[self._tail] >= timeout:
+                if dropped == SWEEP_BATCH:
+                    if self._sweeper is not None and self._more is None:
+                        self._more = self.clock.callLater(0, self._sweep_more)
+                    break
+                self._expire(self._tail)
+                dropped += 1
+        finally:
+            self._hooks.run()
         return dropped
+
+    def _sweep_more(self) -> None:
+        self._more = None
+        self.sweep()
 
     def _expire(self, slot: int) -> None:
         key = self._key_of(slot)
         self._drop(slot)
         self._expirations += 1
-        _notify(self._expired_hooks, key)
+        self._hooks.queue(self._hooks.expired, key)
+
+    def _idle_or_slot(self, slot: int) -> int:
+        """``slot``, or _NONE if it is _NONE or its record is idle (left as is)."""
+        if (
+            slot != _NONE
+            and self.idle_timeout > 0
+            and self.clock.seconds() - self._seen[slot] >= self.idle_timeout
+        ):
+            return _NONE
+        return slot
 
     # -- the index -------------------------------------------------------------
 
@@ -194,22 +245,11 @@ class MemorySlab:
             slot = table[pos]
             if slot == _NONE:
                 return _NONE
-            # startswith at an offset compares in place; a slice would copy.
+            # startswith at an offset compares in place; a slice would copy. Keys
+            # are all 32 bytes (checked on the way in), so a match is the key.
             if keys.startswith(key, slot * _KEY):
                 return slot
             pos = (pos + 1) & mask
-
-    def _live_slot(self, key: bytes) -> int:
-        """The key's slot, or _NONE if absent; an idle record is expired here."""
-        slot = self._find(key)
-        if (
-            slot != _NONE
-            and self.idle_timeout > 0
-            and self.clock.seconds() - self._seen[slot] >= self.idle_timeout
-        ):
-            self._expire(slot)
-            return _NONE
-        return slot
 
     def _unindex(self, slot: int) -> None:
         table = self._table
@@ -258,114 +298,10 @@ class MemorySlab:
     def _drop(self, slot: int) -> None:
         self._unindex(slot)
         self._unlink(slot)
+        self._versions[slot] = 0
         self._next[slot] = self._free
         self._free = slot
         self._count -= 1
-
-    # -- IImmediateSessionStore ----------------------------------------------------
-
-    def _use(self, key: bytes) -> int:
-        """The key's live slot, marked as just used; _NONE if absent or idle.
-
-        One clock reading serves the expiry check and the new last-use time:
-        this is the path of every request.
-        """
-        slot = self._find(key)
-        if slot == _NONE:
-            return _NONE
-        now = self.clock.seconds()
-        if self.idle_timeout > 0 and now - self._seen[slot] >= self.idle_timeout:
-            self._expire(slot)
-            return _NONE
-        self._seen[slot] = now
-        if slot != self._head:
-            self._unlink(slot)
-            self._push_front(slot)
-        return slot
-
-    def load_now(self, key: bytes) -> bytes | None:
-        slot = self._use(key)
-        if slot == _NONE:
-            self._misses += 1
-            return None
-        self._hits += 1
-        offset = slot * self.record_size
-        return bytes(self._data[offset : offset + self._lengths[slot]])
-
-    def peek_now(self, key: bytes) -> bytes | None:
-        slot = self._find(key)
-        if slot == _NONE or (
-            self.idle_timeout > 0
-            and self.clock.seconds() - self._seen[slot] >= self.idle_timeout
-        ):
-            return None
-        offset = slot * self.record_size
-        return bytes(self._data[offset : offset + self._lengths[slot]])
-
-    def admits_now(self, key: bytes) -> bool:
-        return (
-            self.on_full == "evict"
-            or self._count < self.capacity
-            or self._live_slot(key) != _NONE
-            or self._reclaim_idle()
-        )
-
-    def save_now(self, key: bytes, data: bytes) -> None:
-        size = len(data)
-        if size > self.record_size:
-            raise RecordTooLarge(
-                f"record of {size} bytes does not fit slab {self.name!r}"
-                f" ({self.record_size}-byte slots): raise its record_size or"
-                f" store less"
-            )
-        if len(key) != _KEY:
-            raise ValueError(
-                f"keys are 32-byte certificate fingerprints (got {len(key)} bytes):"
-                f" use parse_fingerprint()"
-            )
-        slot = self._use(key)
-        if slot != _NONE:
-            offset = slot * self.record_size
-            self._data[offset : offset + size] = data
-            self._lengths[slot] = size
-            return
-        victim_key = self._make_room()
-        slot = self._allocate(key)
-        offset = slot * self.record_size
-        self._data[offset : offset + size] = data
-        self._lengths[slot] = size
-        self._seen[slot] = self.clock.seconds()
-        # Hooks run once the slab is whole again: they may read or write it.
-        if victim_key is not None:
-            _notify(self._evicted_hooks, victim_key)
-        _notify(self._created_hooks, key)
-
-    def _reclaim_idle(self) -> bool:
-        """Expire the least recently used record if it is idle; True if it was."""
-        tail = self._tail
-        if (
-            tail == _NONE
-            or self.idle_timeout <= 0
-            or self.clock.seconds() - self._seen[tail] < self.idle_timeout
-        ):
-            return False
-        self._expire(tail)
-        return True
-
-    def _make_room(self) -> bytes | None:
-        """Free a slot if none is; return the key evicted for it, if any."""
-        if self._count < self.capacity or self._reclaim_idle():
-            return None
-        if self.on_full == "refuse":
-            raise StoreFull(
-                f"slab {self.name!r} is full ({self.capacity} records) and"
-                f" refuses new players: raise max_records or use on_full='evict'"
-            )
-        victim = self._tail
-        victim_key = self._key_of(victim)
-        self._drop(victim)
-        self._evictions += 1
-        return victim_key
 
     def _allocate(self, key: bytes) -> int:
         slot = self._free
@@ -382,53 +318,201 @@ class MemorySlab:
         self._count += 1
         return slot
 
-    def delete_now(self, key: bytes) -> bool:
-        slot = self._live_slot(key)
+    # -- IImmediateSessionStore -------------------------------------------------
+
+    def _use(self, key: bytes) -> int:
+        """The key's live slot, marked as just used; _NONE if absent or idle.
+
+        One clock reading serves the expiry check and the new last-use time:
+        this is the path of every request. An idle record is expired here.
+        """
+        if type(key) is not bytes or len(key) != _KEY:
+            check_key(key)
+        slot = self._find(key)
         if slot == _NONE:
+            return _NONE
+        now = self.clock.seconds()
+        if self.idle_timeout > 0 and now - self._seen[slot] >= self.idle_timeout:
+            self._expire(slot)
+            return _NONE
+        self._seen[slot] = now
+        if slot != self._head:
+            self._unlink(slot)
+            self._push_front(slot)
+        return slot
+
+    def _read(self, slot: int) -> Stored:
+        offset = slot * self.record_size
+        # tuple.__new__ skips NamedTuple's own __new__: half the cost, same tuple.
+        return _stored(
+            Stored,
+            (
+                bytes(self._data[offset : offset + self._lengths[slot]]),
+                self._versions[slot],
+            ),
+        )
+
+    def load_now(self, key: bytes) -> Stored | None:
+        slot = self._use(key)
+        if slot == _NONE:
+            self._misses += 1
+            if self._pending:
+                self._hooks.run()  # the player's idle record expired just now
+            return None
+        self._hits += 1
+        return self._read(slot)
+
+    def peek_now(self, key: bytes) -> Stored | None:
+        check_key(key)
+        slot = self._idle_or_slot(self._find(key))
+        return None if slot == _NONE else self._read(slot)
+
+    def save_now(self, key: bytes, data: bytes, expected: int) -> int:
+        # Everything that can refuse the save is checked before the first
+        # change: a failed save leaves no half-made record behind.
+        check_key(key)
+        if type(data) is not bytes:
+            raise TypeError(
+                f"record data must be bytes (got {type(data).__name__}): encode"
+                f" the record with the slab's codec"
+            )
+        size = len(data)
+        if size > self.record_size:
+            raise RecordTooLarge(
+                f"record of {size} bytes does not fit slab {self.name!r}"
+                f" ({self.record_size}-byte slots): raise its record_size or"
+                f" store less"
+            )
+        try:
+            slot = self._use(key)
+            if slot != _NONE:
+                if expected != ANY_VERSION and expected != self._versions[slot]:
+                    self._conflict(key, self._versions[slot], expected)
+            else:
+                if expected != ANY_VERSION and expected != ABSENT:
+                    self._conflict(key, ABSENT, expected)
+                self._make_room()
+                slot = self._allocate(key)
+                self._seen[slot] = self.clock.seconds()
+                self._creations += 1
+                self._hooks.queue(self._hooks.created, key)
+            offset = slot * self.record_size
+            self._data[offset : offset + size] = data
+            self._lengths[slot] = size
+            self._version += 1
+            self._versions[slot] = self._version
+            return self._version
+        finally:
+            if self._pending:
+                self._hooks.run()
+
+    def _conflict(self, key: bytes, stored: int, expected: int) -> None:
+        self._conflicts += 1
+        raise Conflict(
+            f"record {key[:4].hex()}… of slab {self.name!r} is"
+            f" {_version_text(stored)}, not {_version_text(expected)}: load it"
+            f" again and redo the change"
+        )
+
+    def _reclaim_idle(self) -> bool:
+        """Expire the least recently used record if it is idle; True if it was."""
+        tail = self._tail
+        if (
+            tail == _NONE
+            or self.idle_timeout <= 0
+            or self.clock.seconds() - self._seen[tail] < self.idle_timeout
+        ):
             return False
+        self._expire(tail)
+        return True
+
+    def _make_room(self) -> None:
+        """Free a slot if none is: an idle record first, else by the policy."""
+        if self._count < self.capacity or self._reclaim_idle():
+            return
+        if self.on_full == "refuse":
+            self._refusals += 1
+            raise StoreFull(
+                f"slab {self.name!r} is full ({self.capacity} records) and"
+                f" refuses new players: raise max_records or use on_full='evict'"
+            )
+        victim = self._tail
+        victim_key = self._key_of(victim)
+        self._drop(victim)
+        self._evictions += 1
+        self._hooks.queue(self._hooks.evicted, victim_key)
+
+    def delete_now(self, key: bytes, expected: int = ANY_VERSION) -> bool:
+        check_key(key)
+        slot = self._idle_or_slot(self._find(key))
+        if slot == _NONE:
+            if expected not in (ANY_VERSION, ABSENT):
+                self._conflict(key, ABSENT, expected)
+            return False
+        if expected != ANY_VERSION and expected != self._versions[slot]:
+            self._conflict(key, self._versions[slot], expected)
         self._drop(slot)
         return True
 
-    def iter_records(self) -> Iterator[tuple[bytes, bytes]]:
-        # Copy everything first: a caller may save or delete while iterating,
-        # and must still see the records as they were when it began.
-        deadline = (
-            self.clock.seconds() - self.idle_timeout if self.idle_timeout > 0 else None
-        )
-        records = []
-        slot = self._head
-        while slot != _NONE:
-            if deadline is None or self._seen[slot] > deadline:
-                offset = slot * self.record_size
-                records.append(
-                    (
-                        self._key_of(slot),
-                        bytes(self._data[offset : offset + self._lengths[slot]]),
-                    )
+    def records_now(self, cursor: str | None = None, limit: int = 256) -> RecordPage:
+        # Slots in index order: a record stays in its slot for its whole life,
+        # so one that lives through the listing is met exactly once, however
+        # the recency list moves meanwhile.
+        start = _cursor(cursor, self.capacity)
+        if type(limit) is not int or limit < 1:
+            # A page of no records would hand back its own cursor: a caller
+            # paging until None would never get there.
+            raise ValueError(f"limit must be 1 or more records (got {limit!r})")
+        stop = min(self.capacity, start + max(limit, SCAN_LIMIT))
+        now = self.clock.seconds()
+        # An idle timeout of 0 keeps every record: no age reaches infinity.
+        timeout = self.idle_timeout if self.idle_timeout > 0 else float("inf")
+        found: list[StoredRecord] = []
+        slot = start
+        versions = self._versions
+        seen = self._seen
+        while slot < stop and len(found) < limit:
+            if versions[slot] and now - seen[slot] < timeout:
+                data, version = self._read(slot)
+                found.append(
+                    StoredRecord(self._key_of(slot), data, version, seen[slot])
                 )
-            slot = self._next[slot]
-        return iter(records)
+            slot += 1
+        return RecordPage(found, None if slot >= self.capacity else str(slot))
 
     # -- ISessionStore -----------------------------------------------------------
 
-    def load(self, key: bytes) -> Deferred[bytes | None]:
-        return succeed(self.load_now(key))
-
-    def save(self, key: bytes, data: bytes) -> Deferred[None]:
+    def load(self, key: bytes) -> Deferred[Stored | None]:
         try:
-            self.save_now(key, data)
-        except (RecordTooLarge, StoreFull) as error:
+            return succeed(self.load_now(key))
+        except BadKey as error:
             return fail(error)
-        return succeed(None)
 
-    def delete(self, key: bytes) -> Deferred[bool]:
-        return succeed(self.delete_now(key))
+    def peek(self, key: bytes) -> Deferred[Stored | None]:
+        try:
+            return succeed(self.peek_now(key))
+        except BadKey as error:
+            return fail(error)
 
-    def admits(self, key: bytes) -> Deferred[bool]:
-        return succeed(self.admits_now(key))
+    def save(self, key: bytes, data: bytes, expected: int) -> Deferred[int]:
+        try:
+            return succeed(self.save_now(key, data, expected))
+        except (BadKey, Conflict, RecordTooLarge, StoreFull, TypeError) as error:
+            return fail(error)
 
-    def records(self) -> Deferred[list[tuple[bytes, bytes]]]:
-        return succeed(list(self.iter_records()))
+    def delete(self, key: bytes, expected: int = ANY_VERSION) -> Deferred[bool]:
+        try:
+            return succeed(self.delete_now(key, expected))
+        except (BadKey, Conflict) as error:
+            return fail(error)
+
+    def records(
+        self, cursor: str | None = None, limit: int = 256
+    ) -> Deferred[RecordPage]:
+        try:
+            return succeed(self.records_now(cursor, limit))
+        except ValueError as error:
+            return fail(error)
 
     def stats(self) -> StoreStats:
         return StoreStats(
@@ -436,15 +520,48 @@ class MemorySlab:
             capacity=self.capacity,
             hits=self._hits,
             misses=self._misses,
+            creations=self._creations,
             evictions=self._evictions,
             expirations=self._expirations,
+            refusals=self._refusals,
+            conflicts=self._conflicts,
         )
 
     def on_created(self, hook: Hook) -> None:
-        self._created_hooks.append(hook)
+        self._hooks.created.append(hook)
 
     def on_evicted(self, hook: Hook) -> None:
-        self._evicted_hooks.append(hook)
+        self._hooks.evicted.append(hook)
 
     def on_expired(self, hook: Hook) -> None:
-        self._expired_hooks.append(hook)
+        self._hooks.expired.append(hook)
+
+
+def _version_text(version: int) -> str:
+    return "absent" if version == ABSENT else f"at version {version}"
+
+
+def _cursor(cursor: str | None, capacity: int) -> int:
+    if cursor is None:
+        return 0
+    # isdigit() alone lets through digits int() does not read, such as "²".
+    if (
+        type(cursor) is not str
+        or not (cursor.isascii() and cursor.isdigit())
+        or int(cursor) > capacity
+    ):
+        raise ValueError(f"cursor {cursor!r} is not one this store gave")
+    return int(cursor)
+
+
+def memory_stores(spec: StoreSpec) -> MemoryStore:
+    """The default store factory: a :class:`MemoryStore` sized by the slab."""
+    options = spec.options
+    return MemoryStore(
+        spec.name,
+        record_size=spec.record_size,
+        capacity=options.max_records,
+        clock=spec.clock,
+        idle_timeout=options.idle_timeout,
+        on_full=options.on_full,
+    )

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import attrs
 
 from jetforce_sesh.errors import ConfigError
-from jetforce_sesh.store import OnFull
+
+OnFull = Literal["evict", "refuse"]
 
 MAX_RECORD_SIZE = 1 << 20
 MAX_RECORDS = 1 << 28
@@ -22,9 +25,9 @@ def check_max_records(value: object) -> int:
 
 
 def check_record_size(value: object) -> int:
-    if type(value) is not int or not 16 <= value <= MAX_RECORD_SIZE:
+    if type(value) is not int or not 1 <= value <= MAX_RECORD_SIZE:
         raise ConfigError(
-            f"record_size must be a whole number of bytes from 16 to"
+            f"record_size must be a whole number of bytes from 1 to"
             f" {MAX_RECORD_SIZE} (got {value!r}): use e.g. 256 (--record-size 256)"
         )
     return value
@@ -52,24 +55,53 @@ def check_on_full(value: object) -> OnFull:
     return value
 
 
+MAX_QUEUED = 1000
+
+
+def check_grace(value: object) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0 <= value <= 3600
+    ):
+        raise ConfigError(
+            f"shutdown grace must be a number of seconds from 0 to 3600 (got"
+            f" {value!r}): use e.g. 10 (--shutdown-grace 10)"
+        )
+    return float(value)
+
+
+def check_max_queued(value: object) -> int:
+    if type(value) is not int or not 0 <= value <= MAX_QUEUED:
+        raise ConfigError(
+            f"max_queued must be a whole number from 0 to {MAX_QUEUED} (got"
+            f" {value!r}): use e.g. 4 (--max-queued 4)"
+        )
+    return value
+
+
 @attrs.frozen
 class SlabOptions:
     """How big a slab is and what it does when full or idle.
 
-    The launcher's ``--max-records``, ``--record-size``, ``--idle-timeout`` and
-    ``--on-full`` build the defaults; a slab declared with its own values keeps them.
+    The launcher's ``--max-records``, ``--record-size``, ``--idle-timeout``,
+    ``--on-full`` and ``--max-queued`` build the defaults; a slab declared with its
+    own values keeps them. ``max_queued`` is how many requests of one player may
+    wait for their turn at the slab while another of theirs holds it.
     """
 
     max_records: int = attrs.field(default=10_000)
     record_size: int = attrs.field(default=256)
     idle_timeout: float = attrs.field(default=0.0)
     on_full: OnFull = attrs.field(default="evict")
+    max_queued: int = attrs.field(default=4)
 
     def __attrs_post_init__(self) -> None:
         check_max_records(self.max_records)
         check_record_size(self.record_size)
         check_idle_timeout(self.idle_timeout)
         check_on_full(self.on_full)
+        check_max_queued(self.max_queued)
 
     def with_overrides(self, **overrides: object) -> SlabOptions:
         """These options with every override that is not None applied."""

@@ -1,23 +1,67 @@
 """The store contract: what every place that keeps session records provides.
 
-Records travel through it as bytes already encoded by :mod:`jetforce_sesh.codec`,
-keyed by the 32-byte certificate fingerprint, so a store knows nothing of attrs
-classes or of Jetforce. The memory slab, and later the persistent, bridged and
-Redis stores, all answer through :class:`ISessionStore`; the route decorator and
-the games never see which one they got.
+Records travel through it as bytes already encoded by the slab's codec, keyed by
+32 bytes (a certificate fingerprint, or whatever the key step maps a certificate
+to), so a store knows nothing of attrs classes or of Jetforce. The memory store,
+and the persistent, bridged and Redis stores, all answer through
+:class:`ISessionStore`; the route and the games never see which one they got.
+
+Every stored record has a **version**, a number the store gives it on each save and
+never gives again. A save names the version it read (:data:`ABSENT` for a record
+that did not exist) and fails with :class:`~jetforce_sesh.errors.Conflict` if the
+record has moved since: two writers can never both overwrite what they read. The
+store also decides, in the same step, whether a new record may be kept at all
+(room, refusal, eviction), so no check-then-act race is left to its callers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Literal
+from collections import deque
+from collections.abc import Callable
+from typing import NamedTuple
 
 import attrs
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
 from zope.interface import Attribute, Interface
 
-OnFull = Literal["evict", "refuse"]
+from jetforce_sesh.errors import BadKey
+from jetforce_sesh.options import OnFull, SlabOptions
+
 Hook = Callable[[bytes], None]
+
+#: The version a save names when it read no record: "create it, if still absent".
+ABSENT = 0
+#: The version a save or delete names to act whatever is stored (imports, tools).
+ANY_VERSION = -1
+#: Bytes in every key.
+KEY_SIZE = 32
+
+_log = Logger()
+
+
+class Stored(NamedTuple):
+    """A record as a store holds it: its bytes and their version."""
+
+    data: bytes
+    version: int
+
+
+class StoredRecord(NamedTuple):
+    """One record of a listing: its key, bytes, version and last use (epoch s)."""
+
+    key: bytes
+    data: bytes
+    version: int
+    last_used: float
+
+
+class RecordPage(NamedTuple):
+    """Part of a listing, and the cursor of the next part (None: the last one)."""
+
+    records: list[StoredRecord]
+    cursor: str | None
 
 
 @attrs.frozen
@@ -26,44 +70,90 @@ class StoreStats:
 
     in_use: int
     capacity: int
-    hits: int
-    misses: int
-    evictions: int
-    expirations: int
+    hits: int = 0
+    misses: int = 0
+    creations: int = 0
+    evictions: int = 0
+    expirations: int = 0
+    refusals: int = 0
+    conflicts: int = 0
+
+
+@attrs.frozen
+class StoreSpec:
+    """What a store factory is told about the slab it makes a store for."""
+
+    #: The slab's name: stores that share a place (a file, a Redis) keep slabs apart
+    #: by it.
+    name: str
+    options: SlabOptions
+    clock: IReactorTime
+    #: The most bytes a record takes: the codec's slot size.
+    record_size: int
+    #: What the bytes are (the codec's ``format``), for stores that keep them
+    #: between runs and must not read one slab's bytes as another's.
+    codec_format: str
+
+
+#: Makes the store of one slab. Settings of a store kind (a directory, a URL) are
+#: bound into the factory: ``memory_stores``, or an instance of another kind's.
+StoreFactory = Callable[[StoreSpec], "ISessionStore"]
 
 
 class ISessionStore(Interface):
-    """Fixed-size session records keyed by certificate fingerprint.
+    """Fixed-size, versioned session records keyed by 32 bytes.
 
-    Every method answers with a Deferred so that stores which talk to another
-    process fit the same contract as the in-memory slab.
+    Every method that may need another process answers with a Deferred, so that
+    stores in Redis or behind a socket fit the same contract as the memory store.
+    Keys that are not 32 bytes are refused with
+    :class:`~jetforce_sesh.errors.BadKey`.
     """
 
-    name: str = Attribute("Name of the store, shown in the start-up banner.")
+    name: str = Attribute("Name of the slab the store keeps, for messages.")
     record_size: int = Attribute("Largest encoded record, in bytes, a slot takes.")
     capacity: int = Attribute("Most records the store holds at once.")
-    on_full: OnFull = Attribute("What a new player meets when the store is full.")
+    on_full: OnFull = Attribute("What a new record meets when the store is full.")
+    idle_timeout: float = Attribute(
+        "Seconds unused before a record expires (0: never)."
+    )
 
-    def load(key: bytes) -> Deferred[bytes | None]:
-        """The record stored under ``key``, or None; counts as use of it."""
+    def open() -> Deferred[None]:
+        """Get ready to serve (start the idle sweep, connect, read files)."""
 
-    def save(key: bytes, data: bytes) -> Deferred[None]:
-        """Store ``data`` under ``key``, replacing what was there.
+    def close() -> Deferred[None]:
+        """Stop serving; fires once everything the store owes is written."""
 
-        Fails with :class:`~jetforce_sesh.errors.RecordTooLarge` when ``data``
-        exceeds ``record_size`` and with :class:`~jetforce_sesh.errors.StoreFull`
-        when ``key`` is new, the store is full and its policy is ``refuse``; in
-        both cases the previous record is left as it was.
+    def load(key: bytes) -> Deferred[Stored | None]:
+        """The record under ``key``, or None; counts as use of it."""
+
+    def peek(key: bytes) -> Deferred[Stored | None]:
+        """The record under ``key``, or None, without counting as use."""
+
+    def save(key: bytes, data: bytes, expected: int) -> Deferred[int]:
+        """Store ``data`` under ``key`` if its version is still ``expected``.
+
+        ``expected`` is the version read, :data:`ABSENT` if there was no record,
+        or :data:`ANY_VERSION` to overwrite whatever is there. Fires with the new
+        version. Fails, leaving the stored record as it was, with
+        :class:`~jetforce_sesh.errors.Conflict` if the version moved,
+        :class:`~jetforce_sesh.errors.RecordTooLarge` if ``data`` exceeds
+        ``record_size``, and :class:`~jetforce_sesh.errors.StoreFull` if the record
+        is new, the store is full, no idle record can give up its slot and
+        ``on_full`` is ``refuse`` (with ``evict``, the least recently used record
+        makes room). Counts as use.
         """
 
-    def delete(key: bytes) -> Deferred[bool]:
-        """Forget ``key``; True if it was there."""
+    def delete(key: bytes, expected: int = ANY_VERSION) -> Deferred[bool]:
+        """Forget ``key``; True if it was there. Conflict if its version is not
+        ``expected`` (unless that is :data:`ANY_VERSION`)."""
 
-    def admits(key: bytes) -> Deferred[bool]:
-        """Whether a record for ``key`` could be kept now (False: refuse it)."""
+    def records(cursor: str | None = None, limit: int = 256) -> Deferred[RecordPage]:
+        """Up to ``limit`` live records, without counting as use.
 
-    def records() -> Deferred[list[tuple[bytes, bytes]]]:
-        """Every live record as (key, data), without counting as use."""
+        Start with ``cursor=None`` and pass each page's cursor to the next call
+        until it is None. A record that lives through the whole listing appears in
+        it exactly once; one saved, made or dropped meanwhile may or may not.
+        """
 
     def stats() -> StoreStats:
         """The store's counters, as of now."""
@@ -81,21 +171,74 @@ class ISessionStore(Interface):
 class IImmediateSessionStore(ISessionStore):
     """A store in this process that can answer without waiting.
 
-    The route decorator prefers these methods when a store provides them: a
-    request to the memory slab then costs no Deferred at all.
+    The route prefers these methods when a store provides them: a request to the
+    memory store then makes no Deferred at all. Each answers as its Deferred
+    counterpart does, raising instead of failing.
     """
 
-    def load_now(key: bytes) -> bytes | None:
-        """As :meth:`ISessionStore.load`, answered at once."""
+    def load_now(key: bytes) -> Stored | None:
+        """As :meth:`ISessionStore.load`."""
 
-    def save_now(key: bytes, data: bytes) -> None:
-        """As :meth:`ISessionStore.save`, raising instead of failing a Deferred."""
+    def peek_now(key: bytes) -> Stored | None:
+        """As :meth:`ISessionStore.peek`."""
 
-    def peek_now(key: bytes) -> bytes | None:
-        """The record stored under ``key``, or None, without counting as use."""
+    def save_now(key: bytes, data: bytes, expected: int) -> int:
+        """As :meth:`ISessionStore.save`."""
 
-    def admits_now(key: bytes) -> bool:
-        """As :meth:`ISessionStore.admits`, answered at once."""
+    def delete_now(key: bytes, expected: int = ANY_VERSION) -> bool:
+        """As :meth:`ISessionStore.delete`."""
 
-    def iter_records() -> Iterator[tuple[bytes, bytes]]:
-        """As :meth:`ISessionStore.records`, lazily."""
+    def records_now(cursor: str | None = None, limit: int = 256) -> RecordPage:
+        """As :meth:`ISessionStore.records`."""
+
+
+def check_key(key: object) -> bytes:
+    """``key`` if it is 32 bytes; BadKey otherwise (a prefix must find nothing)."""
+    if type(key) is not bytes or len(key) != KEY_SIZE:
+        size = f"{len(key)} bytes" if isinstance(key, bytes) else type(key).__name__
+        raise BadKey(
+            f"keys are 32 bytes, a certificate fingerprint (got {size}): use"
+            f" parse_fingerprint()"
+        )
+    return key
+
+
+class Hooks:
+    """A store's hooks, called only once the store is consistent again.
+
+    A store queues a call with :meth:`queue` in the middle of an operation and
+    calls :meth:`run` when the operation ends. Calls queued by a hook that writes to
+    the store (its own operation nested in ours) run after it, in order, from the
+    outermost :meth:`run`: no hook ever sees, or changes, a store halfway through
+    an operation.
+    """
+
+    def __init__(self) -> None:
+        self.created: list[Hook] = []
+        self.evicted: list[Hook] = []
+        self.expired: list[Hook] = []
+        #: Calls queued and not yet made; a store checks it (cheaply) before
+        #: calling :meth:`run`.
+        self.pending: deque[tuple[list[Hook], bytes]] = deque()
+        self._running = False
+
+    def queue(self, hooks: list[Hook], key: bytes) -> None:
+        if hooks:
+            self.pending.append((hooks, key))
+
+    def run(self) -> None:
+        if self._running:
+            return
+        self._running = True
+        try:
+            while self.pending:
+                hooks, key = self.pending.popleft()
+                for hook in hooks:
+                    try:
+                        hook(key)
+                    except Exception:
+                        # A hook's failure does not undo the change it was told
+                        # about, nor stop the other hooks or the operation.
+                        _log.failure("store hook {hook!r} failed", hook=hook)
+        finally:
+            self._running = False

@@ -4,40 +4,80 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from jetforce_sesh.application import SessionApplication
-from jetforce_sesh.codec import RecordCodec
-from jetforce_sesh.errors import ConfigError, RecordTooLarge, StoreFull, StoreNotOpen
+from jetforce_sesh.codec import MsgpackCodec, reset
+from jetforce_sesh.errors import (
+    Abort,
+    BadKey,
+    ConfigError,
+    Conflict,
+    RecordInvalid,
+    RecordTooLarge,
+    RecordUnreadable,
+    StoreFull,
+    StoreNotOpen,
+)
 from jetforce_sesh.identity import (
     BadFingerprint,
     fingerprint_of_request,
     parse_fingerprint,
 )
+from jetforce_sesh.keys import FingerprintKeys, IPlayerKeys, player_key
+from jetforce_sesh.layout import LayoutCodec
+from jetforce_sesh.memory import MemoryStore, memory_stores
 from jetforce_sesh.options import SlabOptions
-from jetforce_sesh.route import SessionRoute
-from jetforce_sesh.sessions import RecordSlab
-from jetforce_sesh.slab import MemorySlab
-from jetforce_sesh.store import IImmediateSessionStore, ISessionStore, StoreStats
+from jetforce_sesh.route import SessionRoute, after_save
+from jetforce_sesh.slab import Slab
+from jetforce_sesh.store import (
+    ABSENT,
+    ANY_VERSION,
+    IImmediateSessionStore,
+    ISessionStore,
+    RecordPage,
+    Stored,
+    StoredRecord,
+    StoreSpec,
+    StoreStats,
+)
 
 __all__ = [
+    "ABSENT",
+    "ANY_VERSION",
+    "Abort",
     "BadFingerprint",
+    "BadKey",
     "ConfigError",
+    "Conflict",
+    "FingerprintKeys",
     "IImmediateSessionStore",
+    "IPlayerKeys",
     "ISessionStore",
-    "MemorySlab",
-    "RecordCodec",
-    "RecordSlab",
+    "LayoutCodec",
+    "MemoryStore",
+    "MsgpackCodec",
+    "RecordInvalid",
+    "RecordPage",
     "RecordTooLarge",
+    "RecordUnreadable",
     "SessionApplication",
     "SessionRoute",
+    "Slab",
     "SlabOptions",
     "StoreFull",
     "StoreNotOpen",
+    "StoreSpec",
     "StoreStats",
+    "Stored",
+    "StoredRecord",
+    "after_save",
     "app",
     "fingerprint_of_request",
+    "memory_stores",
     "parse_fingerprint",
+    "player_key",
+    "reset",
 ]
 
 

@@ -16,13 +16,17 @@ from jetforce.app.base import (
     Status,
     WriteStatusCallable,
 )
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import IReactorTime
 
+from jetforce_sesh.answers import reset_path
 from jetforce_sesh.errors import ConfigError
-from jetforce_sesh.options import SlabOptions
-from jetforce_sesh.route import DEFAULT_TIMEOUT, Handler, SessionRoute
-from jetforce_sesh.sessions import RecordSlab, StoreFactory, check_same, memory_store
-from jetforce_sesh.store import OnFull
+from jetforce_sesh.keys import FingerprintKeys, IPlayerKeys
+from jetforce_sesh.memory import memory_stores
+from jetforce_sesh.options import OnFull, SlabOptions
+from jetforce_sesh.route import DEFAULT_TIMEOUT, Handler, ResetRoute, SessionRoute
+from jetforce_sesh.slab import Slab, check_same
+from jetforce_sesh.store import StoreFactory
 
 R = TypeVar("R")
 
@@ -46,11 +50,16 @@ class SessionApplication(JetforceApplication):
         self.title = title
         self.entry = entry
         self.description = description
-        self.slabs: dict[type, RecordSlab[Any]] = {}
+        self.slabs: dict[type, Slab[Any]] = {}
         self.included: list[SessionApplication] = []
         self.fallback: ApplicationCallable | None = None
+        #: The key step: which key a request's records are kept under.
+        self.keys: IPlayerKeys = FingerprintKeys()
         self._open_callbacks: list[Callable[[IReactorTime], None]] = []
         self._close_callbacks: list[Callable[[], None]] = []
+        self._resets: dict[str, ResetRoute[Any]] = {}
+        # One route serves every slab of the capsule, included games' too.
+        self.route(reset_path("(?P<slab_name>[^/]+)"))(self._reset)
 
     # -- declaring -------------------------------------------------------------
 
@@ -59,36 +68,43 @@ class SessionApplication(JetforceApplication):
         record: type[R],
         *,
         name: str | None = None,
+        layout: str | None = None,
         record_size: int | None = None,
         max_records: int | None = None,
         idle_timeout: float | None = None,
         on_full: OnFull | None = None,
-    ) -> RecordSlab[R]:
+        max_queued: int | None = None,
+    ) -> Slab[R]:
         """Declare (or fetch) the slab that keeps ``record`` instances.
 
         Settings left as None take the launcher's defaults at start-up.
+        ``layout`` stores records as a fixed binary layout (a C struct) instead.
         """
         settings: dict[str, Any] = {
+            "layout": layout,
             "record_size": record_size,
             "max_records": max_records,
             "idle_timeout": idle_timeout,
             "on_full": on_full,
+            "max_queued": max_queued,
         }
         existing = self.slabs.get(record)
         if existing is None:
-            slab = RecordSlab(record, name=name, **settings)
+            slab = Slab(
+                record,
+                name=name,
+                title=self.title,
+                home=self.entry,
+                **settings,
+            )
             self.slabs[record] = slab
             return slab
-        if existing.implicit:
-            # session_route(record=...) came first and asked for nothing.
-            existing.declare(name=name, **settings)
-        else:
-            check_same(existing, name=name, **settings)
+        check_same(existing, name=name, **settings)
         return existing
 
     def session_route(
         self,
-        path: str = ".*",
+        path: str,
         *,
         record: type[R],
         timeout: float | None = DEFAULT_TIMEOUT,
@@ -104,7 +120,7 @@ class SessionApplication(JetforceApplication):
         slab = self.slabs.get(record)
         if slab is None:
             slab = self.slab(record)
-            slab.implicit = True
+            slab._implicit = True
 
         def wrap(handler: Handler) -> SessionRoute[R]:
             wrapped = SessionRoute(slab, handler, timeout=timeout)
@@ -119,7 +135,11 @@ class SessionApplication(JetforceApplication):
         Including an application twice, directly or through another one that
         includes it, serves its routes once.
         """
-        self.routes.extend(route for route in other.routes if route not in self.routes)
+        self.routes.extend(
+            route
+            for route in other.routes
+            if route not in self.routes and route[1] != other._reset
+        )
         for record, slab in other.slabs.items():
             mine = self.slabs.setdefault(record, slab)
             if mine is not slab:
@@ -159,22 +179,31 @@ class SessionApplication(JetforceApplication):
         self,
         clock: IReactorTime,
         defaults: SlabOptions | None = None,
-        store_factory: StoreFactory = memory_store,
-    ) -> list[RecordSlab[Any]]:
-        """Reserve every slab's memory and start expiry; the launcher calls this."""
-        slabs = list(self.slabs.values())
-        for slab in slabs:
-            slab.open(clock, defaults, store_factory)
-        for callback in self._open_callbacks:
-            callback(clock)
-        return slabs
+        stores: StoreFactory = memory_stores,
+    ) -> Deferred[list[Slab[Any]]]:
+        """Open every slab's store on ``clock``, then run the :meth:`when_opened`
+        callbacks; fires with the slabs once all serve. The launcher calls this.
 
-    def close(self) -> None:
-        """Stop every slab's expiry sweep, and what :meth:`when_opened` started."""
+        ConfigError at once if a record class or setting cannot work.
+        """
+        slabs = list(self.slabs.values())
+        opening = [slab.open(clock, defaults, stores, self.keys) for slab in slabs]
+
+        def opened(_: object) -> list[Slab[Any]]:
+            for callback in self._open_callbacks:
+                callback(clock)
+            return slabs
+
+        return gatherResults(opening, consumeErrors=True).addCallback(opened)
+
+    def close(self, grace: float = 5.0) -> Deferred[None]:
+        """Stop what :meth:`when_opened` started, then close every slab: requests
+        waiting for a turn are answered ``41``, running ones get ``grace`` seconds
+        to finish. Fires once every store is closed."""
         for callback in self._close_callbacks:
             callback()
-        for slab in self.slabs.values():
-            slab.close()
+        closing = [slab.close(grace) for slab in self.slabs.values()]
+        return gatherResults(closing, consumeErrors=True).addCallback(lambda _: None)
 
     def serve_unclaimed(self, fallback: ApplicationCallable) -> None:
         """Hand requests no route claims to ``fallback`` (static files, CGI)."""
@@ -191,6 +220,15 @@ class SessionApplication(JetforceApplication):
         entries = [self, *self.included] if self.entry != "/" else self.included
         page = "\n".join([f"# {self.title or 'Capsule'}", "", *links(entries), ""])
         return Response(Status.SUCCESS, "text/gemini", page)
+
+    def _reset(self, request: Request, slab_name: str) -> Response | Any:
+        for slab in self.slabs.values():
+            if slab.name == slab_name:
+                route = self._resets.get(slab_name)
+                if route is None:
+                    route = self._resets[slab_name] = ResetRoute(slab)
+                return route(request)
+        return Response(Status.NOT_FOUND, "Not Found")
 
     def claims(self, request: Request) -> bool:
         return any(pattern.match(request) for pattern, _ in self.routes)

@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+from jetforce.app.base import DeferredResponse, Response
+
 
 class ConfigError(ValueError):
     """A setting is out of range or of the wrong kind; raised at start-up."""
 
 
+class BadKey(ValueError):
+    """A store was given a key that is not 32 bytes."""
+
+
 class RecordTooLarge(ValueError):
     """An encoded record does not fit its slab's slot; nothing was stored."""
+
+
+class RecordInvalid(TypeError):
+    """A record holds a value its field's type does not allow; nothing was stored."""
+
+
+class RecordUnreadable(ValueError):
+    """Stored bytes are not a record of this slab's class (any more)."""
+
+
+class Conflict(RuntimeError):
+    """The record changed (or appeared, or went) since the version a save named."""
 
 
 class StoreFull(RuntimeError):
@@ -17,3 +35,16 @@ class StoreFull(RuntimeError):
 
 class StoreNotOpen(RuntimeError):
     """A session route ran before the application's stores were opened."""
+
+
+class Abort(Exception):
+    """Raised by a handler to answer ``response`` and keep nothing of the record.
+
+    ``raise Abort(Response(Status.BAD_REQUEST, "That is not a move"))`` ends the
+    request with that response; the record stays as it was stored, and nothing is
+    logged.
+    """
+
+    def __init__(self, response: Response | DeferredResponse) -> None:
+        super().__init__(response)
+        self.response = response

@@ -1,43 +1,135 @@
-"""A record type's slab: declared at import time, opened by the launcher.
+"""A slab: the records of one attrs class, declared at import, opened at start-up.
 
-Declaring a :class:`RecordSlab` costs nothing; memory is reserved in :meth:`open`,
-when the launcher knows the command line's defaults and has a reactor. One
-capsule holds one slab per record type, so a player's records in different games
-live in different slabs and can never collide.
+Declaring a :class:`Slab` with ``app.slab(Record)`` costs nothing; its store is made
+in :meth:`Slab.open`, when the launcher knows the command line's defaults, the
+store kind and the reactor. One capsule holds one slab per record class, so a
+player's records in different games live apart and can never collide.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any, Generic, TypeVar
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from twisted.internet.interfaces import IReactorTime
+import attrs
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.task import deferLater
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 
-from jetforce_sesh.codec import RecordCodec
-from jetforce_sesh.errors import ConfigError, StoreNotOpen
-from jetforce_sesh.options import SlabOptions
-from jetforce_sesh.slab import MemorySlab
-from jetforce_sesh.store import Hook, IImmediateSessionStore, ISessionStore, OnFull
+from jetforce_sesh.answers import SHUTTING_DOWN
+from jetforce_sesh.codec import Codec, MsgpackCodec
+from jetforce_sesh.errors import ConfigError, RecordUnreadable, StoreNotOpen
+from jetforce_sesh.keys import FingerprintKeys, IPlayerKeys
+from jetforce_sesh.layout import LayoutCodec
+from jetforce_sesh.memory import memory_stores
+from jetforce_sesh.options import OnFull, SlabOptions
+from jetforce_sesh.store import (
+    Hook,
+    IImmediateSessionStore,
+    ISessionStore,
+    Stored,
+    StoredRecord,
+    StoreFactory,
+    StoreSpec,
+)
 from jetforce_sesh.turns import Turns
+
+if TYPE_CHECKING:
+    from jetforce_sesh.route import Visit
 
 R = TypeVar("R")
 
-StoreFactory = Callable[[str, SlabOptions, IReactorTime], ISessionStore]
+_log = Logger()
+
+#: Records read across players between two turns of the reactor: reading more
+#: at once would make every other request wait for it.
+SLICE = 500
+#: Unreadable records remembered as already logged, so each is logged once.
+_LOGGED_MAX = 4096
 
 
-def memory_store(name: str, options: SlabOptions, clock: IReactorTime) -> MemorySlab:
-    """The default store: a :class:`MemorySlab` sized by ``options``."""
-    return MemorySlab(
-        name,
-        record_size=options.record_size,
-        capacity=options.max_records,
-        clock=clock,
-        idle_timeout=options.idle_timeout,
-        on_full=options.on_full,
-    )
+class _NoCall:
+    """Stands for a delayed call never made (close() without grace)."""
+
+    def active(self) -> bool:
+        return False
+
+    def cancel(self) -> None:
+        pass
 
 
-class RecordSlab(Generic[R]):
+_NO_CALL = _NoCall()
+
+
+class _Change:
+    """A slab's store opening or closing: any number of callers wait for it."""
+
+    def __init__(self, change: Deferred[Any], slab: Slab[Any]) -> None:
+        self._slab = slab
+        self._done = False
+        self._result: object = None
+        self._waiters: list[Deferred[None]] = []
+        slab._change = self  # before it may settle, at once
+        change.addBoth(self._settle)
+
+    def _settle(self, result: object) -> None:
+        self._done, self._result = True, result
+        if self._slab._change is self:
+            self._slab._change = None
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            self._tell(waiter)
+
+    def _tell(self, waiter: Deferred[None]) -> None:
+        if isinstance(self._result, Failure):
+            waiter.errback(self._result)
+        else:
+            waiter.callback(None)
+
+    def wait(self) -> Deferred[None]:
+        waiter: Deferred[None] = Deferred()
+        if self._done:
+            self._tell(waiter)
+        else:
+            self._waiters.append(waiter)
+        return waiter
+
+
+@attrs.define(eq=False)
+class Opened(Generic[R]):
+    """What an open slab serves with; the route reads it on every request."""
+
+    store: ISessionStore
+    #: The store again when it answers at once (the memory store), else None.
+    immediate: IImmediateSessionStore | None
+    codec: Codec[R]
+    #: The bytes of a new player's record: a visit that leaves them so saves nothing.
+    default_data: bytes
+    keys: IPlayerKeys
+    clock: IReactorTime
+    options: SlabOptions
+    turns: Turns[Visit[R]]
+    #: Visits that are waiting on something, for close() to see through.
+    running: set[Visit[R]] = attrs.Factory(set)
+    closing: bool = False
+
+
+@attrs.define
+class SlabStats:
+    """What the slab's routes met, beyond what its store counts."""
+
+    too_large: int = 0
+    invalid: int = 0
+    unreadable: int = 0
+    failures: int = 0
+    timeouts: int = 0
+    conflicts_given_up: int = 0
+    queue_full: int = 0
+
+
+class Slab(Generic[R]):
     """The session records of one attrs class, and the store that keeps them."""
 
     def __init__(
@@ -45,174 +137,325 @@ class RecordSlab(Generic[R]):
         record_type: type[R],
         *,
         name: str | None = None,
+        title: str = "",
+        home: str = "/",
+        layout: str | None = None,
         record_size: int | None = None,
         max_records: int | None = None,
         idle_timeout: float | None = None,
         on_full: OnFull | None = None,
+        max_queued: int | None = None,
     ) -> None:
         self.record_type = record_type
         self.name = ""
-        self.overrides: dict[str, Any] = {}
-        #: True while only session_route(record=...) has named this slab: a
-        #: later app.slab() call may still give it settings.
-        self.implicit = False
+        #: The game's name for players, and the page their records belong to.
+        self.title = title
+        self.home = home
+        self._layout: str | None = None
+        self._settings: dict[str, Any] = {}
+        # True while only session_route(record=...) has named this slab: a later
+        # app.slab() call may still give it settings.
+        self._implicit = False
         self.declare(
             name=name,
+            layout=layout,
             record_size=record_size,
             max_records=max_records,
             idle_timeout=idle_timeout,
             on_full=on_full,
+            max_queued=max_queued,
         )
-        self.options: SlabOptions | None = None
-        self.clock: IReactorTime | None = None
-        self._store: ISessionStore | None = None
-        #: The store, when it answers at once (the memory slab); else None.
-        self.immediate: IImmediateSessionStore | None = None
-        #: The codec while the slab is open (the route's fast path reads it).
-        self.open_codec: RecordCodec[R] | None = None
+        self._opened: Opened[R] | None = None
+        self._closed = False
+        #: While the store opens or closes: what to wait for before the next step.
+        self._change: _Change | None = None
         self._hooks: list[tuple[str, Hook]] = []
-        #: Whose request holds each player's record, and who waits for it.
-        self.turns = Turns()
+        self.stats = SlabStats()
+        self._logged: set[tuple[bytes, int]] = set()
 
-    def declare(self, *, name: str | None = None, **overrides: Any) -> None:
-        """Set the slab's name and settings; None leaves a setting to the launcher."""
+    # -- declaring -------------------------------------------------------------
+
+    def declare(
+        self, *, name: str | None = None, layout: str | None = None, **settings: Any
+    ) -> None:
+        """Set the slab's name, layout and settings; None leaves a setting to the
+        launcher."""
         # Check the slab's own values now, at import, rather than at start-up.
-        SlabOptions().with_overrides(**overrides)
+        SlabOptions().with_overrides(**settings)
+        if layout is not None:
+            size = LayoutCodec(self.record_type, layout).record_size
+            given = settings.get("record_size")
+            if given is not None and given != size:
+                raise ConfigError(
+                    f"slab of {self.record_type.__qualname__} has layout {layout!r},"
+                    f" which takes {size} bytes, and record_size={given}: leave"
+                    f" record_size out, the layout sets it"
+                )
         record_type = self.record_type
         self.name = name or f"{record_type.__module__}.{record_type.__qualname__}"
-        self.overrides = overrides
-        self.implicit = False
+        self._layout = layout
+        self._settings = settings
+        self._implicit = False
 
-    def same_declaration(self, *, name: str | None = None, **overrides: Any) -> bool:
+    def _same(self, *, name: str | None = None, **settings: Any) -> bool:
+        given = {"layout": self._layout, **self._settings}
         return (name is None or name == self.name) and all(
-            value is None or self.overrides.get(key) == value
-            for key, value in overrides.items()
+            value is None or given.get(key) == value for key, value in settings.items()
         )
 
+    @property
+    def layout(self) -> str | None:
+        """The fixed binary layout of the records, if the slab was given one."""
+        return self._layout
+
     # -- life cycle ------------------------------------------------------------
+
+    def resolve(self, defaults: SlabOptions | None = None) -> SlabOptions:
+        """The settings the slab opens with: its own, else ``defaults``."""
+        return (defaults or SlabOptions()).with_overrides(**self._settings)
+
+    def codec_for(self, options: SlabOptions) -> Codec[R]:
+        """The codec the slab encodes its records with, once ``options`` hold."""
+        if self._layout is not None:
+            return LayoutCodec(self.record_type, self._layout)
+        return MsgpackCodec(self.record_type, options.record_size)
 
     def open(
         self,
         clock: IReactorTime,
         defaults: SlabOptions | None = None,
-        store_factory: StoreFactory = memory_store,
-    ) -> ISessionStore:
-        """Reserve the slab's memory and start its expiry sweep."""
-        if self._store is not None:
-            return self._store
+        stores: StoreFactory = memory_stores,
+        keys: IPlayerKeys | None = None,
+    ) -> Deferred[None]:
+        """Make the slab's store and open it; fires once it serves.
+
+        Opening an open slab does nothing. ConfigError (at once) if the record
+        class or the settings cannot work.
+        """
+        if self._opened is not None:
+            return succeed(None)
+        if self._change is not None:
+            # Opening already, or closing: open once that is done.
+            return self._change.wait().addCallback(
+                lambda _: self.open(clock, defaults, stores, keys)
+            )
         options = self.resolve(defaults)
-        codec = RecordCodec(self.record_type, options.record_size)
-        store = store_factory(self.name, options, clock)
+        codec = self.codec_for(options)
+        spec = StoreSpec(self.name, options, clock, codec.record_size, codec.format)
+        store = stores(spec)
         for kind, hook in self._hooks:
             getattr(store, kind)(hook)
-        start = getattr(store, "start", None)
-        if start is not None:
-            start()
-        self.options, self.clock, self.open_codec, self._store = (
-            options,
-            clock,
-            codec,
-            store,
+        opened: Opened[R] = Opened(
+            store=store,
+            immediate=store if IImmediateSessionStore.providedBy(store) else None,
+            codec=codec,
+            default_data=codec.encode(codec.new()),
+            keys=keys or FingerprintKeys(),
+            clock=clock,
+            options=options,
+            turns=Turns(options.max_queued),
         )
-        # Asked once here rather than on every request.
-        self.immediate = store if IImmediateSessionStore.providedBy(store) else None
-        return store
 
-    def resolve(self, defaults: SlabOptions | None = None) -> SlabOptions:
-        """The settings the slab opens with: its own, else ``defaults``."""
-        return (defaults or SlabOptions()).with_overrides(**self.overrides)
+        def serve(_: object) -> None:
+            self._opened = opened
+            self._closed = False
 
-    def close(self) -> None:
-        """Stop the expiry sweep; the records are dropped with the slab."""
-        stop = getattr(self._store, "stop", None)
-        if stop is not None:
-            stop()
-        self._store = None
-        self.immediate = None
-        self.open_codec = None
-        self.clock = None
-        self.turns.clear()
+        opening = store.open().addCallback(serve)
+        return _Change(opening, self).wait()
+
+    def close(self, grace: float = 5.0) -> Deferred[None]:
+        """Stop serving: answer the requests still waiting for a turn, give the
+        running ones ``grace`` seconds to finish (then cut them off, keeping
+        nothing they changed), and close the store. Fires once it is closed."""
+        opened = self._opened
+        if opened is None:
+            if self._change is not None:  # closing already, or opening
+                return self._change.wait().addCallback(lambda _: self.close(grace))
+            return succeed(None)
+        opened.closing = True
+        for visit in opened.turns.clear():
+            visit.refuse(SHUTTING_DOWN)
+        finished: Deferred[None] = Deferred()
+
+        def check(_: object = None) -> None:
+            if not opened.running and not finished.called:
+                if late.active():
+                    late.cancel()
+                finished.callback(None)
+
+        def cut_off() -> None:
+            for visit in list(opened.running):
+                visit.stop(SHUTTING_DOWN)
+            check()
+
+        for visit in opened.running:
+            visit.when_done(check)
+        late: IDelayedCall | _NoCall
+        if grace > 0:
+            late = opened.clock.callLater(grace, cut_off)
+        else:
+            late = _NO_CALL
+            cut_off()
+        check()
+
+        def close_store(_: object) -> Deferred[None]:
+            self._opened = None
+            self._closed = True
+            return opened.store.close()
+
+        return _Change(finished.addCallback(close_store), self).wait()
 
     @property
     def store(self) -> ISessionStore:
-        if self._store is None:
+        """The open store; StoreNotOpen before :meth:`open`."""
+        return self._serving().store
+
+    def _serving(self) -> Opened[R]:
+        if self._opened is None:
             raise StoreNotOpen(
                 f"slab {self.name!r} is not open: start the capsule with"
                 f" jetforce-sesh, or call app.open(clock) before serving"
             )
-        return self._store
+        return self._opened
+
+    @property
+    def options(self) -> SlabOptions:
+        """The settings in force; StoreNotOpen before :meth:`open`."""
+        return self._serving().options
+
+    @property
+    def codec(self) -> Codec[R]:
+        """The codec in use; StoreNotOpen before :meth:`open`."""
+        return self._serving().codec
 
     def opened_clock(self) -> IReactorTime:
         """The clock the slab was opened with; StoreNotOpen before that."""
-        if self.clock is None:
-            self.store  # noqa: B018 - raises StoreNotOpen with the fix in its message
-        assert self.clock is not None
-        return self.clock
+        return self._serving().clock
 
     def now(self) -> float:
         """Seconds since the epoch on the slab's clock (a Clock in tests)."""
-        clock = self.clock
-        return (clock or self.opened_clock()).seconds()
-
-    @property
-    def codec(self) -> RecordCodec[R]:
-        self.store  # noqa: B018 - raises StoreNotOpen with the fix in its message
-        assert self.open_codec is not None
-        return self.open_codec
+        return self._serving().clock.seconds()
 
     # -- hooks -----------------------------------------------------------------
 
     def _hook(self, kind: str, hook: Hook) -> Hook:
         self._hooks.append((kind, hook))
-        if self._store is not None:
-            getattr(self._store, kind)(hook)
+        if self._opened is not None:
+            getattr(self._opened.store, kind)(hook)
         return hook
 
     def on_created(self, hook: Hook) -> Hook:
-        """Call ``hook(fingerprint)`` when a new player's record is first stored."""
+        """Call ``hook(key)`` when a new player's record is first stored."""
         return self._hook("on_created", hook)
 
     def on_evicted(self, hook: Hook) -> Hook:
-        """Call ``hook(fingerprint)`` when a record is dropped to make room."""
+        """Call ``hook(key)`` when a record is dropped to make room."""
         return self._hook("on_evicted", hook)
 
     def on_expired(self, hook: Hook) -> Hook:
-        """Call ``hook(fingerprint)`` when a record is dropped for being idle."""
+        """Call ``hook(key)`` when a record is dropped for being idle."""
         return self._hook("on_expired", hook)
 
     # -- reading across players ---------------------------------------------------
 
-    def _immediate(self) -> IImmediateSessionStore:
-        store = self.store
-        if not IImmediateSessionStore.providedBy(store):
-            raise TypeError(
-                f"slab {self.name!r} is kept in another process: use"
-                f" store.records(), which answers with a Deferred"
-            )
-        return store
+    def decoded(self, key: bytes, stored: Stored | StoredRecord) -> R | None:
+        """The record in ``stored``, or None (logged once, counted) if unreadable."""
+        try:
+            return self._serving().codec.decode(stored.data)
+        except RecordUnreadable as error:
+            self.unreadable(key, stored, error)
+            return None
 
-    def records(self) -> Iterator[tuple[bytes, R]]:
-        """Every live record with its player's fingerprint, without touching them.
+    def unreadable(
+        self, key: bytes, stored: Stored | StoredRecord, error: RecordUnreadable
+    ) -> None:
+        """Count a record that cannot be read, and log its bytes the first time."""
+        self.stats.unreadable += 1
+        if (key, stored.version) in self._logged:
+            return
+        if len(self._logged) >= _LOGGED_MAX:
+            self._logged.clear()
+        self._logged.add((key, stored.version))
+        _log.warn(
+            "slab {slab}: the record of player {player} cannot be read ({error});"
+            " it is kept as it is, version {version}, bytes {data}",
+            slab=self.name,
+            player=key[:4].hex(),
+            error=str(error),
+            version=stored.version,
+            data=stored.data.hex(),
+        )
 
-        For pages that read across players (a hall of fame). Records are
-        decoded afresh: changing them changes nothing in the slab.
+    async def records(self, page_size: int = 256) -> AsyncIterator[tuple[bytes, R]]:
+        """Every live record with its player's key, without touching them.
+
+        For pages and tasks that read across players (a hall of fame, a census),
+        on any store: ``async for key, record in slab.records(): ...``. Records
+        are decoded afresh, so changing them changes nothing stored; one that
+        cannot be read is skipped (and logged once). Between slices of
+        :data:`SLICE` records the reactor serves other requests, so reading a
+        large slab never stalls the capsule; a small one is read at once.
         """
-        decode = self.codec.decode
-        for key, data in self._immediate().iter_records():
-            yield key, decode(data)
+        opened = self._serving()
+        cursor: str | None = None
+        read = 0
+        while True:
+            page = opened.store.records(cursor, page_size)
+            result = await page
+            for found in result.records:
+                record = self.decoded(found.key, found)
+                if record is not None:
+                    yield found.key, record
+            read += len(result.records)
+            cursor = result.cursor
+            if cursor is None:
+                return
+            if read >= SLICE:
+                read = 0
+                await deferLater(opened.clock, 0, lambda: None)
 
-    def peek(self, fingerprint: bytes) -> R | None:
-        """One player's record, or None, without touching it (for another game's
-        route to read, as a hall of fame reads names)."""
-        data = self._immediate().peek_now(fingerprint)
-        return None if data is None else self.codec.decode(data)
+    def records_now(self) -> Iterator[tuple[bytes, R]]:
+        """As :meth:`records`, at once, on a store in this process (the memory
+        store); TypeError on another."""
+        store = self._immediate()
+        cursor: str | None = None
+        while True:
+            page = store.records_now(cursor)
+            for found in page.records:
+                record = self.decoded(found.key, found)
+                if record is not None:
+                    yield found.key, record
+            cursor = page.cursor
+            if cursor is None:
+                return
+
+    def peek(self, key: bytes) -> Deferred[R | None]:
+        """One player's record, or None, without touching it, on any store."""
+        return self._serving().store.peek(key).addCallback(self._decoded_or_none, key)
+
+    def _decoded_or_none(self, stored: Stored | None, key: bytes) -> R | None:
+        return None if stored is None else self.decoded(key, stored)
+
+    def peek_now(self, key: bytes) -> R | None:
+        """As :meth:`peek`, at once, on a store in this process."""
+        return self._decoded_or_none(self._immediate().peek_now(key), key)
+
+    def _immediate(self) -> IImmediateSessionStore:
+        opened = self._serving()
+        if opened.immediate is None:
+            raise TypeError(
+                f"slab {self.name!r} is kept outside this process: use"
+                f" slab.records() and slab.peek(), which wait for it"
+            )
+        return opened.immediate
+
+    # -- the banner ------------------------------------------------------------
 
     def describe(self) -> str:
         """One banner line: the record size, the capacity and the memory reserved."""
-        store = self.store
-        options = self.options
-        assert options is not None
-        reserved = getattr(store, "reserved_bytes", None)
+        opened = self._serving()
+        options = opened.options
+        reserved = getattr(opened.store, "reserved_bytes", None)
         memory = "" if reserved is None else f", {_bytes(reserved)} reserved"
         idle = (
             f"idle records expire after {_seconds(options.idle_timeout)}"
@@ -221,8 +464,8 @@ class RecordSlab(Generic[R]):
         )
         return (
             f"slab {self.name}: up to {options.max_records} records of"
-            f" {options.record_size} bytes{memory}; when full: {options.on_full};"
-            f" {idle}"
+            f" {opened.codec.record_size} bytes{memory}; when full:"
+            f" {options.on_full}; {idle}"
         )
 
 
@@ -239,19 +482,26 @@ def _seconds(seconds: float) -> str:
     return f"{whole} s" if whole == seconds else f"{seconds} s"
 
 
-def check_same(slab: RecordSlab[Any], **overrides: Any) -> None:
-    if not slab.same_declaration(**overrides):
-        name = overrides.pop("name", None)
-        mine, theirs = _settings(slab.overrides), _settings(overrides)
-        if name is not None and name != slab.name:
-            mine, theirs = f"name={slab.name!r}, {mine}", f"name={name!r}, {theirs}"
-        raise ConfigError(
-            f"slab {slab.name!r} is declared twice with different settings"
-            f" ({mine} and {theirs}): declare it once, with app.slab(), and pass"
-            f" only record= to session_route"
-        )
+def check_same(slab: Slab[Any], **settings: Any) -> None:
+    """ConfigError unless ``settings`` say nothing other than ``slab``'s own."""
+    if slab._implicit:
+        # session_route(record=...) came first and asked for nothing.
+        slab.declare(**settings)
+        return
+    if slab._same(**settings):
+        return
+    name = settings.pop("name", None)
+    mine = _settings({"layout": slab.layout, **slab._settings})
+    theirs = _settings(settings)
+    if name is not None and name != slab.name:
+        mine, theirs = f"name={slab.name!r}, {mine}", f"name={name!r}, {theirs}"
+    raise ConfigError(
+        f"slab {slab.name!r} is declared twice with different settings"
+        f" ({mine} and {theirs}): declare it once, with app.slab(), and pass"
+        f" only record= to session_route"
+    )
 
 
-def _settings(overrides: dict[str, Any]) -> str:
-    given = [f"{k}={v!r}" for k, v in overrides.items() if v is not None]
+def _settings(settings: dict[str, Any]) -> str:
+    given = [f"{k}={v!r}" for k, v in settings.items() if v is not None]
     return ", ".join(given) or "launcher defaults"

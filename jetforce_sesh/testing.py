@@ -17,6 +17,7 @@ import datetime
 import hashlib
 import socket
 import ssl
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -27,11 +28,24 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from jetforce.app.base import JetforceApplication
-from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import Clock
+from zope.interface import implementer
 
 from jetforce_sesh.application import SessionApplication
+from jetforce_sesh.memory import MemoryStore, memory_stores
 from jetforce_sesh.options import SlabOptions
+from jetforce_sesh.store import (
+    ANY_VERSION,
+    Hook,
+    ISessionStore,
+    RecordPage,
+    Stored,
+    StoreFactory,
+    StoreSpec,
+    StoreStats,
+)
 
 #: When a harness's own Clock starts: 2026-01-01 00:00 UTC, inside the validity
 #: dates ``make_environ`` gives certificates.
@@ -45,13 +59,16 @@ __all__ = [
     "VALID_FROM",
     "VALID_UNTIL",
     "ClientCertificate",
+    "LaterStore",
     "Page",
     "SessionHarness",
     "client_context",
     "exchange",
     "fingerprint_of",
+    "later_stores",
     "make_client_certificate",
     "make_environ",
+    "read_response",
 ]
 
 
@@ -202,6 +219,34 @@ def exchange(
     return b"".join(chunks)
 
 
+def read_response(
+    chunks: Iterator[object], sent: list[tuple[int, str]]
+) -> Deferred[Page]:
+    """Read a response as Jetforce does: take one chunk of the body at a time,
+    waiting for each Deferred among them before taking the next."""
+    body: list[str] = []
+    result: Deferred[Page] = Deferred()
+
+    def take(data: object) -> None:
+        if isinstance(data, bytes):
+            data = data.decode()
+        if isinstance(data, str):
+            body.append(data)
+
+    def pump(data: object = None) -> None:
+        take(data)
+        for chunk in chunks:
+            if isinstance(chunk, Deferred):
+                chunk.addCallbacks(pump, result.errback)
+                return
+            take(chunk)
+        status, meta = sent[-1]
+        result.callback(Page(status, meta, "".join(body)))
+
+    pump()
+    return result
+
+
 @attrs.frozen
 class Page:
     """A response as a client sees it."""
@@ -228,17 +273,22 @@ class SessionHarness:
         *,
         clock: Clock | None = None,
         defaults: SlabOptions | None = None,
+        stores: StoreFactory = memory_stores,
     ) -> None:
         self.app = app
         if clock is None:
             clock = Clock()
             clock.advance(START)
         self.clock = clock
+        #: Fires once the application's stores serve: at once for the memory
+        #: store, after the clock moves for a store that answers later.
+        self.opened: Deferred[Any] = succeed(None)
         if isinstance(app, SessionApplication):
             # Slabs are module-level, shared by every test that imports the game:
-            # each harness starts from empty slabs on its own clock.
-            app.close()
-            app.open(self.clock, defaults)
+            # each harness starts from empty slabs on its own clock, cutting off
+            # whatever an earlier test left running.
+            app.close(grace=0)
+            self.opened = app.open(self.clock, defaults, stores)
 
     def request(
         self,
@@ -261,31 +311,10 @@ class SessionHarness:
             not_after=not_after,
         )
         sent: list[tuple[int, str]] = []
-        chunks = list(
+        chunks = iter(
             self.app(environ, lambda status, meta: sent.append((status, meta)))
         )
-        result: Deferred[Page] = Deferred()
-        pending = [c for c in chunks if isinstance(c, Deferred)]
-
-        def finish(_: object = None) -> None:
-            body = []
-            for chunk in chunks:
-                data: object = chunk
-                if isinstance(chunk, Deferred):
-                    data = chunk.result if chunk.called else None
-                if isinstance(data, bytes):
-                    data = data.decode()
-                body.append(data if isinstance(data, str) else "")
-            status, meta = sent[-1]
-            result.callback(Page(status, meta, "".join(body)))
-
-        if not pending:
-            finish()
-        else:
-            gatherResults(pending, consumeErrors=True).addCallbacks(
-                finish, result.errback
-            )
-        return result
+        return read_response(chunks, sent)
 
     def get(
         self,
@@ -310,3 +339,75 @@ class SessionHarness:
                 f"{path} is still waiting: use request() and advance the clock"
             )
         return pages[0]
+
+
+@implementer(ISessionStore)
+class LaterStore:
+    """A store that answers every call ``delay`` seconds later on its clock.
+
+    It keeps its records in a :class:`~jetforce_sesh.MemoryStore` and provides only
+    :class:`~jetforce_sesh.ISessionStore`, as a store in another process would:
+    test a game against it to see that it works on any store, driving the
+    answers with ``clock.advance(delay)``. Each answer is what the memory store
+    said when the call was made.
+    """
+
+    def __init__(self, inner: MemoryStore, clock: IReactorTime, delay: float) -> None:
+        self.inner = inner
+        self.clock = clock
+        self.delay = delay
+        self.name = inner.name
+        self.record_size = inner.record_size
+        self.capacity = inner.capacity
+        self.on_full = inner.on_full
+        self.idle_timeout = inner.idle_timeout
+
+    def _later(self, answer: Deferred[Any]) -> Deferred[Any]:
+        later: Deferred[Any] = Deferred()
+        self.clock.callLater(self.delay, answer.chainDeferred, later)
+        return later
+
+    def open(self) -> Deferred[None]:
+        return self._later(self.inner.open())
+
+    def close(self) -> Deferred[None]:
+        return self._later(self.inner.close())
+
+    def load(self, key: bytes) -> Deferred[Stored | None]:
+        return self._later(self.inner.load(key))
+
+    def peek(self, key: bytes) -> Deferred[Stored | None]:
+        return self._later(self.inner.peek(key))
+
+    def save(self, key: bytes, data: bytes, expected: int) -> Deferred[int]:
+        return self._later(self.inner.save(key, data, expected))
+
+    def delete(self, key: bytes, expected: int = ANY_VERSION) -> Deferred[bool]:
+        return self._later(self.inner.delete(key, expected))
+
+    def records(
+        self, cursor: str | None = None, limit: int = 256
+    ) -> Deferred[RecordPage]:
+        return self._later(self.inner.records(cursor, limit))
+
+    def stats(self) -> StoreStats:
+        return self.inner.stats()
+
+    def on_created(self, hook: Hook) -> None:
+        self.inner.on_created(hook)
+
+    def on_evicted(self, hook: Hook) -> None:
+        self.inner.on_evicted(hook)
+
+    def on_expired(self, hook: Hook) -> None:
+        self.inner.on_expired(hook)
+
+
+def later_stores(delay: float = 0.5) -> StoreFactory:
+    """A store factory of :class:`LaterStore`: every answer comes ``delay``
+    seconds later on the slab's clock, as from another process."""
+
+    def make(spec: StoreSpec) -> LaterStore:
+        return LaterStore(memory_stores(spec), spec.clock, delay)
+
+    return make

@@ -1,23 +1,32 @@
 """Turn-taking per key: while one request holds a player's record, the rest wait.
 
-Handing the record to the next waiter runs it at once, and a waiter whose handler
-answers at once hands it on again. Done by recursion, a long queue would overflow
-the stack; :meth:`Turns.release` runs such chains in a loop instead.
+Handing the record to the next waiter starts it at once, and a waiter that finishes
+at once hands it on again. Done by recursion, a long queue would overflow the stack;
+:meth:`Turns.release` runs such chains in a loop instead.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from typing import Generic, Protocol, TypeVar
 
 
-class Turns:
-    """One holder per key; the others wait in arrival order."""
+class Waiter(Protocol):
+    def start(self) -> None:
+        """The turn has come: use it, then release it."""
 
-    def __init__(self) -> None:
+
+W = TypeVar("W", bound=Waiter)
+
+
+class Turns(Generic[W]):
+    """One holder per key; at most ``limit`` others wait, in arrival order."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
         # A held key with nobody waiting maps to None: most turns are taken and
         # given back with no queue, and need no deque made for them.
-        self._waiting: dict[bytes, deque[Callable[[], None]] | None] = {}
+        self._waiting: dict[bytes, deque[W] | None] = {}
         # Keys whose queue release() is working through right now, and whether
         # the current holder has released again since it was started.
         self._draining: dict[bytes, bool] = {}
@@ -35,12 +44,21 @@ class Turns:
         self._waiting[key] = None
         return True
 
-    def wait(self, key: bytes, start: Callable[[], None]) -> None:
-        """Call ``start()`` when the turn for ``key`` comes; it must release it."""
+    def wait(self, key: bytes, waiter: W) -> bool:
+        """Queue ``waiter`` for ``key``'s turn; False if ``limit`` already wait."""
         queue = self._waiting[key]
         if queue is None:
             queue = self._waiting[key] = deque()
-        queue.append(start)
+        if len(queue) >= self.limit:
+            return False
+        queue.append(waiter)
+        return True
+
+    def leave(self, key: bytes, waiter: W) -> None:
+        """Take ``waiter`` out of the queue (its client left); its place is free."""
+        queue = self._waiting.get(key)
+        if queue is not None and waiter in queue:
+            queue.remove(waiter)
 
     def release(self, key: bytes) -> None:
         """End the current turn for ``key`` and start the next waiter, if any."""
@@ -48,6 +66,8 @@ class Turns:
             # Called from a waiter that the loop below started: let it go on.
             self._draining[key] = True
             return
+        if key not in self._waiting:
+            return  # cleared by close() while the turn was held
         if not self._waiting[key]:
             del self._waiting[key]
             return
@@ -55,14 +75,16 @@ class Turns:
         try:
             while self._draining[key]:
                 self._draining[key] = False
-                queue = self._waiting[key]
+                queue = self._waiting.get(key)
                 if not queue:
-                    del self._waiting[key]
+                    self._waiting.pop(key, None)
                     return
-                queue.popleft()()
+                queue.popleft().start()
         finally:
             del self._draining[key]
 
-    def clear(self) -> None:
-        """Forget every queue (the slab is closing; nobody will be served)."""
+    def clear(self) -> list[W]:
+        """Forget every turn and queue; return the waiters, none of them started."""
+        waiters = [w for queue in self._waiting.values() if queue for w in queue]
         self._waiting.clear()
+        return waiters

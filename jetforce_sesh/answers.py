@@ -1,0 +1,103 @@
+"""Every answer a session route gives of its own, in one place.
+
+The statuses say what happened, so a client (or a person reading its log) can
+tell a full game from a slow one; each meta line says what the player can do.
+``docs/reference/decorator.md`` lists them as a table; keep the two alike.
+"""
+
+from __future__ import annotations
+
+from jetforce.app.base import Response, Status
+
+NEED_CERTIFICATE = Response(
+    Status.CLIENT_CERTIFICATE_REQUIRED,
+    "This capsule remembers you by your client certificate: attach one and try again",
+)
+UNREADABLE_CERTIFICATE = Response(
+    Status.CERTIFICATE_NOT_VALID, "Unreadable certificate"
+)
+FULL = Response(
+    Status.SERVER_UNAVAILABLE,
+    "This game is full and is not taking new players right now; try again later",
+)
+SHUTTING_DOWN = Response(
+    Status.SERVER_UNAVAILABLE,
+    "The capsule is restarting; your previous state is kept: try again in a moment",
+)
+BUSY = Response(
+    Status.SLOW_DOWN,
+    "Your earlier requests to this game are still being answered: wait for them,"
+    " then try again",
+)
+TOO_SLOW = Response(
+    Status.TEMPORARY_FAILURE,
+    "The game took too long to answer; your previous state is kept",
+)
+TRY_AGAIN = Response(
+    Status.TEMPORARY_FAILURE,
+    "Your game changed elsewhere while this request was played; nothing of it was"
+    " kept: try again",
+)
+NOT_SAVED = Response(
+    Status.PERMANENT_FAILURE,
+    "Your progress no longer fits this game's records; your previous state is kept",
+)
+FAILED = Response(
+    Status.CGI_ERROR, "An unexpected error occurred; your previous state is kept"
+)
+
+
+def reset_path(slab_name: str) -> str:
+    """Where a player whose record cannot be read may start that game afresh."""
+    return f"/sesh/reset/{slab_name}"
+
+
+def unreadable_page(title: str, slab_name: str) -> Response:
+    """The page a player gets instead of a game whose saved state cannot be read."""
+    lines = [
+        "# Your saved game cannot be read",
+        "",
+        f"Your saved state for {title} is kept as it is, but this version of the"
+        " capsule cannot read it. Its owner has been told and can recover it.",
+        "",
+        "You can wait for the owner, or start this game afresh; that deletes the"
+        " saved state and asks you to confirm first.",
+        "",
+        f"=> {reset_path(slab_name)} Start {title} afresh",
+        "=> / Back to the capsule",
+        "",
+    ]
+    return Response(Status.SUCCESS, "text/gemini", "\n".join(lines))
+
+
+def reset_prompt(title: str) -> Response:
+    return Response(
+        Status.INPUT,
+        f"Type yes to delete your unreadable saved state for {title} and start afresh",
+    )
+
+
+def reset_done(title: str, home: str) -> Response:
+    lines = [
+        "# Started afresh",
+        "",
+        f"Your saved state for {title} is deleted; your next visit starts anew.",
+        "",
+        f"=> {home} Play {title}",
+        "=> / Back to the capsule",
+        "",
+    ]
+    return Response(Status.SUCCESS, "text/gemini", "\n".join(lines))
+
+
+def reset_not_needed(title: str, home: str, why: str) -> Response:
+    lines = [
+        "# Nothing to reset",
+        "",
+        why,
+        "",
+        f"=> {home} Play {title}",
+        "=> / Back to the capsule",
+        "",
+    ]
+    return Response(Status.SUCCESS, "text/gemini", "\n".join(lines))

@@ -21,8 +21,7 @@ from jetforce.__main__ import parser as jetforce_parser
 from jetforce.app.base import JetforceApplication
 from jetforce.app.composite import CompositeApplication
 from jetforce.app.static import StaticDirectoryApplication
-from jetforce.server import GeminiServer
-from twisted.internet.tcp import Port
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import (
     FilteringLogObserver,
     LogLevel,
@@ -35,17 +34,20 @@ from jetforce_sesh import __version__
 from jetforce_sesh.adhoc import ad_hoc_certificate
 from jetforce_sesh.application import SessionApplication
 from jetforce_sesh.errors import ConfigError
+from jetforce_sesh.memory import MemoryStore
 from jetforce_sesh.options import (
     ON_FULL_CHOICES,
     SlabOptions,
+    check_grace,
     check_idle_timeout,
+    check_max_queued,
     check_max_records,
     check_on_full,
     check_record_size,
 )
 from jetforce_sesh.ratelimit import ClockedRateLimiter
-from jetforce_sesh.sessions import RecordSlab
-from jetforce_sesh.slab import MemorySlab
+from jetforce_sesh.server import SessionServer
+from jetforce_sesh.slab import Slab
 
 DEFAULT_APP = "jetforce_sesh:app"
 
@@ -138,6 +140,22 @@ def build_parser() -> Parser:
         help="When a slab is full: evict the least recently used record, or refuse"
         " new players with status 41",
     )
+    group.add_argument(
+        "--max-queued",
+        type=_flag(check_max_queued, int),
+        default=defaults.max_queued,
+        metavar="N",
+        help="Requests of one player that may wait for their turn at a game while"
+        " another of theirs is answered; more get status 44",
+    )
+    group.add_argument(
+        "--shutdown-grace",
+        type=_flag(check_grace, float),
+        default=10.0,
+        metavar="SECONDS",
+        help="On SIGINT or SIGTERM, how long requests in flight may take to finish"
+        " before they are cut off (keeping nothing of their change)",
+    )
     return parser
 
 
@@ -192,25 +210,12 @@ def session_apps(app: object) -> list[SessionApplication]:
     return []
 
 
-class SessionServer(GeminiServer):
-    """GeminiServer that shows its slabs and learns its port when given port 0."""
-
-    banner: Sequence[str] = ()
-
-    def initialize(self) -> None:
-        for line in self.banner:
-            self.log_message(line)
-        super().initialize()
-
-    def on_bind_interface(self, port: Port) -> None:
-        if self.port == 0:
-            # Routes match on the port too (strict_port): tell them the real one.
-            self.port = port.getHost().port  # type: ignore[no-untyped-call]
-        super().on_bind_interface(port)
-
-
-def configure(args: argparse.Namespace) -> tuple[Any, list[str]]:
-    """The application to serve, opened on the reactor, and the banner lines."""
+def configure(
+    args: argparse.Namespace,
+) -> tuple[Any, list[SessionApplication], Deferred[list[str]]]:
+    """The application to serve, its session applications, and a Deferred that
+    fires with the banner lines once their stores serve. Everything that can be
+    checked before the reactor runs is checked here, and raises UsageError."""
     from twisted.internet import reactor
 
     app = load_app(args.app)
@@ -233,13 +238,18 @@ def configure(args: argparse.Namespace) -> tuple[Any, list[str]]:
         record_size=args.record_size,
         idle_timeout=args.idle_timeout,
         on_full=args.on_full,
+        max_queued=args.max_queued,
     )
     check_port(args.host, args.port)
     check_tls_files(args)
-    check_memory([s for a in sessions for s in a.slabs.values()], defaults)
+    try:
+        check_memory([s for a in sessions for s in a.slabs.values()], defaults)
+    except ConfigError as error:
+        raise UsageError(str(error)) from None
+    opening = []
     for session_app in sessions:
         try:
-            slabs = session_app.open(reactor, defaults)
+            opening.append(session_app.open(reactor, defaults))
         except ConfigError as error:
             raise UsageError(str(error)) from None
         except MemoryError:
@@ -247,9 +257,12 @@ def configure(args: argparse.Namespace) -> tuple[Any, list[str]]:
                 f"cannot reserve the memory for the slabs of --app {args.app!r}:"
                 f" lower --max-records or --record-size"
             ) from None
-        reactor.addSystemEventTrigger("before", "shutdown", session_app.close)
-        banner.extend(slab.describe() for slab in slabs)
-    return app, banner
+
+    def described(opened: list[list[Slab[Any]]]) -> list[str]:
+        return banner + [slab.describe() for slabs in opened for slab in slabs]
+
+    ready = gatherResults(opening, consumeErrors=True).addCallback(described)
+    return app, sessions, ready
 
 
 def jetforce_apps(app: object) -> list[JetforceApplication]:
@@ -284,7 +297,7 @@ def static_files(
     )
 
 
-def check_memory(slabs: Sequence[RecordSlab[Any]], defaults: SlabOptions) -> None:
+def check_memory(slabs: Sequence[Slab[Any]], defaults: SlabOptions) -> None:
     """Refuse slabs larger than the machine's memory, before reserving them.
 
     Slabs are zero-filled when they are made, so an oversized one would not
@@ -293,7 +306,8 @@ def check_memory(slabs: Sequence[RecordSlab[Any]], defaults: SlabOptions) -> Non
     needed = 0
     for slab in slabs:
         options = slab.resolve(defaults)
-        needed += MemorySlab.bytes_needed(options.record_size, options.max_records)
+        size = slab.codec_for(options).record_size
+        needed += MemoryStore.bytes_needed(size, options.max_records)
     physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     if needed > physical:
         raise UsageError(
@@ -352,7 +366,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     warnings.filterwarnings("ignore", message="Properties that return a na")
     args = build_parser().parse_args(argv)
     try:
-        app, banner = configure(args)
+        app, sessions, ready = configure(args)
     except UsageError as error:
         print(f"jetforce-sesh: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -368,6 +382,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         certfile, keyfile = ad_hoc_certificate(args.hostname)
     server = SessionServer(
         app=app,
+        ready=ready,
+        sessions=sessions,
+        grace=args.shutdown_grace,
         host=args.host,
         port=args.port,
         hostname=args.hostname,
@@ -378,5 +395,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         proxy_protocol=args.proxy_protocol,
         use_tls=args.use_tls,
     )
-    server.banner = banner
     server.run()
+    if server.exit_code:
+        raise SystemExit(server.exit_code)

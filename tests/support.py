@@ -107,14 +107,16 @@ class Server:
 
     def stop(self) -> str:
         """Stop the server; return everything it printed."""
+        if self.process.stdout is None or self.process.stdout.closed:
+            return "".join(self.output)  # stopped already
         if self.process.poll() is None:
             self.process.terminate()
-            try:
-                rest, _ = self.process.communicate(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                rest, _ = self.process.communicate()
-            self.output.append(rest or "")
+        try:
+            rest, _ = self.process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            rest, _ = self.process.communicate()
+        self.output.append(rest or "")
         return "".join(self.output)
 
 

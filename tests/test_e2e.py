@@ -126,17 +126,17 @@ def test_banner_states_each_slab(demo_server: Server) -> None:
     tail = "; when full: evict; idle records kept\n"
     assert [
         "slab jetforce_sesh.games.counter.Visits: up to 10000 records of 64 bytes,"
-        " 1.3 MiB reserved" + tail,
+        " 1.4 MiB reserved" + tail,
         "slab jetforce_sesh.games.guess.GuessRecord: up to 10000 records of 128"
-        " bytes, 1.9 MiB reserved" + tail,
+        " bytes, 2.0 MiB reserved" + tail,
         "slab jetforce_sesh.games.hangman.HangmanRecord: up to 10000 records of 128"
-        " bytes, 1.9 MiB reserved" + tail,
+        " bytes, 2.0 MiB reserved" + tail,
         "slab jetforce_sesh.games.tictactoe.Board: up to 10000 records of 128 bytes,"
-        " 1.9 MiB reserved" + tail,
+        " 2.0 MiB reserved" + tail,
         "slab jetforce_sesh.games.pet.Pet: up to 10000 records of 320 bytes,"
-        " 3.7 MiB reserved" + tail,
+        " 3.8 MiB reserved" + tail,
         "slab jetforce_sesh.games.halloffame.FameRecord: up to 10000 records of 192"
-        " bytes, 2.5 MiB reserved" + tail,
+        " bytes, 2.6 MiB reserved" + tail,
     ] == [line for line in demo_server.output if line.startswith("slab ")]
 
 
@@ -162,7 +162,7 @@ def test_agunua_as_an_independent_client(
 
 @pytest.fixture(scope="module")
 def slow_server() -> Iterator[Server]:
-    yield from serve(["--app", "tests.apps.slow_counter:app"])
+    yield from serve(["--app", "tests.apps.slow_counter:app", "--max-queued", "50"])
 
 
 def test_fifty_concurrent_requests_of_one_certificate_all_count(
@@ -174,6 +174,25 @@ def test_fifty_concurrent_requests_of_one_certificate_all_count(
     assert [20] * 50 == [r.status for r in replies]
     assert [str(n) for n in range(1, 51)] == sorted((r.body for r in replies), key=int)
     assert "50" == slow_server.request("/count", eve).body
+
+
+def test_past_max_queued_a_certificate_gets_44_and_nothing_is_lost(
+    make_cert: MakeCert,
+) -> None:
+    server = Server(["--app", "tests.apps.slow_counter:app", "--max-queued", "2"])
+    ida = make_cert("e2e-ida")
+    try:
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            replies = list(pool.map(lambda _: server.request("/slow", ida), range(20)))
+        served = [r for r in replies if r.status == 20]
+        assert {20, 44} >= {r.status for r in replies}
+        assert 44 in {r.status for r in replies}
+        assert sorted(r.body for r in served) == sorted(
+            str(n) for n in range(1, len(served) + 1)
+        )
+        assert str(len(served)) == server.request("/count", ida).body
+    finally:
+        server.stop()
 
 
 def test_dir_serves_files_only_for_paths_the_app_does_not_claim(

@@ -55,13 +55,23 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
         (
             ["--record-size", "big"],
             "argument --record-size: record_size must be a whole number of bytes from"
-            " 16 to 1048576 (got 'big'): use e.g. 256 (--record-size 256)",
+            " 1 to 1048576 (got 'big'): use e.g. 256 (--record-size 256)",
         ),
         (
             ["--idle-timeout", "-5"],
             "argument --idle-timeout: idle_timeout must be a number of seconds, 0 or"
             " more (got -5.0): use e.g. 86400 (--idle-timeout 86400), or 0 to keep"
             " idle records",
+        ),
+        (
+            ["--max-queued", "-1"],
+            "argument --max-queued: max_queued must be a whole number from 0 to 1000"
+            " (got -1): use e.g. 4 (--max-queued 4)",
+        ),
+        (
+            ["--shutdown-grace", "soon"],
+            "argument --shutdown-grace: shutdown grace must be a number of seconds"
+            " from 0 to 3600 (got 'soon'): use e.g. 10 (--shutdown-grace 10)",
         ),
         (
             ["--on-full", "panic"],
@@ -102,8 +112,8 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
         ),
         (
             ["--app", "tests.apps.oversized:app"],
-            "record type Diary needs 130 bytes for its defaults but its slots hold 64:"
-            " give it record_size=130 or more",
+            "record type Diary needs 129 bytes for its defaults but its slots hold 64:"
+            " give it record_size=129 or more",
         ),
     ],
 )
@@ -128,12 +138,14 @@ def test_every_jetforce_flag_is_accepted_with_its_default() -> None:
 
 def test_session_flags_and_their_defaults() -> None:
     args = build_parser().parse_args([])
-    assert ("jetforce_sesh:app", 10000, 256, 0.0, "evict") == (
+    assert ("jetforce_sesh:app", 10000, 256, 0.0, "evict", 4, 10.0) == (
         args.app,
         args.max_records,
         args.record_size,
         args.idle_timeout,
         args.on_full,
+        args.max_queued,
+        args.shutdown_grace,
     )
 
 

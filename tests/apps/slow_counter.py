@@ -30,3 +30,26 @@ async def slow(request: Request, record: Count) -> Response:
 @app.session_route("/count", record=Count)
 def count(request: Request, record: Count) -> Response:
     return Response(Status.SUCCESS, "text/plain", str(record.n))
+
+
+#: Handlers of /linger running now, for a test to see one in flight.
+lingering = 0
+
+
+@app.session_route("/linger", record=Count)
+async def linger(request: Request, record: Count) -> Response:
+    """Count, then take three seconds to answer: long enough to stop the server
+    while it is in flight."""
+    global lingering
+    lingering += 1
+    try:
+        record.n += 1
+        await deferLater(slab.opened_clock(), 3, lambda: None)
+    finally:
+        lingering -= 1
+    return Response(Status.SUCCESS, "text/plain", str(record.n))
+
+
+@app.route("/lingering")
+def show_lingering(request: Request) -> Response:
+    return Response(Status.SUCCESS, "text/plain", str(lingering))

@@ -1,22 +1,23 @@
 """Hall of fame: the best players of number guessing and hangman, by chosen name.
 
 Shows reading across players: the ranking reads every record of the other games'
-slabs with ``slab.records()`` and looks names up with ``slab.peek()``, neither of
-which counts as the other player's visit. Its own record holds only the display
-name. It includes the two games it ranks, so that their slabs are open wherever
-it runs: ``jetforce-sesh --app jetforce_sesh.games.halloffame:app`` serves all three.
+slabs with ``async for ... in slab.records()`` and looks names up with
+``await slab.peek()``, neither of which counts as the other player's visit, and both
+of which work on any store. Its own record holds only the display name. It includes
+the two games it ranks, so that their slabs are open wherever it runs:
+``jetforce-sesh --app jetforce_sesh.games.halloffame:app`` serves all three.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterable, Callable, Iterable
 from typing import TypeVar
 
 import attrs
 from jetforce.app.base import Request, Response, Status
 
-from jetforce_sesh import SessionApplication, fingerprint_of_request
+from jetforce_sesh import SessionApplication, player_key
 from jetforce_sesh.games import guess, hangman
 from jetforce_sesh.games.names import MAX_NAME, clean_name, quoted
 
@@ -43,20 +44,29 @@ class FameRecord:
 slab = app.slab(FameRecord, record_size=192)
 
 
-def top(
-    records: Iterable[tuple[bytes, R]],
+async def top(
+    records: AsyncIterable[tuple[bytes, R]],
     ranks: Callable[[R], bool],
     order: Callable[[R], tuple[int, ...]],
 ) -> list[tuple[bytes, R]]:
     """The best :data:`TOP` of ``records`` that ``ranks``, lowest ``order`` first.
 
-    Ties go to the lower fingerprint, so equal scores keep a stable order.
+    Ties go to the lower key, so equal scores keep a stable order. Only a few
+    times :data:`TOP` candidates are held at once, however many records there are.
     """
-    return heapq.nsmallest(
-        TOP,
-        ((key, record) for key, record in records if ranks(record)),
-        key=lambda item: (*order(item[1]), item[0]),
-    )
+
+    def best(candidates: Iterable[tuple[bytes, R]]) -> list[tuple[bytes, R]]:
+        return heapq.nsmallest(
+            TOP, candidates, key=lambda item: (*order(item[1]), item[0])
+        )
+
+    kept: list[tuple[bytes, R]] = []
+    async for key, record in records:
+        if ranks(record):
+            kept.append((key, record))
+            if len(kept) >= 8 * TOP:
+                kept = best(kept)
+    return best(kept)
 
 
 def _count(count: int, one: str, many: str) -> str:
@@ -68,19 +78,20 @@ def _anonymous(fingerprint: bytes) -> str:
     return f"anonymous {fingerprint[:3].hex()}"
 
 
-class Names:
-    """Display names for one page: the viewer's from their record in hand (it
-    may have changed in this very request), everyone else's from the slab."""
-
-    def __init__(self, viewer: bytes, record: FameRecord) -> None:
-        self.viewer = viewer
-        self.record = record
-
-    def __call__(self, fingerprint: bytes) -> str:
-        if fingerprint == self.viewer:
-            return f"{self.record.name or _anonymous(fingerprint)} (you)"
-        other = slab.peek(fingerprint)
-        return other.name if other and other.name else _anonymous(fingerprint)
+async def display_names(
+    viewer: bytes, record: FameRecord, keys: Iterable[bytes]
+) -> dict[bytes, str]:
+    """The name to show for each of ``keys``: the viewer's from their record in
+    hand (it may have changed in this very request), everyone else's from the
+    slab."""
+    names = {}
+    for key in keys:
+        if key == viewer:
+            names[key] = f"{record.name or _anonymous(key)} (you)"
+            continue
+        other = await slab.peek(key)
+        names[key] = other.name if other and other.name else _anonymous(key)
+    return names
 
 
 @attrs.define
@@ -99,7 +110,7 @@ class Standings:
     # The stores the ranking was read from: a reopened capsule starts afresh.
     taken_from: tuple[object, object] = (None, None)
 
-    def current(self) -> Standings:
+    async def current(self) -> Standings:
         now = slab.now()
         stores = (guess.slab.store, hangman.slab.store)
         players = guess.slab.store.stats().in_use + hangman.slab.store.stats().in_use
@@ -109,17 +120,17 @@ class Standings:
             or stores[0] is not self.taken_from[0]
             or stores[1] is not self.taken_from[1]
         ):
-            self.guess = top(
+            self.taken_at, self.taken_from = now, stores
+            self.guess = await top(
                 guess.slab.records(),
                 lambda r: r.best > 0,
                 lambda r: (r.best, -r.played),
             )
-            self.hangman = top(
+            self.hangman = await top(
                 hangman.slab.records(),
                 lambda r: r.wins > 0,
                 lambda r: (-r.wins, r.losses),
             )
-            self.taken_at, self.taken_from = now, stores
         return self
 
 
@@ -130,10 +141,11 @@ REFRESH = 10.0
 standings = Standings()
 
 
-def _guess_table(names: Names) -> list[str]:
-    leaders = standings.current().guess
+def _guess_table(
+    leaders: list[tuple[bytes, guess.GuessRecord]], names: dict[bytes, str]
+) -> list[str]:
     rows = [
-        f"* {rank}. {names(key)}: best {_count(r.best, 'try', 'tries')},"
+        f"* {rank}. {names[key]}: best {_count(r.best, 'try', 'tries')},"
         f" {_count(r.played, 'game', 'games')} won"
         for rank, (key, r) in enumerate(leaders, start=1)
     ]
@@ -145,10 +157,11 @@ def _guess_table(names: Names) -> list[str]:
     ]
 
 
-def _hangman_table(names: Names) -> list[str]:
-    leaders = standings.current().hangman
+def _hangman_table(
+    leaders: list[tuple[bytes, hangman.HangmanRecord]], names: dict[bytes, str]
+) -> list[str]:
     rows = [
-        f"* {rank}. {names(key)}: {_count(r.wins, 'win', 'wins')},"
+        f"* {rank}. {names[key]}: {_count(r.wins, 'win', 'wins')},"
         f" {_count(r.losses, 'loss', 'losses')}"
         for rank, (key, r) in enumerate(leaders, start=1)
     ]
@@ -160,9 +173,12 @@ def _hangman_table(names: Names) -> list[str]:
     ]
 
 
-def _page(request: Request, record: FameRecord, note: str = "") -> Response:
-    viewer = fingerprint_of_request(request)
-    names = Names(viewer, record)
+async def _page(request: Request, record: FameRecord, note: str = "") -> Response:
+    viewer = player_key(request)
+    leaders = await standings.current()
+    names = await display_names(
+        viewer, record, [key for key, _ in leaders.guess + leaders.hangman]
+    )
     if record.name:
         you = f"You appear as “{record.name}”."
         change = "=> /halloffame/name Change your name"
@@ -178,9 +194,9 @@ def _page(request: Request, record: FameRecord, note: str = "") -> Response:
         you,
         change,
         "",
-        *_guess_table(names),
+        *_guess_table(leaders.guess, names),
         "",
-        *_hangman_table(names),
+        *_hangman_table(leaders.hangman, names),
         "",
         "=> / Back to the capsule",
         "",
@@ -196,12 +212,12 @@ def _ask(problem: str = "") -> Response:
 
 
 @app.session_route("/halloffame", record=FameRecord)
-def show(request: Request, record: FameRecord) -> Response:
-    return _page(request, record)
+async def show(request: Request, record: FameRecord) -> Response:
+    return await _page(request, record)
 
 
 @app.session_route("/halloffame/name", record=FameRecord)
-def choose_name(request: Request, record: FameRecord) -> Response:
+async def choose_name(request: Request, record: FameRecord) -> Response:
     answer = request.query.strip()
     if not answer:
         return _ask()
@@ -217,4 +233,4 @@ def choose_name(request: Request, record: FameRecord) -> Response:
     note = f"Your name is now “{name}”."
     if name != answer:
         note += " Line breaks, control characters and leading markup were taken out."
-    return _page(request, record, note)
+    return await _page(request, record, note)

@@ -4,7 +4,8 @@ Nothing ticks per pet. The record keeps the levels as they were at ``updated``;
 every request first brings them up to ``slab.now()`` with :func:`catch_up`, which
 also works out exactly when, in between, the pet fell ill or got better. A
 periodic census (one ``LoopingCall`` for all pets, on the slab's clock) shows the
-other way to use time: reading every record without changing any. Run it alone
+other way to use time: reading every record without changing any, with
+``async for ... in slab.records()``, which works on any store. Run it alone
 with ``jetforce-sesh --app jetforce_sesh.games.pet:app``.
 """
 
@@ -14,10 +15,14 @@ import math
 
 import attrs
 from jetforce.app.base import Request, Response, Status
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
 
 from jetforce_sesh import SessionApplication
+
+_log = Logger()
 
 app = SessionApplication(
     "Pet",
@@ -130,7 +135,8 @@ class Census:
 
     def start(self, clock: IReactorTime) -> None:
         self.stop()  # opened again without a close: keep a single loop
-        self.loop = LoopingCall(self.count)
+        # A LoopingCall waits for the Deferred a count returns before the next.
+        self.loop = LoopingCall(self._tick)
         self.loop.clock = clock
         self.loop.start(CENSUS_EVERY, now=True)
 
@@ -139,11 +145,17 @@ class Census:
             self.loop.stop()
         self.loop = None
 
-    def count(self) -> None:
+    def _tick(self) -> Deferred[None]:
+        counting = Deferred.fromCoroutine(self.count())
+        # A count that fails is logged; the census goes on at the next tick.
+        counting.addErrback(lambda failure: _log.failure("census failed", failure))
+        return counting
+
+    async def count(self) -> None:
         now = slab.now()
         pets = ill = 0
         # records() hands out fresh copies: catching them up changes no record.
-        for _, pet in slab.records():
+        async for _, pet in slab.records():
             if pet.born is None:
                 continue
             catch_up(pet, now)

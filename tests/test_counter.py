@@ -32,8 +32,8 @@ def test_players_count_apart() -> None:
     harness = SessionHarness(counter.app)
     for player in ("ann", "ben", "ann", "ann", "ben"):
         harness.get("/counter", player=player)
-    assert counter.Visits(3) == counter.slab.peek(fingerprint_of("ann"))
-    assert counter.Visits(2) == counter.slab.peek(fingerprint_of("ben"))
+    assert counter.Visits(3) == counter.slab.peek_now(fingerprint_of("ann"))
+    assert counter.Visits(2) == counter.slab.peek_now(fingerprint_of("ben"))
 
 
 def test_reset_asks_then_forgets_only_on_yes() -> None:
@@ -54,7 +54,7 @@ def test_reset_asks_then_forgets_only_on_yes() -> None:
         "# Visit counter\n\nYour count is back to zero.\n\n=> /counter Start"
         " counting\n",
     ) == harness.get("/counter/reset", query=" YES ")
-    assert counter.Visits(0) == counter.slab.peek(fingerprint_of("player"))
+    assert counter.Visits(0) == counter.slab.peek_now(fingerprint_of("player"))
 
 
 @settings(max_examples=150, deadline=None)
@@ -71,4 +71,4 @@ def test_any_answer_to_the_reset_prompt_gets_a_page_or_a_prompt(answer: str) -> 
             page.meta,
         )
     expected = 0 if answer.strip().lower() == "yes" else 1
-    assert counter.Visits(expected) == counter.slab.peek(fingerprint_of("player"))
+    assert counter.Visits(expected) == counter.slab.peek_now(fingerprint_of("player"))

@@ -46,7 +46,7 @@ def harness(monkeypatch: pytest.MonkeyPatch) -> Iterator[SessionHarness]:
 
 
 def record_of(player: str) -> guess.GuessRecord:
-    record = guess.slab.peek(fingerprint_of(player))
+    record = guess.slab.peek_now(fingerprint_of(player))
     assert record is not None
     return record
 
@@ -86,7 +86,7 @@ def test_first_visit_shows_a_new_game(harness: SessionHarness) -> None:
 def test_first_visit_stores_nothing(harness: SessionHarness) -> None:
     """A look at the page is not a game yet: no slot is taken for it."""
     harness.get("/guess", player="alice")
-    assert guess.slab.peek(fingerprint_of("alice")) is None
+    assert guess.slab.peek_now(fingerprint_of("alice")) is None
 
 
 def test_guess_without_an_answer_prompts(harness: SessionHarness) -> None:
@@ -182,7 +182,7 @@ def test_unusable_answers_reprompt_with_the_reason(
 ) -> None:
     page = harness.get("/guess/try", player="alice", query=answer)
     assert (page.status, page.meta, page.body) == (10, meta, "")
-    assert guess.slab.peek(fingerprint_of("alice")) is None
+    assert guess.slab.peek_now(fingerprint_of("alice")) is None
 
 
 @pytest.mark.parametrize("answer", [" 42 ", "+42", "042"])
@@ -280,9 +280,9 @@ def test_any_answer_gets_a_prompt_or_a_page(before: list[int], answer: str) -> N
     with opened() as harness:
         for number in before:
             harness.get("/guess/try", player="alice", query=str(number))
-        old = guess.slab.peek(fingerprint_of("alice")) or guess.GuessRecord(tries=0)
+        old = guess.slab.peek_now(fingerprint_of("alice")) or guess.GuessRecord(tries=0)
         page = harness.get("/guess/try", player="alice", query=answer)
-        new = guess.slab.peek(fingerprint_of("alice")) or guess.GuessRecord(tries=0)
+        new = guess.slab.peek_now(fingerprint_of("alice")) or guess.GuessRecord(tries=0)
     assert page.status in (10, 20)
     assert "\r" not in page.meta and "\n" not in page.meta
     assert len(page.meta.encode()) < 1024

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from jetforce_sesh import SlabOptions
 from jetforce_sesh.games import guess, halloffame, hangman
 from jetforce_sesh.games.names import MAX_NAME, clean_name, quoted
-from jetforce_sesh.testing import SessionHarness, fingerprint_of
+from jetforce_sesh.testing import Page, SessionHarness, fingerprint_of, later_stores
 from tests.strategies import player_input
 
 SMALL = SlabOptions(max_records=64)
@@ -94,7 +94,7 @@ def test_viewing_the_hall_stores_nothing_for_the_viewer(
     harness: SessionHarness,
 ) -> None:
     harness.get("/halloffame", player="alice")
-    assert halloffame.slab.peek(fingerprint_of("alice")) is None
+    assert halloffame.slab.peek_now(fingerprint_of("alice")) is None
 
 
 def section(lines: list[str], heading: str) -> list[str]:
@@ -218,10 +218,10 @@ def test_names_lose_line_breaks_and_leading_markup(
             f"{quoted(typed.strip())} has nothing left once line breaks and markup"
             " are taken out: choose a display name of at most 32 characters",
         )
-        assert halloffame.slab.peek(fingerprint_of("alice")) is None
+        assert halloffame.slab.peek_now(fingerprint_of("alice")) is None
         return
     assert page.status == 20
-    record = halloffame.slab.peek(fingerprint_of("alice"))
+    record = halloffame.slab.peek_now(fingerprint_of("alice"))
     assert record == halloffame.FameRecord(name=shown)
     changed = " Line breaks, control characters and leading markup were taken out."
     assert page.lines[4] == f"Your name is now “{shown}”." + (
@@ -239,7 +239,7 @@ def test_names_longer_than_32_characters_are_refused(
         "That name is 33 characters long: choose a display name of at most 32"
         " characters",
     )
-    assert halloffame.slab.peek(fingerprint_of("alice")) == halloffame.FameRecord(
+    assert halloffame.slab.peek_now(fingerprint_of("alice")) == halloffame.FameRecord(
         name="a" * MAX_NAME
     )
 
@@ -297,7 +297,7 @@ def test_any_name_gets_a_prompt_or_a_safe_page(answer: str) -> None:
     cannot read as markup, and every link of the page is the page's own."""
     with opened() as harness:
         page = harness.get("/halloffame/name", player="alice", query=answer)
-        record = halloffame.slab.peek(fingerprint_of("alice"))
+        record = halloffame.slab.peek_now(fingerprint_of("alice"))
     assert page.status in (10, 20)
     assert "\r" not in page.meta and "\n" not in page.meta
     assert len(page.meta.encode()) < 1024
@@ -347,3 +347,34 @@ def test_a_crowded_hall_is_read_again_only_every_ten_seconds(
             f"* 1. {anonymous('bob')}: 2 wins, 0 losses",
             f"* 2. {anonymous('alice')}: 1 win, 0 losses",
         ] == section(harness.get("/halloffame").lines, "## Hangman: most wins")
+
+
+def test_the_hall_ranks_and_names_players_on_a_store_that_answers_later(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Rankings and names are read through the store contract only: the same
+    page, a little later, from a store in another process."""
+    monkeypatch.setattr(hangman, "rng", Fixed())
+    harness = SessionHarness(halloffame.app, defaults=SMALL, stores=later_stores(0.5))
+    clock = harness.clock
+
+    def get(path: str, player: str, query: str | None = None) -> Page:
+        pages: list[Page] = []
+        harness.request(path, player=player, query=query).addCallback(pages.append)
+        while not pages:
+            clock.advance(0.5)
+        return pages[0]
+
+    try:
+        clock.advance(0.5)
+        get("/halloffame/name", "alice", "Alice")
+        get("/hangman/new", "alice")
+        for letter in "kite":
+            get("/hangman/letter", "alice", letter)
+        lines = get("/halloffame", "bob").body.splitlines()
+        assert ["* 1. Alice: 1 win, 0 losses"] == section(
+            lines, "## Hangman: most wins"
+        )
+    finally:
+        halloffame.app.close(grace=0)
+        clock.pump([0.5] * 4)

@@ -48,7 +48,7 @@ def harness(monkeypatch: pytest.MonkeyPatch) -> Iterator[SessionHarness]:
 
 
 def record_of(player: str) -> hangman.HangmanRecord:
-    record = hangman.slab.peek(fingerprint_of(player))
+    record = hangman.slab.peek_now(fingerprint_of(player))
     assert record is not None
     return record
 

@@ -21,7 +21,7 @@ from jetforce_sesh.games.pet import (
     hatch,
     settle,
 )
-from jetforce_sesh.testing import Page, SessionHarness
+from jetforce_sesh.testing import Page, SessionHarness, later_stores
 from tests.strategies import player_input
 from tests.test_tictactoe import assert_tidy, opened
 
@@ -387,9 +387,9 @@ def test_the_census_counts_every_pet_once_a_minute(harness: SessionHarness) -> N
 def test_the_census_changes_no_record(harness: SessionHarness) -> None:
     harness.get("/pet")
     slab = app.slabs[Pet]
-    before = [record for _, record in slab.records()]
+    before = [record for _, record in slab.records_now()]
     harness.clock.advance(10 * HOUR)
-    assert [record for _, record in slab.records()] == before
+    assert [record for _, record in slab.records_now()] == before
 
 
 def test_the_census_stops_once_the_app_is_closed() -> None:
@@ -429,3 +429,23 @@ def test_the_fullest_record_fits_its_slot(harness: SessionHarness) -> None:
 )
 def test_ago_reads_naturally(seconds: float, words: str) -> None:
     assert ago(seconds) == words
+
+
+def test_the_census_counts_on_a_store_that_answers_later() -> None:
+    """The census reads through the store contract only: it works, a little
+    later, on a store in another process."""
+    harness = SessionHarness(app, stores=later_stores(0.5))
+    try:
+        harness.clock.advance(0.5)
+        pages: list[Page] = []
+        for player in ("alice", "bob"):
+            harness.request("/pet", player=player).addCallback(pages.append)
+        harness.clock.pump([0.5] * 6)
+        assert [20, 20] == [page.status for page in pages]
+        harness.clock.advance(59)
+        assert (census.pets, census.ill) == (0, 0)
+        harness.clock.pump([1, 0.5, 0.5])  # the minute, then the store's answers
+        assert (census.pets, census.ill) == (2, 0)
+    finally:
+        app.close(grace=0)
+        harness.clock.pump([0.5] * 4)

@@ -156,6 +156,12 @@ def targets(rows: Sequence[Row], samples: dict[str, list[Sample]]) -> list[Targe
             0.03,
             at_most=True,
         ),
+        Target(
+            "session CPU ÷ ceiling CPU per request",
+            session.cpu_ms / ran[CEILING].cpu_ms,
+            1.05,
+            at_most=True,
+        ),
     ]
     for name, title, goal in (("cgi-c", "C", 2.2), ("cgi-py", "Python", 9.0)):
         if name in ran:

@@ -53,7 +53,7 @@ def wheel_server(
 def test_wheel_installs_no_generic_top_level_module(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     tops = {name.split("/")[0] for name in names}
-    assert {"jetforce_sesh", "jetforce_sesh-0.1.0.dist-info"} == tops
+    assert {"jetforce_sesh", "jetforce_sesh-0.2.0.dist-info"} == tops
     assert "jetforce_sesh/py.typed" in names
     assert "jetforce_sesh/games/counter.py" in names
 

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 from jetforce.app.base import (
     ApplicationCallable,
     ApplicationResponse,
+    DeferredResponse,
     EnvironDict,
     JetforceApplication,
     RateLimiter,
@@ -236,26 +237,81 @@ class SessionApplication(JetforceApplication):
     def __call__(
         self, environ: EnvironDict, send_status: WriteStatusCallable
     ) -> ApplicationResponse:
-        if self.fallback is not None:
-            try:
-                request = Request(environ)
-            except ValueError:
-                request = None  # let Jetforce answer the bad URL as it does
-            if request is not None and not self.claims(request):
-                return self._serve_unclaimed(request, environ, send_status)
-        return super().__call__(environ, send_status)
-
-    def _serve_unclaimed(
-        self, request: Request, environ: EnvironDict, send_status: WriteStatusCallable
-    ) -> ApplicationResponse:
-        # The rate limit covers the files too, as it does under stock jetforce.
+        # Jetforce's own routing, plus: requests for another host, port or
+        # scheme are refused (53), and paths no route claims go to the fallback
+        # (--dir), under the same rate limit. The URL is parsed once.
+        try:
+            request = self.request_class(environ)
+        except Exception:
+            send_status(Status.BAD_REQUEST, "Invalid URL")
+            return
+        elsewhere = other_host(request)
+        if elsewhere is not None:
+            send_status(elsewhere.status, elsewhere.meta)
+            return
         if self.rate_limiter is not None:
             refusal = self.rate_limiter.check(request)
             if refusal is not None:
                 send_status(refusal.status, refusal.meta)
                 return
-        assert self.fallback is not None
-        yield from self.fallback(environ, send_status)
+        for pattern, callback in reversed(self.routes):
+            found = pattern.match(request)
+            if found is not None:
+                response = callback(request, **found.groupdict())
+                break
+        else:
+            if self.fallback is not None:
+                yield from self.fallback(environ, send_status)
+                return
+            response = self.default_callback(request)
+        if isinstance(response, Response):
+            send_status(response.status, response.meta)
+        elif isinstance(response, DeferredResponse):
+            response.send_status.addCallback(lambda sent: send_status(*sent))
+        else:
+            raise TypeError(f"Invalid response type {type(response)}")
+        body = response.body
+        if isinstance(body, (bytes, str, Deferred)):
+            yield body
+        elif body:
+            yield from body
+
+
+#: The names of this machine's loopback interface: a capsule served on one of
+#: them answers to all, since each reaches the very same server.
+LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def home_url(hostname: str, port: int | str) -> str:
+    """The capsule's address as a player types it: the port only if not 1965."""
+    host = f"[{hostname}]" if ":" in hostname else hostname
+    return f"gemini://{host}/" if int(port) == 1965 else f"gemini://{host}:{port}/"
+
+
+def other_host(request: Request) -> Response | None:
+    """``53`` if ``request`` is for another host, port or scheme than this
+    capsule's; None if it is for this one.
+
+    A capsule on a loopback name answers to every loopback name: the request is
+    then routed as if it named the capsule's own hostname, so the index and
+    every game look the same whichever way they are reached.
+    """
+    environ = request.environ
+    hostname = environ["HOSTNAME"]
+    port = environ["SERVER_PORT"]
+    if request.hostname != hostname and {request.hostname, hostname} <= LOOPBACK:
+        environ["HOSTNAME"] = hostname = request.hostname
+    if (
+        request.scheme == "gemini"
+        and request.hostname == hostname
+        and request.port in (None, port)
+    ):
+        return None
+    return Response(
+        Status.PROXY_REQUEST_REFUSED,
+        f"This capsule is {home_url(environ['HOSTNAME'], port)}; it serves no other"
+        f" host, port or scheme",
+    )
 
 
 def links(apps: Iterable[SessionApplication]) -> list[str]:

@@ -198,12 +198,14 @@ def exchange(
     request: bytes,
     *,
     host: str = "localhost",
+    address: str = "127.0.0.1",
     timeout: float = 10.0,
 ) -> bytes:
-    """Send one Gemini request line over its own TLS connection to ``port`` on
-    loopback; return every byte of the response."""
+    """Send one Gemini request line over its own TLS connection to ``port`` at
+    ``address`` (loopback); return every byte of the response. ``host`` is the
+    name the client asks the TLS handshake for (SNI)."""
     with (
-        socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw,
+        socket.create_connection((address, port), timeout=timeout) as raw,
         context.wrap_socket(raw, server_hostname=host) as tls,
     ):
         tls.sendall(request)

@@ -11,7 +11,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from urllib.parse import quote
 
@@ -25,11 +25,16 @@ from jetforce_sesh.testing import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
+#: The agunua client installed with the test extra: next to this Python, which
+#: need not be on PATH (``venv/bin/python -m pytest``).
+AGUNUA = str(Path(sys.executable).parent / "agunua")
 
 
 # The suite's names for the public helpers game authors use too.
 ClientCert = ClientCertificate
 make_client_cert = make_client_certificate
+#: The ``make_cert`` fixture: a named client certificate, made once.
+MakeCert = Callable[..., ClientCert]
 
 
 @attrs.frozen
@@ -74,6 +79,7 @@ class Server:
         *,
         command: Sequence[str] | None = None,
         cwd: Path | None = None,
+        listening: str = r"Listening on 127\.0\.0\.1:(\d+)",
     ) -> None:
         base = list(command) if command else [sys.executable, "-m", "jetforce_sesh"]
         self.process = subprocess.Popen(
@@ -85,14 +91,14 @@ class Server:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         self.output: list[str] = []
-        self.port = self._wait_for_port()
+        self.port = self._wait_for_port(listening)
 
-    def _wait_for_port(self) -> int:
+    def _wait_for_port(self, listening: str) -> int:
         assert self.process.stdout is not None
         deadline = time.monotonic() + 60
         for line in self.process.stdout:
             self.output.append(line)
-            found = re.match(r"Listening on 127\.0\.0\.1:(\d+)", line)
+            found = re.match(listening, line)
             if found:
                 return int(found.group(1))
             if time.monotonic() > deadline:

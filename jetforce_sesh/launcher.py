@@ -11,7 +11,6 @@ import argparse
 import copy
 import importlib
 import os
-import socket
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -20,7 +19,6 @@ from typing import Any, NoReturn
 from jetforce.__main__ import parser as jetforce_parser
 from jetforce.app.base import JetforceApplication
 from jetforce.app.composite import CompositeApplication
-from jetforce.app.static import StaticDirectoryApplication
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import (
     FilteringLogObserver,
@@ -33,8 +31,16 @@ from twisted.logger import (
 from jetforce_sesh import __version__
 from jetforce_sesh.adhoc import ad_hoc_certificate
 from jetforce_sesh.application import SessionApplication
+from jetforce_sesh.checks import (
+    UsageError,
+    check_hostname,
+    check_memory,
+    check_port,
+    check_tls_files,
+)
+from jetforce_sesh.codec import why
 from jetforce_sesh.errors import ConfigError
-from jetforce_sesh.memory import MemoryStore
+from jetforce_sesh.files import CapsuleFiles
 from jetforce_sesh.options import (
     ON_FULL_CHOICES,
     SlabOptions,
@@ -50,10 +56,6 @@ from jetforce_sesh.server import SessionServer
 from jetforce_sesh.slab import Slab
 
 DEFAULT_APP = "jetforce_sesh:app"
-
-
-class UsageError(Exception):
-    """A command-line value that cannot be used; its message is the one line shown."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -180,10 +182,14 @@ def load_app(spec: str) -> JetforceApplication | CompositeApplication:
         raise UsageError(
             f"--app {spec!r}: importing {module_name} failed: {error}"
         ) from None
+    except SystemExit as error:
+        raise UsageError(
+            f"--app {spec!r}: importing {module_name} called sys.exit({error.code!r});"
+            f" a capsule module must not exit when imported"
+        ) from None
     except Exception as error:
         raise UsageError(
-            f"--app {spec!r}: importing {module_name} failed:"
-            f" {type(error).__name__}: {error}"
+            f"--app {spec!r}: importing {module_name} failed: {why(error)}"
         ) from None
     try:
         app = getattr(module, attr)
@@ -191,6 +197,10 @@ def load_app(spec: str) -> JetforceApplication | CompositeApplication:
         raise UsageError(
             f"--app {spec!r}: module {module_name!r} has no attribute {attr!r};"
             f" name the application object after the colon"
+        ) from None
+    except Exception as error:
+        raise UsageError(
+            f"--app {spec!r}: reading {attr!r} from {module_name} failed: {why(error)}"
         ) from None
     if not isinstance(app, (JetforceApplication, CompositeApplication)):
         raise UsageError(
@@ -218,6 +228,7 @@ def configure(
     checked before the reactor runs is checked here, and raises UsageError."""
     from twisted.internet import reactor
 
+    args.hostname = check_hostname(args.hostname)
     app = load_app(args.app)
     sessions = session_apps(app)
     if args.rate_limit:
@@ -241,7 +252,10 @@ def configure(
         max_queued=args.max_queued,
     )
     check_port(args.host, args.port)
-    check_tls_files(args)
+    if args.use_tls:
+        if args.certfile is None:
+            args.certfile, args.keyfile = ad_hoc_certificate(args.hostname)
+        check_tls_files(args.certfile, args.keyfile, args.cafile, args.capath)
     try:
         check_memory([s for a in sessions for s in a.slabs.values()], defaults)
     except ConfigError as error:
@@ -275,9 +289,7 @@ def jetforce_apps(app: object) -> list[JetforceApplication]:
     return [app] if isinstance(app, JetforceApplication) else []
 
 
-def static_files(
-    args: argparse.Namespace, *, has_sessions: bool
-) -> StaticDirectoryApplication:
+def static_files(args: argparse.Namespace, *, has_sessions: bool) -> CapsuleFiles:
     if not os.path.isdir(args.root_directory):
         raise UsageError(
             f"--dir {args.root_directory!r} is not a directory: give the"
@@ -289,75 +301,12 @@ def static_files(
             f" --app {args.app!r} is not one: serve it with a SessionApplication,"
             f" or serve files with stock jetforce"
         )
-    return StaticDirectoryApplication(
+    return CapsuleFiles(
         root_directory=args.root_directory,
         index_file=args.index_file,
         cgi_directory=args.cgi_directory,
         default_lang=args.default_lang,
     )
-
-
-def check_memory(slabs: Sequence[Slab[Any]], defaults: SlabOptions) -> None:
-    """Refuse slabs larger than the machine's memory, before reserving them.
-
-    Slabs are zero-filled when they are made, so an oversized one would not
-    fail cleanly: it would push the machine into swap or the OOM killer.
-    """
-    needed = 0
-    for slab in slabs:
-        options = slab.resolve(defaults)
-        size = slab.codec_for(options).record_size
-        needed += MemoryStore.bytes_needed(size, options.max_records)
-    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    if needed > physical:
-        raise UsageError(
-            f"the slabs need {needed / (1 << 30):.1f} GiB but this machine has"
-            f" {physical / (1 << 30):.1f} GiB of memory: lower --max-records or"
-            f" --record-size"
-        )
-
-
-def check_tls_files(args: argparse.Namespace) -> None:
-    """Fail now, where Jetforce would start and then fail every handshake."""
-    for flag, path in (
-        ("--tls-certfile", args.certfile),
-        ("--tls-keyfile", args.keyfile),
-        ("--tls-cafile", args.cafile),
-    ):
-        if path is not None and not os.access(path, os.R_OK):
-            raise UsageError(
-                f"{flag} {path!r} cannot be read: give the path of a PEM file this"
-                f" user can read"
-            )
-    if args.capath is not None and not os.path.isdir(args.capath):
-        raise UsageError(
-            f"--tls-capath {args.capath!r} is not a directory: give a directory of"
-            f" CA files, or leave it out"
-        )
-
-
-def check_port(host: str, port: int) -> None:
-    """Fail now, in one line, where Jetforce would log a traceback and idle on.
-
-    Checked before the slabs are reserved, so a taken port costs no memory.
-    """
-    if not 0 <= port <= 65535:
-        raise UsageError(f"--port {port} is not a TCP port: give one from 0 to 65535")
-    if port == 0:
-        return
-    for interface in [host] if host else ["0.0.0.0", "::"]:
-        family = socket.AF_INET6 if ":" in interface else socket.AF_INET
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            # As Twisted will: a port in TIME_WAIT is free, a listening one is not.
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind((interface, port))
-            except OSError as error:
-                raise UsageError(
-                    f"--port {port} on {interface} is not"
-                    f" available ({error.strerror}): stop what uses it, or choose"
-                    f" another --port"
-                ) from None
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -377,9 +326,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         [LogLevelFilterPredicate(defaultLogLevel=LogLevel.warn)],
     )
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
-    certfile, keyfile = args.certfile, args.keyfile
-    if certfile is None and args.use_tls:
-        certfile, keyfile = ad_hoc_certificate(args.hostname)
     server = SessionServer(
         app=app,
         ready=ready,
@@ -388,8 +334,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         host=args.host,
         port=args.port,
         hostname=args.hostname,
-        certfile=certfile,
-        keyfile=keyfile,
+        certfile=args.certfile,
+        keyfile=args.keyfile,
         cafile=args.cafile,
         capath=args.capath,
         proxy_protocol=args.proxy_protocol,

@@ -13,7 +13,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.support import ClientCert, Reply, Server, serve
+from tests.support import AGUNUA, ClientCert, Reply, Server, serve
 
 pytestmark = pytest.mark.e2e
 
@@ -145,14 +145,14 @@ def test_agunua_as_an_independent_client(
 ) -> None:
     dot = make_cert("e2e-agunua")
     url = f"gemini://localhost:{demo_server.port}/counter"
-    agunua = ["agunua", "--no-tofu", "-c", str(dot.cert_path), "-k", str(dot.key_path)]
+    agunua = [AGUNUA, "--no-tofu", "-c", str(dot.cert_path), "-k", str(dot.key_path)]
     first = subprocess.run([*agunua, url], capture_output=True, text=True, timeout=30)
     second = subprocess.run([*agunua, url], capture_output=True, text=True, timeout=30)
     assert (0, 0) == (first.returncode, second.returncode)
     assert "Welcome! This is your first visit." in first.stdout
     assert "Visit number 2." in second.stdout
     refused = subprocess.run(
-        ["agunua", "--no-tofu", url], capture_output=True, text=True, timeout=30
+        [AGUNUA, "--no-tofu", url], capture_output=True, text=True, timeout=30
     )
     assert (1, "Problem, Client certificate request") == (
         refused.returncode,

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from jetforce.__main__ import parser as jetforce_parser
 from jetforce.app.base import Request
 from twisted.internet.task import Clock
 
+from jetforce_sesh.checks import available_memory
 from jetforce_sesh.launcher import build_parser
 from jetforce_sesh.ratelimit import ClockedRateLimiter
-from jetforce_sesh.testing import make_environ
+from jetforce_sesh.testing import (
+    client_context,
+    exchange,
+    make_client_certificate,
+    make_environ,
+)
+from tests.support import MakeCert, Server
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -111,6 +119,33 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
             " or serve files with stock jetforce",
         ),
         (
+            ["--app", "tests.apps.exits:app"],
+            "--app 'tests.apps.exits:app': importing tests.apps.exits called"
+            " sys.exit(3); a capsule module must not exit when imported",
+        ),
+        (
+            ["--app", "tests.apps.odd_getattr:app"],
+            "--app 'tests.apps.odd_getattr:app': reading 'app' from"
+            " tests.apps.odd_getattr failed: RuntimeError: no app here",
+        ),
+        (
+            ["--hostname", "a/b"],
+            "--hostname 'a/b' is not a host name ('a/b' is not a label of letters,"
+            " digits and inner hyphens): give the name clients use to reach the"
+            " capsule, e.g. --hostname example.org",
+        ),
+        (
+            ["--hostname", ""],
+            "--hostname '' is not a host name (empty): give the name clients use to"
+            " reach the capsule, e.g. --hostname example.org",
+        ),
+        (
+            ["--hostname", "a" * 70 + ".org"],
+            f"--hostname '{'a' * 70}.org' is not a host name (encoding with 'idna'"
+            " codec failed (UnicodeError: label empty or too long)): give the name"
+            " clients use to reach the capsule, e.g. --hostname example.org",
+        ),
+        (
             ["--app", "tests.apps.oversized:app"],
             "record type Diary needs 129 bytes for its defaults but its slots hold 64:"
             " give it record_size=129 or more",
@@ -151,7 +186,10 @@ def test_session_flags_and_their_defaults() -> None:
 
 def test_console_script_and_module_show_the_same_help() -> None:
     script = subprocess.run(
-        ["jetforce-sesh", "--help"], capture_output=True, text=True, timeout=60
+        [str(Path(sys.executable).parent / "jetforce-sesh"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     module = subprocess.run(
         [sys.executable, "-m", "jetforce_sesh", "--help"],
@@ -165,16 +203,23 @@ def test_console_script_and_module_show_the_same_help() -> None:
     assert "--tls-certfile FILE" in script.stdout
 
 
-def test_slabs_larger_than_the_machine_are_refused_before_reserving() -> None:
-    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    huge = physical // 100  # records of 100 bytes (+60 of bookkeeping) each
+def test_slabs_larger_than_the_available_memory_are_refused_before_reserving() -> None:
+    available = available_memory()
+    huge = available // 100  # records of 100 bytes (+68 of bookkeeping) each
     result = run("--app", "tests.apps.slow_counter:app", "--max-records", str(huge))
     assert 2 == result.returncode
-    assert result.stderr.startswith("jetforce-sesh: error: the slabs need ")
-    assert result.stderr.endswith(
-        f" GiB but this machine has {physical / (1 << 30):.1f} GiB of memory: lower"
-        " --max-records or --record-size\n"
+    assert re.fullmatch(
+        r"jetforce-sesh: error: the slabs need [0-9.]+ GiB but this machine has"
+        r" [0-9.]+ GiB of memory available: lower --max-records or --record-size\n",
+        result.stderr,
     )
+
+
+def test_available_memory_is_what_the_kernel_calls_available() -> None:
+    meminfo = Path("/proc/meminfo").read_text()
+    (line,) = [line for line in meminfo.splitlines() if line.startswith("MemAvailable")]
+    kib = int(line.split()[1])
+    assert abs(available_memory() - kib * 1024) < 256 * 1024 * 1024
 
 
 def test_rate_limit_counts_per_address_on_the_clock() -> None:
@@ -195,3 +240,101 @@ def test_rate_limit_counts_per_address_on_the_clock() -> None:
     assert limiter.check(request) is not None
     clock.advance(1)
     assert limiter.check(request) is None
+
+
+@pytest.fixture
+def pems(tmp_path: Path) -> dict[str, Path]:
+    """A certificate, its key, another key, and a file that is no PEM at all."""
+    one = make_client_certificate(tmp_path, "one")
+    two = make_client_certificate(tmp_path, "two")
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate\n")
+    return {
+        "cert": one.cert_path,
+        "key": one.key_path,
+        "other": two.key_path,
+        "junk": junk,
+    }
+
+
+def test_unusable_tls_files_stop_the_server_with_one_line(
+    pems: dict[str, Path], tmp_path: Path
+) -> None:
+    cert, key, other, junk = pems["cert"], pems["key"], pems["other"], pems["junk"]
+    cases = [
+        (
+            ["--tls-certfile", str(junk), "--tls-keyfile", str(key)],
+            f"--tls-certfile {str(junk)!r} holds no usable PEM certificate (no start"
+            " line): give the PEM files of one certificate and its key",
+        ),
+        (
+            ["--tls-certfile", str(tmp_path), "--tls-keyfile", str(key)],
+            f"--tls-certfile {str(tmp_path)!r} cannot be read: give the path of a PEM"
+            " file this user can read",
+        ),
+        (
+            ["--tls-certfile", str(cert), "--tls-keyfile", str(junk)],
+            # OpenSSL's words, from the OpenSSL that cryptography bundles.
+            f"--tls-keyfile {str(junk)!r} holds no usable PEM private key"
+            " (unsupported): give the PEM files of one certificate and its key",
+        ),
+        (
+            ["--tls-certfile", str(cert), "--tls-keyfile", str(other)],
+            f"--tls-keyfile {str(other)!r} is not the key of --tls-certfile"
+            f" {str(cert)!r} (key values mismatch): give the PEM files of one"
+            " certificate and its key",
+        ),
+        (
+            [
+                "--tls-certfile",
+                str(cert),
+                "--tls-keyfile",
+                str(key),
+                "--tls-cafile",
+                str(junk),
+            ],
+            f"--tls-cafile {str(junk)!r} holds no usable PEM CA certificate (no"
+            " certificate or crl found): give the PEM files of one certificate and"
+            " its key",
+        ),
+    ]
+    for args, message in cases:
+        result = run(*args)
+        assert (2, f"jetforce-sesh: error: {message}\n") == (
+            result.returncode,
+            result.stderr,
+        )
+
+
+def test_a_unicode_hostname_is_served_in_its_ascii_form() -> None:
+    server = Server(["--hostname", "ünïcode.example"])
+    try:
+        assert 20 == server.request("/", host="xn--ncode-cta3g.example").status
+    finally:
+        output = server.stop()
+    assert "Server hostname is xn--ncode-cta3g.example" in output
+
+
+def test_a_hostname_in_capitals_still_routes(make_cert: MakeCert) -> None:
+    server = Server(["--hostname", "LocalHost"])
+    try:
+        assert 20 == server.request("/counter", make_cert("launch-caps")).status
+    finally:
+        server.stop()
+
+
+def test_host_empty_listens_on_ipv4_and_ipv6_at_once() -> None:
+    server = Server(["--host", ""], listening=r"Listening on \[::\]:(\d+)")
+    try:
+        for address in ("127.0.0.1", "::1"):
+            reply = exchange(
+                client_context(),
+                server.port,
+                f"gemini://localhost:{server.port}/\r\n".encode(),
+                address=address,
+            )
+            assert reply.startswith(b"20 text/gemini\r\n"), address
+    finally:
+        output = server.stop()
+    assert "Traceback" not in output
+    assert 1 == output.count("Listening on")

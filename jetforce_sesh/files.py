@@ -1,0 +1,34 @@
+"""``--dir``: Jetforce's file server, made safe to point at a capsule's directory.
+
+Jetforce's ``StaticDirectoryApplication`` serves hidden files (``/.env``) and
+follows symbolic links out of its directory, and a NUL in the path makes it fail
+with a traceback. A capsule owner expects none of that: here hidden files and
+anything that resolves outside the directory are ``51``, a NUL is ``59``, and
+everything else is served as Jetforce serves it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import PurePosixPath
+
+from jetforce.app.base import DeferredResponse, Request, Response, Status
+from jetforce.app.static import StaticDirectoryApplication
+
+NOT_FOUND = Response(Status.NOT_FOUND, "Not Found")
+
+
+class CapsuleFiles(StaticDirectoryApplication):
+    """Files and CGI programs of one directory, and nothing outside it."""
+
+    def serve_static_file(self, request: Request) -> Response | DeferredResponse:
+        path = request.path.strip("/")
+        if "\x00" in path:
+            return Response(Status.BAD_REQUEST, "Request holds a NUL byte")
+        if any(part.startswith(".") for part in PurePosixPath(path).parts):
+            return NOT_FOUND  # hidden files, and "." and ".." steps
+        root = str(self.root)
+        real = os.path.realpath(os.path.join(root, path))
+        if real != root and not real.startswith(root + os.sep):
+            return NOT_FOUND  # a symbolic link out of the directory
+        return super().serve_static_file(request)

@@ -1,9 +1,14 @@
 """Number guessing: find the secret number from 1 to 100 in as few tries as you can.
 
 Shows a game whose record holds both the current game (the secret, the range the
-hints have narrowed it to) and the player's history (games played, best score),
-with a ``10`` prompt that re-asks, saying why, for anything that is not a usable
-guess. Run it alone with ``jetforce-sesh --app jetforce_sesh.games.guess:app``.
+hints have narrowed it to) and the player's history (games won and given up, tries
+in all), with a ``10`` prompt that re-asks, saying why, for anything that is not a
+usable guess, and one that confirms before a game in progress is given up.
+
+The ranking is by tries per game, and a game given up counts as
+:data:`FORFEIT_TRIES`: otherwise a player could guess 50, start again on every
+miss, and reach "1 try" by luck at no cost. Run it alone with
+``jetforce-sesh --app jetforce_sesh.games.guess:app``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from jetforce_sesh.games.names import quoted
 
 LOWEST = 1
 HIGHEST = 100
+#: What a game given up counts as: more than halving the range ever needs (7).
+FORFEIT_TRIES = 10
 
 #: Where secrets come from; tests may swap in a seeded ``random.Random``.
 rng: random.Random = random.SystemRandom()
@@ -45,15 +52,30 @@ class GuessRecord:
     tries: int = 0
     played: int = 0  # games won; a game ends only when the secret is found
     best: int = 0  # fewest tries in a won game; 0 until the first win
+    total: int = 0  # tries of all games won
+    forfeits: int = 0  # games given up after at least one guess
 
     @property
     def won(self) -> bool:
         return self.tries > 0 and self.last == self.secret
 
+    @property
+    def going(self) -> bool:
+        """A game with guesses made and the secret not yet found."""
+        return self.tries > 0 and not self.won
 
-# About 85 bytes with every number at its largest; the rest is headroom for
+    @property
+    def games(self) -> int:
+        return self.played + self.forfeits
+
+    def average(self) -> float:
+        """Tries per game, a game given up counting as FORFEIT_TRIES."""
+        return (self.total + FORFEIT_TRIES * self.forfeits) / self.games
+
+
+# About 110 bytes with every number at its largest; the rest is headroom for
 # fields a later version adds.
-slab = app.slab(GuessRecord, record_size=128)
+slab = app.slab(GuessRecord, record_size=160)
 
 # ASCII digits only: int() also takes "٣" and "1_000", which nobody means here.
 _NUMBER = re.compile(r"[+-]?[0-9]+")
@@ -88,8 +110,21 @@ def _page(record: GuessRecord, note: str = "") -> Response:
         actions = ["=> /guess/new Play again"]
     else:
         label = "Guess a number" if record.tries == 0 else "Guess again"
-        actions = [f"=> /guess/try {label}", "=> /guess/new New game"]
+        actions = [f"=> /guess/try {label}"]
+        if record.going:
+            actions.append(
+                f"=> /guess/new Give up and start again (counts as {FORFEIT_TRIES}"
+                " tries)"
+            )
     best = _tries(record.best) if record.best else "none yet"
+    history = [f"Games won: {record.played}", f"Best score: {best}"]
+    if record.forfeits:
+        history.append(f"Games given up: {record.forfeits}")
+    if record.games:
+        history.append(
+            f"Tries per game: {record.average():.1f} (a game given up counts as"
+            f" {FORFEIT_TRIES})"
+        )
     lines = [
         "# Number guessing",
         "",
@@ -100,8 +135,7 @@ def _page(record: GuessRecord, note: str = "") -> Response:
         "",
         "## Your record",
         "",
-        f"Games played: {record.played}",
-        f"Best score: {best}",
+        *history,
         "",
         "=> / Back to the capsule",
         "",
@@ -158,6 +192,7 @@ def guess(request: Request, record: GuessRecord) -> Response:
         record.high = number - 1
     else:
         record.played += 1
+        record.total += record.tries
         if record.best == 0 or record.tries < record.best:
             record.best = record.tries
     return _page(record)
@@ -165,7 +200,20 @@ def guess(request: Request, record: GuessRecord) -> Response:
 
 @app.session_route("/guess/new", record=GuessRecord)
 def new_game(request: Request, record: GuessRecord) -> Response:
+    note = ""
+    if record.going:
+        answer = request.query.strip().lower()
+        if not answer:
+            return Response(
+                Status.INPUT,
+                f"Give up this game? It counts as {FORFEIT_TRIES} tries. Type yes to"
+                " give up",
+            )
+        if answer != "yes":
+            return _page(record, "Not given up: the answer was not yes.")
+        record.forfeits += 1
+        note = f"You gave up: the secret was {record.secret}."
     record.secret = new_secret()
     record.low, record.high = LOWEST, HIGHEST
     record.last = record.tries = 0
-    return _page(record)
+    return _page(record, note)

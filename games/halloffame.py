@@ -11,6 +11,7 @@ the two games it ranks, so that their slabs are open wherever it runs:
 from __future__ import annotations
 
 import heapq
+from collections import Counter
 from collections.abc import AsyncIterable, Callable, Iterable
 from typing import TypeVar
 
@@ -78,19 +79,37 @@ def _anonymous(fingerprint: bytes) -> str:
     return f"anonymous {fingerprint[:3].hex()}"
 
 
+#: What marks the viewer's own rows; no chosen name may hold it.
+YOU = "(you)"
+
+
 async def display_names(
     viewer: bytes, record: FameRecord, keys: Iterable[bytes]
 ) -> dict[bytes, str]:
-    """The name to show for each of ``keys``: the viewer's from their record in
-    hand (it may have changed in this very request), everyone else's from the
-    slab."""
-    names = {}
-    for key in keys:
+    """The name to show for each of ``keys``.
+
+    The viewer's comes from their record in hand (it may have changed in this
+    very request) and is marked :data:`YOU`, which names cannot hold; everyone
+    else's from the slab. Names need not be unique: players who share one are
+    told apart by a short tag of their key, so nobody can pass for somebody else.
+    """
+    chosen: dict[bytes, str] = {}
+    for key in dict.fromkeys(keys):
         if key == viewer:
-            names[key] = f"{record.name or _anonymous(key)} (you)"
-            continue
-        other = await slab.peek(key)
-        names[key] = other.name if other and other.name else _anonymous(key)
+            chosen[key] = record.name
+        else:
+            other = await slab.peek(key)
+            chosen[key] = other.name if other else ""
+    counts = Counter(name.casefold() for name in chosen.values() if name)
+    names = {}
+    for key, name in chosen.items():
+        if not name:
+            shown = _anonymous(key)
+        elif counts[name.casefold()] > 1:
+            shown = f"{name} #{key[:3].hex()}"
+        else:
+            shown = name
+        names[key] = f"{shown} {YOU}" if key == viewer else shown
     return names
 
 
@@ -123,8 +142,8 @@ class Standings:
             self.taken_at, self.taken_from = now, stores
             self.guess = await top(
                 guess.slab.records(),
-                lambda r: r.best > 0,
-                lambda r: (r.best, -r.played),
+                lambda r: r.games >= GUESS_MIN_GAMES,
+                lambda r: (round(1000 * r.average()), -r.games),
             )
             self.hangman = await top(
                 hangman.slab.records(),
@@ -134,6 +153,10 @@ class Standings:
         return self
 
 
+#: Games a player of number guessing must have finished or given up to be ranked:
+#: one lucky first guess (one in a hundred, on as many certificates as anyone
+#: cares to make) must not top the table.
+GUESS_MIN_GAMES = 5
 #: Up to this many records in the ranked games, every view reads them all.
 ALWAYS_FRESH = 2000
 #: Past that, seconds a ranking is shown before the records are read again.
@@ -145,14 +168,17 @@ def _guess_table(
     leaders: list[tuple[bytes, guess.GuessRecord]], names: dict[bytes, str]
 ) -> list[str]:
     rows = [
-        f"* {rank}. {names[key]}: best {_count(r.best, 'try', 'tries')},"
-        f" {_count(r.played, 'game', 'games')} won"
+        f"* {rank}. {names[key]}: {r.average():.1f} tries a game over"
+        f" {_count(r.games, 'game', 'games')}"
         for rank, (key, r) in enumerate(leaders, start=1)
     ]
     return [
-        "## Number guessing: fewest tries",
+        "## Number guessing: fewest tries per game",
         "",
-        *(rows or ["Nobody has found a secret number yet: be the first."]),
+        f"Players with {GUESS_MIN_GAMES} games or more; a game given up counts as"
+        f" {guess.FORFEIT_TRIES} tries.",
+        "",
+        *(rows or [f"Nobody has played {GUESS_MIN_GAMES} games yet: be the first."]),
         "=> /guess Play number guessing",
     ]
 
@@ -229,6 +255,8 @@ async def choose_name(request: Request, record: FameRecord) -> Response:
         )
     if len(name) > MAX_NAME:
         return _ask(f"That name is {len(name)} characters long")
+    if YOU in name.casefold():
+        return _ask(f"A name cannot hold “{YOU}”, which marks your own rows")
     record.name = name
     note = f"Your name is now “{name}”."
     if name != answer:

@@ -127,8 +127,8 @@ def test_banner_states_each_slab(demo_server: Server) -> None:
     assert [
         "slab jetforce_sesh.games.counter.Visits: up to 10000 records of 64 bytes,"
         " 1.4 MiB reserved" + tail,
-        "slab jetforce_sesh.games.guess.GuessRecord: up to 10000 records of 128"
-        " bytes, 2.0 MiB reserved" + tail,
+        "slab jetforce_sesh.games.guess.GuessRecord: up to 10000 records of 160"
+        " bytes, 2.3 MiB reserved" + tail,
         "slab jetforce_sesh.games.hangman.HangmanRecord: up to 10000 records of 128"
         " bytes, 2.0 MiB reserved" + tail,
         "slab jetforce_sesh.games.tictactoe.Board: up to 10000 records of 128 bytes,"

@@ -67,11 +67,10 @@ FRESH = """\
 I am thinking of a whole number from 1 to 100. Can you find it?
 
 => /guess/try Guess a number
-=> /guess/new New game
 
 ## Your record
 
-Games played: 0
+Games won: 0
 Best score: none yet
 
 => / Back to the capsule
@@ -127,8 +126,9 @@ def test_correct_guess_reports_tries_and_counts_the_game(
         "That is your best score.\n\n"
         "=> /guess/new Play again\n\n"
         "## Your record\n\n"
-        "Games played: 1\n"
-        "Best score: 3 tries\n\n"
+        "Games won: 1\n"
+        "Best score: 3 tries\n"
+        "Tries per game: 3.0 (a game given up counts as 10)\n\n"
         "=> / Back to the capsule\n"
     )
 
@@ -144,7 +144,11 @@ def test_best_score_keeps_the_fewest_tries(harness: SessionHarness) -> None:
     harness.get("/guess/new", player="alice")
     lines = play(harness, 10, 20, 30, 42).splitlines()
     assert "That is your best score." not in lines
-    assert lines[-4:-2] == ["Games played: 2", "Best score: 2 tries"]
+    assert lines[-5:-2] == [
+        "Games won: 2",
+        "Best score: 2 tries",
+        "Tries per game: 3.0 (a game given up counts as 10)",
+    ]
 
 
 def test_page_shows_the_game_in_progress(harness: SessionHarness) -> None:
@@ -226,18 +230,56 @@ def test_new_game_resets_the_game_and_keeps_the_record(
     play(harness, 42)
     monkeypatch.setattr(guess, "rng", Fixed(7))
     page = harness.get("/guess/new", player="alice")
-    assert page.body == FRESH.replace("Games played: 0", "Games played: 1").replace(
-        "Best score: none yet", "Best score: 1 try"
+    assert page.body == FRESH.replace("Games won: 0", "Games won: 1").replace(
+        "Best score: none yet",
+        "Best score: 1 try\nTries per game: 1.0 (a game given up counts as 10)",
     )
     assert record_of("alice") == guess.GuessRecord(
-        secret=7, low=1, high=100, last=0, tries=0, played=1, best=1
+        secret=7, low=1, high=100, last=0, tries=0, played=1, best=1, total=1
     )
 
 
-def test_abandoned_game_counts_for_nothing(harness: SessionHarness) -> None:
+def test_giving_up_a_game_in_progress_asks_first_then_counts_ten_tries(
+    harness: SessionHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
     play(harness, 10, 20)
-    harness.get("/guess/new", player="alice")
-    assert (record_of("alice").played, record_of("alice").best) == (0, 0)
+    assert "=> /guess/new Give up and start again (counts as 10 tries)" in (
+        harness.get("/guess", player="alice").lines
+    )
+    prompt = harness.get("/guess/new", player="alice")
+    assert (10, "Give up this game? It counts as 10 tries. Type yes to give up") == (
+        prompt.status,
+        prompt.meta,
+    )
+    kept = harness.get("/guess/new", player="alice", query="no")
+    assert "Not given up: the answer was not yes." in kept.lines
+    assert 2 == record_of("alice").tries
+    monkeypatch.setattr(guess, "rng", Fixed(7))
+    page = harness.get("/guess/new", player="alice", query="yes")
+    assert page.lines[2:4] == [
+        "I am thinking of a whole number from 1 to 100. Can you find it?",
+        "You gave up: the secret was 42.",
+    ]
+    assert page.lines[-6:-2] == [
+        "Games won: 0",
+        "Best score: none yet",
+        "Games given up: 1",
+        "Tries per game: 10.0 (a game given up counts as 10)",
+    ]
+    assert (0, 0, 1) == (
+        record_of("alice").played,
+        record_of("alice").best,
+        record_of("alice").forfeits,
+    )
+
+
+def test_a_new_game_before_any_guess_or_after_a_win_asks_nothing(
+    harness: SessionHarness,
+) -> None:
+    assert 20 == harness.get("/guess/new", player="alice").status
+    play(harness, 42)
+    assert 20 == harness.get("/guess/new", player="alice").status
+    assert 0 == record_of("alice").forfeits
 
 
 def test_two_players_interleaved_keep_their_own_games(
@@ -255,7 +297,7 @@ def test_two_players_interleaved_keep_their_own_games(
     ]
     assert alice.splitlines()[2] == "42 is correct! You found it in 3 tries."
     assert record_of("bob") == guess.GuessRecord(
-        secret=77, low=51, high=79, last=80, tries=2, played=0, best=0
+        secret=77, low=51, high=79, last=80, tries=2, played=0, best=0, total=0
     )
     assert harness.get("/guess", player="bob").body == bob
 

@@ -80,8 +80,9 @@ def test_empty_hall_invites_players(harness: SessionHarness) -> None:
         "The best players of the capsule's games, under the names they chose.\n\n"
         f"You appear as {anonymous('alice')} until you choose a name.\n"
         "=> /halloffame/name Choose your name\n\n"
-        "## Number guessing: fewest tries\n\n"
-        "Nobody has found a secret number yet: be the first.\n"
+        "## Number guessing: fewest tries per game\n\n"
+        "Players with 5 games or more; a game given up counts as 10 tries.\n\n"
+        "Nobody has played 5 games yet: be the first.\n"
         "=> /guess Play number guessing\n\n"
         "## Hangman: most wins\n\n"
         "Nobody has won at hangman yet: be the first.\n"
@@ -104,41 +105,99 @@ def section(lines: list[str], heading: str) -> list[str]:
     return [line for line in lines[start + 2 : end] if line.startswith("* ")]
 
 
-def test_guess_table_ranks_fewest_tries_then_most_games(
+GUESS_TABLE = "## Number guessing: fewest tries per game"
+
+
+def section_after_note(lines: list[str], heading: str) -> list[str]:
+    """The list items under ``heading``, past its explanatory note."""
+    start = lines.index(heading)
+    end = lines.index("", start + 4)
+    return [line for line in lines[start + 4 : end] if line.startswith("* ")]
+
+
+def give_up(harness: SessionHarness, player: str) -> None:
+    """Guess once, then give the game up (it counts as 10 tries)."""
+    harness.get("/guess/new", player=player)
+    harness.get("/guess/try", player=player, query="1")
+    harness.get("/guess/new", player=player, query="yes")
+
+
+def test_guess_table_ranks_fewest_tries_per_game_from_five_games(
     harness: SessionHarness,
 ) -> None:
     for number in range(12):
         player = f"p{number:02}"
         name(harness, player, player)
-        win_guess(harness, player, tries=number + 2)
-    win_guess(harness, "nobody", tries=7)
-    win_guess(harness, "nobody", tries=5)  # ties p03's best with more games won
-    harness.get("/guess/new", player="nobody")  # playing on: still ranked
-    harness.get("/guess/try", player="loser", query="50")  # never won: unranked
+        for _ in range(5):
+            win_guess(harness, player, tries=number + 2)
+    for _ in range(6):
+        win_guess(harness, "nobody", tries=5)  # ties p03's 5.0 with more games
+    for _ in range(4):
+        win_guess(harness, "newcomer", tries=1)  # four games: not ranked yet
+    for tries in (2, 2, 2, 2):
+        win_guess(harness, "quitter", tries=tries)
+    give_up(harness, "quitter")  # (8 + 10) / 5 = 3.6
     lines = harness.get("/halloffame", player="p01").lines
-    assert section(lines, "## Number guessing: fewest tries") == [
-        "* 1. p00: best 2 tries, 1 game won",
-        "* 2. p01 (you): best 3 tries, 1 game won",
-        "* 3. p02: best 4 tries, 1 game won",
-        f"* 4. {anonymous('nobody')}: best 5 tries, 2 games won",
-        "* 5. p03: best 5 tries, 1 game won",
-        "* 6. p04: best 6 tries, 1 game won",
-        "* 7. p05: best 7 tries, 1 game won",
-        "* 8. p06: best 8 tries, 1 game won",
-        "* 9. p07: best 9 tries, 1 game won",
-        "* 10. p08: best 10 tries, 1 game won",
+    assert lines[lines.index(GUESS_TABLE) + 2] == (
+        "Players with 5 games or more; a game given up counts as 10 tries."
+    )
+    assert section_after_note(lines, GUESS_TABLE) == [
+        "* 1. p00: 2.0 tries a game over 5 games",
+        "* 2. p01 (you): 3.0 tries a game over 5 games",
+        f"* 3. {anonymous('quitter')}: 3.6 tries a game over 5 games",
+        "* 4. p02: 4.0 tries a game over 5 games",
+        f"* 5. {anonymous('nobody')}: 5.0 tries a game over 6 games",
+        "* 6. p03: 5.0 tries a game over 5 games",
+        "* 7. p04: 6.0 tries a game over 5 games",
+        "* 8. p05: 7.0 tries a game over 5 games",
+        "* 9. p06: 8.0 tries a game over 5 games",
+        "* 10. p07: 9.0 tries a game over 5 games",
     ]
 
 
-def test_equal_scores_rank_in_fingerprint_order(harness: SessionHarness) -> None:
+def test_equal_scores_rank_in_key_order(harness: SessionHarness) -> None:
     players = ["ann", "ben", "cat"]
     for player in players:
-        win_guess(harness, player, tries=4)
+        for _ in range(5):
+            win_guess(harness, player, tries=4)
     ranked = sorted(players, key=fingerprint_of)
     lines = harness.get("/halloffame", player="zed").lines
-    assert section(lines, "## Number guessing: fewest tries") == [
-        f"* {rank}. {anonymous(player)}: best 4 tries, 1 game won"
+    assert section_after_note(lines, GUESS_TABLE) == [
+        f"* {rank}. {anonymous(player)}: 4.0 tries a game over 5 games"
         for rank, player in enumerate(ranked, start=1)
+    ]
+
+
+def test_starting_again_on_every_miss_cannot_top_an_honest_player(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Guessing 50 and giving up on a miss wins "in 1 try" now and then; each
+    give-up counts 10, so it ranks below halving the range every time."""
+    monkeypatch.setattr(guess, "rng", random.Random(2026))
+    with opened() as harness:
+        for _ in range(300):
+            page = harness.get("/guess/try", player="cheat", query="50")
+            if "correct" in page.lines[2]:
+                harness.get("/guess/new", player="cheat")
+            else:
+                harness.get("/guess/new", player="cheat", query="yes")
+        for _ in range(20):
+            low, high = 1, 100
+            while True:
+                middle = (low + high) // 2
+                page = harness.get("/guess/try", player="honest", query=str(middle))
+                if "correct" in page.lines[2]:
+                    break
+                if "higher" in page.lines[2]:
+                    low = middle + 1
+                else:
+                    high = middle - 1
+            harness.get("/guess/new", player="honest")
+        cheat = guess.slab.peek_now(fingerprint_of("cheat"))
+        assert cheat is not None and cheat.played >= 1  # it did get lucky
+        rows = section_after_note(harness.get("/halloffame").lines, GUESS_TABLE)
+    assert [anonymous("honest"), anonymous("cheat")] == [
+        row.split(". ", 1)[1].split(":")[0] for row in rows
     ]
 
 
@@ -314,7 +373,7 @@ def test_any_name_gets_a_prompt_or_a_safe_page(answer: str) -> None:
     assert [line for line in page.lines if line.startswith(("=>", "#", "```"))] == [
         "# Hall of fame",
         "=> /halloffame/name Change your name",
-        "## Number guessing: fewest tries",
+        "## Number guessing: fewest tries per game",
         "=> /guess Play number guessing",
         "## Hangman: most wins",
         "=> /hangman Play hangman",
@@ -378,3 +437,36 @@ def test_the_hall_ranks_and_names_players_on_a_store_that_answers_later(
     finally:
         halloffame.app.close(grace=0)
         clock.pump([0.5] * 4)
+
+
+@pytest.mark.parametrize("typed", ["Alice (you)", "(YOU)", "me(You)too"])
+def test_a_name_cannot_hold_the_mark_of_the_viewers_own_rows(
+    harness: SessionHarness, typed: str
+) -> None:
+    page = harness.get("/halloffame/name", player="mallory", query=typed)
+    assert (
+        10,
+        "A name cannot hold “(you)”, which marks your own rows: choose a"
+        " display name of at most 32 characters",
+    ) == (page.status, page.meta)
+    assert halloffame.slab.peek_now(fingerprint_of("mallory")) is None
+
+
+def test_players_who_share_a_name_are_told_apart(harness: SessionHarness) -> None:
+    for player in ("alice", "mallory"):
+        name(harness, player, "Alice" if player == "alice" else "alice")
+        hangman_game(harness, player, win=True)
+    hangman_game(harness, "alice", win=True)
+    tag = {p: fingerprint_of(p)[:3].hex() for p in ("alice", "mallory")}
+    assert [
+        f"* 1. Alice #{tag['alice']} (you): 2 wins, 0 losses",
+        f"* 2. alice #{tag['mallory']}: 1 win, 0 losses",
+    ] == section(
+        harness.get("/halloffame", player="alice").lines, "## Hangman: most wins"
+    )
+    assert [
+        f"* 1. Alice #{tag['alice']}: 2 wins, 0 losses",
+        f"* 2. alice #{tag['mallory']} (you): 1 win, 0 losses",
+    ] == section(
+        harness.get("/halloffame", player="mallory").lines, "## Hangman: most wins"
+    )

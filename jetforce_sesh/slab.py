@@ -45,7 +45,7 @@ _log = Logger()
 
 #: Records read across players between two turns of the reactor: reading more
 #: at once would make every other request wait for it.
-SLICE = 500
+SLICE = 256
 #: Unreadable records remembered as already logged, so each is logged once.
 _LOGGED_MAX = 4096
 

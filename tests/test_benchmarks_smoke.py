@@ -52,3 +52,29 @@ def test_harness_runs_every_scenario_without_errors(tmp_path: Path) -> None:
     assert all(rows[name]["requests"] > 0 for name in ran)
     for name in NAMES:
         assert f"| {name}: " in result.stdout
+
+
+def run_module(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_codec_comparison_runs() -> None:
+    result = run_module("benchmarks.codecs", "--records", "50", "--repeats", "1")
+    assert 0 == result.returncode, result.stderr
+    assert "MsgpackCodec" in result.stdout
+    assert "cattrs + msgpack" in result.stdout
+
+
+@pytest.mark.e2e
+def test_the_stall_benchmark_runs_on_the_real_reactor() -> None:
+    result = run_module("benchmarks.stall", "--records", "2000")
+    assert 0 == result.returncode, result.stderr
+    lines = result.stdout.splitlines()
+    assert "Reading across players, 2,000 records per slab:" in lines
+    assert 2 == sum("longest stall" in line for line in lines)

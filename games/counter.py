@@ -22,6 +22,8 @@ app = SessionApplication(
 @attrs.define
 class Visits:
     count: int = 0
+    # Every visit, resets or not: only the very first one is a welcome.
+    ever: int = 0
 
 
 slab = app.slab(Visits, record_size=64)
@@ -30,8 +32,11 @@ slab = app.slab(Visits, record_size=64)
 @app.session_route("/counter", record=Visits)
 def counter(request: Request, record: Visits) -> Response:
     record.count += 1
-    if record.count == 1:
+    record.ever += 1
+    if record.ever == 1:
         news = "Welcome! This is your first visit. Come back and I will count."
+    elif record.count == 1:
+        news = "Visit number 1 since you reset your count."
     else:
         news = f"Visit number {record.count}."
     page = (
@@ -57,13 +62,16 @@ def reset(request: Request, record: Visits) -> Response:
             "text/gemini",
             "# Visit counter\n\n"
             "Not reset: the answer was not yes."
-            f" You still have {record.count} visits.\n\n"
-            "=> /counter Back to the counter\n",
+            f" You still have {record.count}"
+            f" visit{'' if record.count == 1 else 's'}.\n\n"
+            "=> /counter Back to the counter\n"
+            "=> / Back to the capsule\n",
         )
     record.count = 0
     return Response(
         Status.SUCCESS,
         "text/gemini",
         "# Visit counter\n\nYour count is back to zero.\n\n"
-        "=> /counter Start counting\n",
+        "=> /counter Start counting\n"
+        "=> / Back to the capsule\n",
     )

@@ -222,6 +222,14 @@ def guess_letter(request: Request, record: HangmanRecord) -> Response:
 def new_game(request: Request, record: HangmanRecord) -> Response:
     note = ""
     if record.tried and not record.over:
+        answer = request.query.strip().lower()
+        if not answer:
+            return Response(
+                Status.INPUT,
+                "Give up this game? It counts as a loss. Type yes to give up",
+            )
+        if answer != "yes":
+            return _page(record, "Not given up: the answer was not yes.")
         # Giving up counts as losing, or a player could dodge every loss.
         record.losses += 1
         note = f"You gave up: the word was {record.word}."

@@ -20,7 +20,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from jetforce_sesh import SessionApplication
+from jetforce_sesh import SessionApplication, after_save
 
 _log = Logger()
 
@@ -131,6 +131,8 @@ class Census:
 
     pets: int = 0
     ill: int = 0
+    #: Pets hatched (and kept) since the last count: counted on the next one.
+    hatched: int = 0
     loop: LoopingCall | None = None
 
     def start(self, clock: IReactorTime) -> None:
@@ -161,7 +163,11 @@ class Census:
             catch_up(pet, now)
             pets += 1
             ill += 1 if pet.ill else 0
-        self.pets, self.ill = pets, ill
+        self.pets, self.ill, self.hatched = pets, ill, 0
+
+    def hatch(self) -> None:
+        """A pet hatched and was kept: count it before the next census does."""
+        self.hatched += 1
 
 
 census = Census()
@@ -246,9 +252,11 @@ def advice(pet: Pet, now: float) -> list[str]:
     return []
 
 
-def page(pet: Pet, now: float, note: str = "") -> Response:
+def page(pet: Pet, now: float, note: str = "", newborn: bool = False) -> Response:
     name = pet.name or "Your pet"
     face, words = mood(pet)
+    # Pets hatched since the census, and this one if it hatched just now.
+    pets = census.pets + census.hatched + (1 if newborn else 0)
     lines = ["# Pet", ""]
     if note:
         lines += [note, ""]
@@ -273,7 +281,7 @@ def page(pet: Pet, now: float, note: str = "") -> Response:
         f"Hatched {ago(now - (pet.born or now))}. Meals: {pet.meals}."
         f" Games: {pet.games}. Times ill: {pet.illnesses}.",
         "",
-        f"Capsule census, taken once a minute: {counted(census.pets, 'pet')},"
+        f"Capsule census, taken once a minute: {counted(pets, 'pet')},"
         f" {census.ill} of them ill.",
         "",
         "=> / Back to the capsule",
@@ -285,43 +293,55 @@ def page(pet: Pet, now: float, note: str = "") -> Response:
 # -- routes -------------------------------------------------------------------
 
 
-def _now(pet: Pet) -> tuple[float, str]:
+def _now(request: Request, pet: Pet) -> tuple[float, str]:
     """Catch ``pet`` up to the slab's clock (hatching it on the first visit)."""
     now = slab.now()
     if pet.born is None:
         hatch(pet, now)
-        return now, "An egg hatched! This little one is yours to look after."
+        # Once, and only if the new pet is kept: a handler may run again.
+        after_save(request, census.hatch)
+        return now, HATCHED
     catch_up(pet, now)
     return now, ""
 
 
+HATCHED = "An egg hatched! This little one is yours to look after."
+
+
+def _page(pet: Pet, now: float, note: str, *news: str) -> Response:
+    text = " ".join(part for part in (note, *news) if part)
+    return page(pet, now, text, newborn=note == HATCHED)
+
+
 @app.session_route("/pet", record=Pet)
 def look(request: Request, record: Pet) -> Response:
-    now, note = _now(record)
-    return page(record, now, note)
+    now, note = _now(request, record)
+    return _page(record, now, note)
 
 
 @app.session_route("/pet/feed", record=Pet)
 def feed(request: Request, record: Pet) -> Response:
-    now, note = _now(record)
+    now, note = _now(request, record)
     if record.hunger < REFUSE_BELOW:
-        return page(record, now, "It is not hungry: it sniffs the food and walks off.")
+        return _page(
+            record, now, note, "It is not hungry: it sniffs the food and walks off."
+        )
     record.hunger = max(0.0, record.hunger - MEAL)
     record.meals += 1
     settle(record, now)
-    return page(record, now, (note + " " if note else "") + "Munch munch.")
+    return _page(record, now, note, "Munch munch.")
 
 
 @app.session_route("/pet/play", record=Pet)
 def play(request: Request, record: Pet) -> Response:
-    now, note = _now(record)
+    now, note = _now(request, record)
     if record.boredom < REFUSE_BELOW:
-        return page(record, now, "It is tired of playing: let it rest a while.")
+        return _page(record, now, note, "It is tired of playing: let it rest a while.")
     record.boredom = max(0.0, record.boredom - GAME)
     record.hunger = min(FULL, record.hunger + GAME_HUNGER)
     record.games += 1
     settle(record, now)
-    return page(record, now, (note + " " if note else "") + "You play chase.")
+    return _page(record, now, note, "You play chase.")
 
 
 @app.session_route("/pet/name", record=Pet)
@@ -331,6 +351,6 @@ def name(request: Request, record: Pet) -> Response:
     problem = check_name(request.query)
     if problem is not None:
         return Response(Status.INPUT, problem)
-    now, _ = _now(record)
+    now, note = _now(request, record)
     record.name = request.query.strip()
-    return page(record, now, f"Your pet is called {record.name} now.")
+    return _page(record, now, note, f"Your pet is called {record.name} now.")

@@ -182,10 +182,12 @@ def page(board: Board, note: str = "") -> Response:
         next_starter = "I start" if board.you_start else "you start"
         lines.append(f"=> /tictactoe/new Play again ({next_starter})")
     else:
+        # All nine cells, always in this order: clients that follow links by
+        # number ([1] to [9]) then play the cell of that number.
         lines += [
             f"=> /tictactoe/move/{i + 1} Cell {i + 1}, {CELL_NAMES[i]}"
+            + ("" if mark == FREE else f" (taken by {mark})")
             for i, mark in enumerate(board.cells)
-            if mark == FREE
         ]
         lines.append("=> /tictactoe/move Type a cell number")
     played = board.wins + board.draws + board.losses
@@ -235,7 +237,7 @@ def move(request: Request, record: Board, cell: str | None = None) -> Response:
         return Response(Status.INPUT, "Which cell? 1 to 9, row by row from top left")
     index = parse_cell(request.query)
     if isinstance(index, str):
-        return Response(Status.INPUT, index)
+        return Response(Status.INPUT, index.rstrip("."))  # a prompt, not a page
     if record.cells[index] != FREE:
         return Response(Status.INPUT, f"Cell {index + 1} is taken: pick a free cell")
     return _move(record, str(index + 1))

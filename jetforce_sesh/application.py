@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -213,14 +214,28 @@ class SessionApplication(JetforceApplication):
     def default_callback(self, request: Request, **_: Any) -> Response:
         """Answer paths no route claims: an index at the root, else ``51``.
 
-        A game run on its own (``--app jetforce_sesh.games.guess:app``) has no
-        index of its own; its pages still link back to ``/``.
+        The index links the included applications, and this one if its entry is
+        not ``/``: a game run on its own (``--app jetforce_sesh.games.guess:app``)
+        has a home page. A capsule that includes nothing lists its own routes
+        with a plain path, labelled by their docstrings, so a first capsule
+        shows what it has without an index of its own.
         """
         if request.path.strip("/"):
             return Response(Status.NOT_FOUND, "Not Found")
         entries = [self, *self.included] if self.entry != "/" else self.included
-        page = "\n".join([f"# {self.title or 'Capsule'}", "", *links(entries), ""])
+        lines = links(entries) if entries else self._route_links()
+        page = "\n".join([f"# {self.title or 'Capsule'}", "", *lines, ""])
         return Response(Status.SUCCESS, "text/gemini", page)
+
+    def _route_links(self) -> list[str]:
+        found = []
+        for pattern, handler in self.routes:
+            path = pattern.path
+            if _PLAIN_PATH.fullmatch(path) and path.strip("/"):
+                doc = (getattr(handler, "__doc__", None) or "").strip()
+                name = getattr(handler, "__name__", path).replace("_", " ")
+                found.append(f"=> {path} {doc.splitlines()[0] if doc else name}")
+        return found
 
     def _reset(self, request: Request, slab_name: str) -> Response | Any:
         for slab in self.slabs.values():
@@ -276,6 +291,9 @@ class SessionApplication(JetforceApplication):
         elif body:
             yield from body
 
+
+#: A route path that is a plain path, not a pattern: it can be linked as it is.
+_PLAIN_PATH = re.compile(r"/[\w\-./~]*")
 
 #: The names of this machine's loopback interface: a capsule served on one of
 #: them answers to all, since each reaches the very same server.

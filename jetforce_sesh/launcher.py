@@ -31,6 +31,7 @@ from twisted.logger import (
 from jetforce_sesh import __version__
 from jetforce_sesh.adhoc import ad_hoc_certificate
 from jetforce_sesh.application import SessionApplication
+from jetforce_sesh.banner import banner as games_banner
 from jetforce_sesh.checks import (
     UsageError,
     check_hostname,
@@ -82,73 +83,73 @@ def _flag(
     return parse
 
 
+EPILOG = """\
+Players need a Gemini client with a client certificate: each certificate is one
+player, and the capsule answers 60 to a request without one.
+
+examples:
+  jetforce-sesh
+      the demo capsule, at gemini://localhost/
+  jetforce-sesh --app mycapsule:app --hostname example.org --host ''
+      your capsule, for everyone, on every address of this machine
+  jetforce-sesh --app mycapsule:app --dir capsule/ --idle-timeout 2592000
+      files and CGI programs from capsule/ too; players away 30 days forgotten
+"""
+
+#: Jetforce's help for its flags, said again where it misleads here.
+_JETFORCE_HELP = {
+    "hostname": "The host name players use, as in gemini://HOSTNAME/: routes answer"
+    " URLs for it alone (a loopback name answers to every loopback name)",
+    "certfile": "Server TLS certificate (PEM); unset: a self-signed one is made and"
+    " kept in a private temporary directory",
+    "keyfile": "Server TLS private key (PEM); unset: the one made with the certificate",
+    "use_tls": "Serve plain TCP, without TLS: only behind a proxy that ends TLS and"
+    " passes the client certificate on",
+    "root_directory": "Serve static files (and CGI programs from --cgi-dir) from this"
+    " directory for paths the app does not claim; unset: serve none",
+    "cgi_directory": "Directory of CGI programs, inside --dir (only with --dir)",
+    "index_file": "File served for a directory inside --dir, instead of a listing"
+    " (only with --dir)",
+    "default_lang": "Language tag added to text/gemini files served from --dir",
+}
+
+
+class HelpFormatter(
+    argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter
+):
+    """Defaults shown where they say something: not for on/off flags, not None."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or isinstance(action.default, bool):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> Parser:
     defaults = SlabOptions()
+    # A copy, so jetforce's own parser stays as jetforce has it.
+    jetforce = copy.deepcopy(jetforce_parser)
+    for action in jetforce._actions:
+        if action.dest in _JETFORCE_HELP:
+            action.help = _JETFORCE_HELP[action.dest]
+        if isinstance(action, argparse._VersionAction):
+            action.version = f"jetforce-sesh {__version__}"
     parser = Parser(
         prog="jetforce-sesh",
-        description="Jetforce Gemini server for capsules with per-certificate sessions",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        # A copy: "resolve" strips the replaced -V/--version from the parent's
-        # own action objects, and jetforce's parser must stay as jetforce has it.
-        parents=[copy.deepcopy(jetforce_parser)],
-        conflict_handler="resolve",
-    )
-    parser.add_argument(
-        "-V", "--version", action="version", version=f"jetforce-sesh {__version__}"
+        description="Jetforce Gemini server for capsules that remember each player\n"
+        "by their client certificate.",
+        epilog=EPILOG,
+        formatter_class=HelpFormatter,
+        parents=[jetforce],
+        add_help=False,  # jetforce's parser brings its -h
     )
     parser.set_defaults(root_directory=None)
-    for action in parser._actions:
-        if action.dest == "root_directory":
-            action.help = (
-                "Serve static files (and CGI scripts from --cgi-dir) from this"
-                " directory for paths the app does not claim; unset: serve none"
-            )
     group = parser.add_argument_group("session application")
     group.add_argument(
         "--app",
         default=DEFAULT_APP,
         metavar="MODULE:ATTR",
         help="The Jetforce application to serve",
-    )
-    group = parser.add_argument_group(
-        "session slabs (defaults for slabs that set none)"
-    )
-    group.add_argument(
-        "--max-records",
-        type=_flag(check_max_records, int),
-        default=defaults.max_records,
-        metavar="N",
-        help="Records each slab holds at most",
-    )
-    group.add_argument(
-        "--record-size",
-        type=_flag(check_record_size, int),
-        default=defaults.record_size,
-        metavar="BYTES",
-        help="Bytes each record may take once encoded",
-    )
-    group.add_argument(
-        "--idle-timeout",
-        type=_flag(check_idle_timeout, float),
-        default=defaults.idle_timeout,
-        metavar="SECONDS",
-        help="Forget records unused for this long (0 = never)",
-    )
-    group.add_argument(
-        "--on-full",
-        type=_flag(check_on_full, str),
-        default=defaults.on_full,
-        choices=ON_FULL_CHOICES,
-        help="When a slab is full: evict the least recently used record, or refuse"
-        " new players with status 41",
-    )
-    group.add_argument(
-        "--max-queued",
-        type=_flag(check_max_queued, int),
-        default=defaults.max_queued,
-        metavar="N",
-        help="Requests of one player that may wait for their turn at a game while"
-        " another of theirs is answered; more get status 44",
     )
     group.add_argument(
         "--shutdown-grace",
@@ -157,6 +158,44 @@ def build_parser() -> Parser:
         metavar="SECONDS",
         help="On SIGINT or SIGTERM, how long requests in flight may take to finish"
         " before they are cut off (keeping nothing of their change)",
+    )
+    group = parser.add_argument_group("game records (defaults for games that set none)")
+    group.add_argument(
+        "--max-records",
+        type=_flag(check_max_records, int),
+        default=defaults.max_records,
+        metavar="N",
+        help="Players each game keeps at most",
+    )
+    group.add_argument(
+        "--record-size",
+        type=_flag(check_record_size, int),
+        default=defaults.record_size,
+        metavar="BYTES",
+        help="Bytes each player's record in a game may take once encoded",
+    )
+    group.add_argument(
+        "--idle-timeout",
+        type=_flag(check_idle_timeout, float),
+        default=defaults.idle_timeout,
+        metavar="SECONDS",
+        help="Forget a player away from a game this long (0: never)",
+    )
+    group.add_argument(
+        "--on-full",
+        type=_flag(check_on_full, str),
+        default=defaults.on_full,
+        choices=ON_FULL_CHOICES,
+        help="When a game is full: evict forgets the player away longest, refuse"
+        " turns new players away with status 41",
+    )
+    group.add_argument(
+        "--max-queued",
+        type=_flag(check_max_queued, int),
+        default=defaults.max_queued,
+        metavar="N",
+        help="Requests of one player that may wait for their turn at a game while"
+        " another of theirs is answered; more get status 44",
     )
     return parser
 
@@ -238,12 +277,12 @@ def configure(
             raise UsageError(str(error)) from None
         for each in jetforce_apps(app):
             each.rate_limiter = limiter
-    banner: list[str] = []
+    lines: list[str] = []
     if args.root_directory is not None:
         files = static_files(args, has_sessions=bool(sessions))
         for session_app in sessions:
             session_app.serve_unclaimed(files)
-        banner.append(f"Serving unclaimed paths from {args.root_directory}")
+        lines.append(f"Serving unclaimed paths from {args.root_directory}")
     defaults = SlabOptions(
         max_records=args.max_records,
         record_size=args.record_size,
@@ -273,7 +312,9 @@ def configure(
             ) from None
 
     def described(opened: list[list[Slab[Any]]]) -> list[str]:
-        return banner + [slab.describe() for slabs in opened for slab in slabs]
+        return lines + games_banner(
+            [slab for slabs in opened for slab in slabs], defaults
+        )
 
     ready = gatherResults(opening, consumeErrors=True).addCallback(described)
     return app, sessions, ready

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from jetforce.app.base import Status
 from jetforce.protocol import GeminiProtocol
-from jetforce.server import GeminiServer
+from jetforce.server import ABOUT, GeminiServer
 from jetforce.tls import GeminiCertificateOptions
 from twisted.internet.defer import (
     Deferred,
@@ -33,7 +33,8 @@ from twisted.protocols.haproxy import proxyEndpoint
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 
-from jetforce_sesh.application import SessionApplication
+from jetforce_sesh.application import SessionApplication, home_url
+from jetforce_sesh.banner import address_line
 from jetforce_sesh.checks import listen_interfaces
 
 #: Seconds the stores get to open before the server gives up.
@@ -151,9 +152,24 @@ class SessionServer(GeminiServer):
         self.grace = grace
         self.connections: set[SessionProtocol] = set()
         self.ports: list[Port] = []
+        self._unbound: list[str] = []
         #: What the process exits with once the reactor stops.
         self.exit_code = 0
         self._drained: Deferred[None] | None = None
+
+    def run(self) -> None:
+        # Jetforce's, without its "Server hostname is gemini://..." line, which
+        # leaves the port out: the address is printed once listening, complete.
+        self.log_message(ABOUT)
+        if self.proxy_protocol:
+            self.log_message("PROXY protocol is enabled")
+        if self.use_tls:
+            self.log_message(f"TLS Certificate File: {self.certfile}")
+            self.log_message(f"TLS Private Key File: {self.keyfile}")
+        else:
+            self.log_message("TLS is disabled")
+        self.initialize()
+        self.reactor.run()
 
     def initialize(self) -> None:
         self.reactor.addSystemEventTrigger("before", "shutdown", self.shut_down)
@@ -163,7 +179,8 @@ class SessionServer(GeminiServer):
     def _listen(self, banner: list[str]) -> None:
         for line in banner:
             self.log_message(line)
-        for interface in listen_interfaces(self.host):
+        self._unbound = listen_interfaces(self.host)
+        for interface in list(self._unbound):
             self.bind_interface(interface)
 
     def bind_interface(self, interface: str) -> None:
@@ -214,6 +231,9 @@ class SessionServer(GeminiServer):
             # Routes match on the port too (strict_port): tell them the real one.
             self.port = port.getHost().port  # type: ignore[no-untyped-call]
         super().on_bind_interface(port)
+        if len(self.ports) == len(self._unbound):
+            # Last, where it is seen: the address that works as printed.
+            self.log_message(address_line(home_url(self.hostname, self.port)))
 
     # -- shutting down ---------------------------------------------------------
 

@@ -449,38 +449,6 @@ class Slab(Generic[R]):
             )
         return opened.immediate
 
-    # -- the banner ------------------------------------------------------------
-
-    def describe(self) -> str:
-        """One banner line: the record size, the capacity and the memory reserved."""
-        opened = self._serving()
-        options = opened.options
-        reserved = getattr(opened.store, "reserved_bytes", None)
-        memory = "" if reserved is None else f", {_bytes(reserved)} reserved"
-        idle = (
-            f"idle records expire after {_seconds(options.idle_timeout)}"
-            if options.idle_timeout
-            else "idle records kept"
-        )
-        return (
-            f"slab {self.name}: up to {options.max_records} records of"
-            f" {opened.codec.record_size} bytes{memory}; when full:"
-            f" {options.on_full}; {idle}"
-        )
-
-
-def _bytes(size: int) -> str:
-    if size < 1 << 10:
-        return f"{size} bytes"
-    if size < 1 << 20:
-        return f"{size / (1 << 10):.1f} KiB"
-    return f"{size / (1 << 20):.1f} MiB"
-
-
-def _seconds(seconds: float) -> str:
-    whole = int(seconds)
-    return f"{whole} s" if whole == seconds else f"{seconds} s"
-
 
 def check_same(slab: Slab[Any], **settings: Any) -> None:
     """ConfigError unless ``settings`` say nothing other than ``slab``'s own."""

@@ -96,11 +96,14 @@ class Server:
     def _wait_for_port(self, listening: str) -> int:
         assert self.process.stdout is not None
         deadline = time.monotonic() + 60
+        port = None
         for line in self.process.stdout:
             self.output.append(line)
             found = re.match(listening, line)
             if found:
-                return int(found.group(1))
+                port = int(found.group(1))
+            if port is not None and line.startswith("Open "):
+                return port  # the last line of the start-up banner
             if time.monotonic() > deadline:
                 break
         self.stop()

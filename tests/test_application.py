@@ -11,8 +11,10 @@ from jetforce_sesh import (
     BadFingerprint,
     ConfigError,
     SessionApplication,
+    SlabOptions,
     fingerprint_of_request,
 )
+from jetforce_sesh.banner import banner
 from jetforce_sesh.testing import Page, SessionHarness, fingerprint_of
 
 
@@ -125,11 +127,50 @@ def test_the_fingerprint_of_a_request_without_certificate_is_refused() -> None:
     ) == str(raised.value)
 
 
-def test_the_banner_line_says_size_capacity_memory_and_policies() -> None:
-    app = SessionApplication("banner")
-    slab = app.slab(Coins, name="coins", max_records=1, idle_timeout=2592000)
+def test_the_banner_says_each_games_size_and_what_differs_from_the_defaults() -> None:
+    app = SessionApplication("Coins")
+    app.slab(Coins, name="coins", max_records=1, idle_timeout=2592000)
+
+    @attrs.define
+    class Notes:
+        text: str = ""
+
+    app.slab(Notes, name="notes", max_records=2000, on_full="refuse")
     SessionHarness(app)
+    defaults = SlabOptions(idle_timeout=2592000)
+    assert [
+        "Games and the players' records they keep:",
+        "  Coins: up to 1 players, 356 bytes",
+        "  Coins: up to 2,000 players, 648.8 KiB (when a game is full, new players are"
+        " turned away (41); players are never forgotten for being away)",
+        "In all: 2 games, up to 2,001 records, 649.2 KiB reserved.",
+        "When a game is full, the player away longest makes room; players away 30"
+        " days are forgotten.",
+    ] == banner(list(app.slabs.values()), defaults)
+
+
+def test_the_index_of_a_capsule_that_includes_nothing_lists_its_routes() -> None:
+    app = SessionApplication("My capsule")
+
+    @app.session_route("/coins", record=Coins)
+    def coins(request: Request, record: Coins) -> Response:
+        """Count your coins"""
+        return Response(Status.SUCCESS, "text/plain", str(record.coins))
+
+    @app.route("/about")
+    def about_me(request: Request) -> Response:
+        return Response(Status.SUCCESS, "text/plain", "about")
+
+    @app.route("/game/(?P<n>[0-9]+)")
+    def pattern(request: Request, n: str) -> Response:
+        return Response(Status.SUCCESS, "text/plain", n)
+
+    page = SessionHarness(app).get("/", player=None)
     assert (
-        "slab coins: up to 1 records of 256 bytes, 356 bytes reserved; when full:"
-        " evict; idle records expire after 2592000 s"
-    ) == slab.describe()
+        Page(
+            20,
+            "text/gemini",
+            "# My capsule\n\n=> /coins Count your coins\n=> /about about me\n",
+        )
+        == page
+    )

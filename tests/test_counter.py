@@ -32,8 +32,8 @@ def test_players_count_apart() -> None:
     harness = SessionHarness(counter.app)
     for player in ("ann", "ben", "ann", "ann", "ben"):
         harness.get("/counter", player=player)
-    assert counter.Visits(3) == counter.slab.peek_now(fingerprint_of("ann"))
-    assert counter.Visits(2) == counter.slab.peek_now(fingerprint_of("ben"))
+    assert counter.Visits(3, ever=3) == counter.slab.peek_now(fingerprint_of("ann"))
+    assert counter.Visits(2, ever=2) == counter.slab.peek_now(fingerprint_of("ben"))
 
 
 def test_reset_asks_then_forgets_only_on_yes() -> None:
@@ -46,15 +46,20 @@ def test_reset_asks_then_forgets_only_on_yes() -> None:
         20,
         "text/gemini",
         "# Visit counter\n\nNot reset: the answer was not yes. You still have 1"
-        " visits.\n\n=> /counter Back to the counter\n",
+        " visit.\n\n=> /counter Back to the counter\n=> / Back to the capsule\n",
     ) == harness.get("/counter/reset", query="nope")
     assert Page(
         20,
         "text/gemini",
         "# Visit counter\n\nYour count is back to zero.\n\n=> /counter Start"
-        " counting\n",
+        " counting\n=> / Back to the capsule\n",
     ) == harness.get("/counter/reset", query=" YES ")
-    assert counter.Visits(0) == counter.slab.peek_now(fingerprint_of("player"))
+    assert counter.Visits(0, ever=1) == counter.slab.peek_now(fingerprint_of("player"))
+    assert Page(
+        20,
+        "text/gemini",
+        "# Visit counter\n\nVisit number 1 since you reset your count.\n\n" + FOOTER,
+    ) == harness.get("/counter")
 
 
 @settings(max_examples=150, deadline=None)
@@ -71,4 +76,6 @@ def test_any_answer_to_the_reset_prompt_gets_a_page_or_a_prompt(answer: str) -> 
             page.meta,
         )
     expected = 0 if answer.strip().lower() == "yes" else 1
-    assert counter.Visits(expected) == counter.slab.peek_now(fingerprint_of("player"))
+    assert counter.Visits(expected, ever=1) == counter.slab.peek_now(
+        fingerprint_of("player")
+    )

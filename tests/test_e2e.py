@@ -13,6 +13,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from jetforce_sesh.testing import client_context, exchange
 from tests.support import AGUNUA, ClientCert, Reply, Server, serve
 
 pytestmark = pytest.mark.e2e
@@ -99,15 +100,17 @@ def test_reset_asks_before_it_forgets(demo_server: Server, make_cert: MakeCert) 
         20,
         "text/gemini",
         "# Visit counter\n\nNot reset: the answer was not yes. You still have 2"
-        " visits.\n\n=> /counter Back to the counter\n",
+        " visits.\n\n=> /counter Back to the counter\n=> / Back to the capsule\n",
     ) == demo_server.request("/counter/reset", cat, query="no")
     assert Reply(
         20,
         "text/gemini",
         "# Visit counter\n\nYour count is back to zero.\n\n=> /counter Start"
-        " counting\n",
+        " counting\n=> / Back to the capsule\n",
     ) == demo_server.request("/counter/reset", cat, query="yes")
-    assert counter_page(WELCOME) == demo_server.request("/counter", cat)
+    assert counter_page("Visit number 1 since you reset your count.") == (
+        demo_server.request("/counter", cat)
+    )
 
 
 def test_index_links_the_games(demo_server: Server) -> None:
@@ -122,22 +125,35 @@ def test_index_links_the_games(demo_server: Server) -> None:
     )
 
 
-def test_banner_states_each_slab(demo_server: Server) -> None:
-    tail = "; when full: evict; idle records kept\n"
+def test_the_banner_lists_each_game_and_ends_with_the_address_to_open(
+    demo_server: Server,
+) -> None:
+    output = "".join(demo_server.output)
+    games = output[output.index("Games and the players' records they keep:") :]
     assert [
-        "slab jetforce_sesh.games.counter.Visits: up to 10000 records of 64 bytes,"
-        " 1.4 MiB reserved" + tail,
-        "slab jetforce_sesh.games.guess.GuessRecord: up to 10000 records of 160"
-        " bytes, 2.3 MiB reserved" + tail,
-        "slab jetforce_sesh.games.hangman.HangmanRecord: up to 10000 records of 128"
-        " bytes, 2.0 MiB reserved" + tail,
-        "slab jetforce_sesh.games.tictactoe.Board: up to 10000 records of 128 bytes,"
-        " 2.0 MiB reserved" + tail,
-        "slab jetforce_sesh.games.pet.Pet: up to 10000 records of 320 bytes,"
-        " 3.8 MiB reserved" + tail,
-        "slab jetforce_sesh.games.halloffame.FameRecord: up to 10000 records of 192"
-        " bytes, 2.6 MiB reserved" + tail,
-    ] == [line for line in demo_server.output if line.startswith("slab ")]
+        "Games and the players' records they keep:",
+        "  Visit counter: up to 10,000 players, 1.4 MiB",
+        "  Number guessing: up to 10,000 players, 2.3 MiB",
+        "  Hangman: up to 10,000 players, 2.0 MiB",
+        "  Tic-tac-toe: up to 10,000 players, 2.0 MiB",
+        "  Pet: up to 10,000 players, 3.8 MiB",
+        "  Hall of fame: up to 10,000 players, 2.6 MiB",
+        "In all: 6 games, up to 60,000 records, 14.1 MiB reserved.",
+        "When a game is full, the player away longest makes room; players are never"
+        " forgotten for being away.",
+        f"Listening on 127.0.0.1:{demo_server.port}",
+    ] == games.splitlines()[:10]
+
+
+def test_the_address_the_banner_prints_works(
+    demo_server: Server, make_cert: MakeCert
+) -> None:
+    (line,) = [line for line in demo_server.output if line.startswith("Open ")]
+    url = f"gemini://localhost:{demo_server.port}/"
+    assert f"Open {url} in a Gemini client, with a client certificate.\n" == line
+    context = client_context()
+    reply = exchange(context, demo_server.port, url.encode() + b"\r\n")
+    assert reply.startswith(b"20 text/gemini\r\n# jetforce-sesh demo capsule\n")
 
 
 def test_agunua_as_an_independent_client(

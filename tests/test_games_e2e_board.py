@@ -42,7 +42,11 @@ def board(server: Server, cert: ClientCert) -> list[str]:
 
 
 def free_cells(page: list[str]) -> list[str]:
-    return [line.split()[1] for line in page if line.startswith("=> /tictactoe/move/")]
+    return [
+        line.split()[1]
+        for line in page
+        if line.startswith("=> /tictactoe/move/") and not line.endswith(")")
+    ]
 
 
 # -- tic-tac-toe --------------------------------------------------------------
@@ -149,10 +153,17 @@ def test_tictactoe_typed_move_over_tls(
     reply = board_server.request("/tictactoe/move", cert, query="ten")
     assert (reply.status, reply.meta) == (
         10,
-        "'ten' is not a cell: pick a number from 1 to 9.",
+        "'ten' is not a cell: pick a number from 1 to 9",
     )
     page = lines(board_server.request("/tictactoe/move", cert, query="5"))
     assert page[2] == "You played cell 5. I played cell 1."
+    # A client that follows links by number: link [n] is cell n, taken or not.
+    links = [line for line in page if line.startswith("=> ")]
+    assert [f"=> /tictactoe/move/{n} " for n in range(1, 10)] == [
+        line[: len("=> /tictactoe/move/1 ")] for line in links[:9]
+    ]
+    taken = lines(board_server.request(links[0].split()[1], cert))
+    assert taken[2] == "Cell 1 is taken: pick a free cell."
 
 
 def test_tictactoe_without_a_certificate_is_60(board_server: Server) -> None:
@@ -202,7 +213,10 @@ def test_pet_naming_over_tls(pet_server: Server, make_cert: MakeCert) -> None:
         "That name is 300 characters long; the most is 20: try a shorter name",
     )
     page = lines(pet_server.request("/pet/name", cert, query="Mochi 🐱"))
-    assert page[2] == "Your pet is called Mochi 🐱 now."
+    assert page[2] == (
+        "An egg hatched! This little one is yours to look after. Your pet is called"
+        " Mochi 🐱 now."
+    )
     assert "```Mochi 🐱, content" in page
 
 

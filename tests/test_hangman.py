@@ -262,7 +262,15 @@ def test_giving_up_counts_a_loss_and_reveals_the_word(
 ) -> None:
     play(harness, "ae")
     monkeypatch.setattr(hangman, "rng", Fixed("kite"))
-    lines = harness.get("/hangman/new", player="alice").lines
+    prompt = harness.get("/hangman/new", player="alice")
+    assert (10, "Give up this game? It counts as a loss. Type yes to give up") == (
+        prompt.status,
+        prompt.meta,
+    )
+    kept = harness.get("/hangman/new", player="alice", query="no").lines
+    assert "Not given up: the answer was not yes." in kept
+    assert 0 == record_of("alice").losses
+    lines = harness.get("/hangman/new", player="alice", query="yes").lines
     assert lines[12:15] == [
         "You gave up: the word was banana.",
         "",

@@ -312,7 +312,7 @@ def test_a_unicode_hostname_is_served_in_its_ascii_form() -> None:
         assert 20 == server.request("/", host="xn--ncode-cta3g.example").status
     finally:
         output = server.stop()
-    assert "Server hostname is xn--ncode-cta3g.example" in output
+    assert "Open gemini://xn--ncode-cta3g.example:" in output
 
 
 def test_a_hostname_in_capitals_still_routes(make_cert: MakeCert) -> None:

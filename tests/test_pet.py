@@ -104,7 +104,8 @@ def test_first_visit_hatches_a_content_pet(harness: SessionHarness) -> None:
             "",
             "Hatched just now. Meals: 0. Games: 0. Times ill: 0.",
             "",
-            "Capsule census, taken once a minute: 0 pets, 0 of them ill.",
+            # The census has not run since, but this new pet counts already.
+            "Capsule census, taken once a minute: 1 pet, 0 of them ill.",
             "",
             "=> / Back to the capsule",
             "",
@@ -289,9 +290,14 @@ def test_naming_prompts_then_names(harness: SessionHarness) -> None:
     page = harness.get("/pet/name")
     assert (page.status, page.meta) == (10, "What will you call your pet?")
     page = harness.get("/pet/name", query="  Biscuit ")
-    assert page.lines[2] == "Your pet is called Biscuit now."
-    assert summary(page) == "Biscuit is content."
-    assert "```Biscuit, content" in page.lines
+    assert page.lines[2] == (
+        "An egg hatched! This little one is yours to look after. Your pet is called"
+        " Biscuit now."
+    )
+    page = harness.get("/pet/name", query="Rex")
+    assert page.lines[2] == "Your pet is called Rex now."
+    assert summary(page) == "Rex is content."
+    assert "```Rex, content" in page.lines
     assert "=> /pet/name Rename" in page.lines
 
 
@@ -335,7 +341,10 @@ def test_any_typed_name_gets_a_page_or_a_reprompt(answer: str) -> None:
     with opened(app) as harness:
         page = harness.get("/pet/name", query=answer)
         if page.status == 20:
-            assert page.lines[2] == f"Your pet is called {answer.strip()} now."
+            assert page.lines[2] == (
+                "An egg hatched! This little one is yours to look after. Your pet is"
+                f" called {answer.strip()} now."
+            )
             assert_tidy(page)
         else:
             assert page.status == 10

@@ -189,17 +189,17 @@ def test_a_move_is_answered_at_once(harness: SessionHarness) -> None:
     page = harness.get("/tictactoe/move/5")
     assert page.lines[2] == "You played cell 5. I played cell 1."
     assert board_of(harness) == [" O | 2 | 3", " 4 | X | 6", " 7 | 8 | 9"]
-    assert [line for line in page.lines if line.startswith("=> /tictactoe/move/")] == [
-        f"=> /tictactoe/move/{cell} Cell {cell}, {name}"
-        for cell, name in [
-            (2, "top"),
-            (3, "top right"),
-            (4, "left"),
-            (6, "right"),
-            (7, "bottom left"),
-            (8, "bottom"),
-            (9, "bottom right"),
-        ]
+    # All nine, in order, taken or not: link [n] of a numbering client is cell n.
+    assert [line for line in page.lines if line.startswith("=> ")][:9] == [
+        "=> /tictactoe/move/1 Cell 1, top left (taken by O)",
+        "=> /tictactoe/move/2 Cell 2, top",
+        "=> /tictactoe/move/3 Cell 3, top right",
+        "=> /tictactoe/move/4 Cell 4, left",
+        "=> /tictactoe/move/5 Cell 5, centre (taken by X)",
+        "=> /tictactoe/move/6 Cell 6, right",
+        "=> /tictactoe/move/7 Cell 7, bottom left",
+        "=> /tictactoe/move/8 Cell 8, bottom",
+        "=> /tictactoe/move/9 Cell 9, bottom right",
     ]
     assert_tidy(page)
 
@@ -301,8 +301,8 @@ def test_the_typed_move_prompts_then_reprompts_saying_why(
         return page.status, page.meta
 
     assert ask(None) == (10, "Which cell? 1 to 9, row by row from top left")
-    assert ask("12") == (10, "There is no cell '12': the cells are numbered 1 to 9.")
-    assert ask("five") == (10, "'five' is not a cell: pick a number from 1 to 9.")
+    assert ask("12") == (10, "There is no cell '12': the cells are numbered 1 to 9")
+    assert ask("five") == (10, "'five' is not a cell: pick a number from 1 to 9")
     assert ask(" 5 ")[0] == 20
     assert ask("5") == (10, "Cell 5 is taken: pick a free cell")
     assert board_of(harness) == [" O | 2 | 3", " 4 | X | 6", " 7 | 8 | 9"]

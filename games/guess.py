@@ -73,9 +73,9 @@ class GuessRecord:
         return (self.total + FORFEIT_TRIES * self.forfeits) / self.games
 
 
-# About 110 bytes with every number at its largest; the rest is headroom for
-# fields a later version adds.
-slab = app.slab(GuessRecord, record_size=160)
+# 81 bytes with every number at its largest (tests/test_guess.py checks it); the
+# rest is headroom for fields a later version adds.
+slab = app.slab(GuessRecord, record_size=128)
 
 # ASCII digits only: int() also takes "٣" and "1_000", which nobody means here.
 _NUMBER = re.compile(r"[+-]?[0-9]+")

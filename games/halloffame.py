@@ -41,7 +41,7 @@ class FameRecord:
     name: str = ""  # already cleaned by clean_name(); "" until the player picks one
 
 
-# A 32-character name of 4-byte characters encodes to 141 bytes.
+# A 32-character name of 4-byte characters encodes to 137 bytes.
 slab = app.slab(FameRecord, record_size=192)
 
 

@@ -92,7 +92,7 @@ class HangmanRecord:
         return self.won or self.lost
 
 
-# About 80 bytes with all 26 letters tried and the longest word; the rest is
+# 79 bytes with all 26 letters tried and the longest word; the rest is
 # headroom for longer words in a later list.
 slab = app.slab(HangmanRecord, record_size=128)
 

@@ -63,8 +63,8 @@ class Pet:
     illnesses: int = 0
 
 
-# The defaults take 128 bytes; the longest name (20 four-byte characters) and
-# counters in the trillions take 231. tests/test_pet.py checks that worst case.
+# The defaults take 109 bytes; the longest name (20 four-byte characters) and
+# counters in the trillions take 230. tests/test_pet.py checks that worst case.
 slab = app.slab(Pet, record_size=320)
 
 

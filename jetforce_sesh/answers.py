@@ -24,6 +24,15 @@ SHUTTING_DOWN = Response(
     Status.SERVER_UNAVAILABLE,
     "The capsule is restarting; your previous state is kept: try again in a moment",
 )
+LOST = Response(
+    Status.SERVER_UNAVAILABLE,
+    "The game's records did not answer in time; nothing changed: try again in a moment",
+)
+UNSURE = Response(
+    Status.SERVER_UNAVAILABLE,
+    "The game's records did not answer in time; your move may or may not have been"
+    " kept: look again in a moment",
+)
 BUSY = Response(
     Status.SLOW_DOWN,
     "Your earlier requests to this game are still being answered: wait for them,"

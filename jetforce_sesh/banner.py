@@ -75,5 +75,8 @@ def banner(slabs: Sequence[Slab[Any]], defaults: SlabOptions) -> list[str]:
     ]
 
 
-def address_line(url: str) -> str:
+def address_line(url: str, tls: bool = True) -> str:
+    if not tls:
+        # Players reach the capsule through the proxy in front, which ends TLS.
+        return f"Serving {url} without TLS: players connect through your TLS proxy."
     return f"Open {url} in a Gemini client, with a client certificate."

@@ -137,19 +137,23 @@ def check_tls_files(
     context = SSL.Context(SSL.TLS_METHOD)
     key = keyfile or certfile
     key_flag = "--tls-keyfile" if keyfile else "--tls-certfile"
-    steps: list[tuple[Any, str]] = [
+    pair = "give the PEM files of one certificate and its key"
+    steps: list[tuple[Any, str, str]] = [
         (
             lambda: context.use_certificate_chain_file(certfile),
             f"--tls-certfile {certfile!r} holds no usable PEM certificate",
+            pair,
         ),
         (
             # Alone first: next to a certificate, OpenSSL also compares them.
             lambda: SSL.Context(SSL.TLS_METHOD).use_privatekey_file(key),
             f"{key_flag} {key!r} holds no usable PEM private key",
+            pair,
         ),
         (
             lambda: context.use_privatekey_file(key),
             f"{key_flag} {key!r} is not the key of --tls-certfile {certfile!r}",
+            pair,
         ),
     ]
     if cafile or capath:
@@ -158,16 +162,15 @@ def check_tls_files(
             (
                 lambda: context.load_verify_locations(cafile, capath),
                 f"{where} holds no usable PEM CA certificate",
+                "give the CA certificates (PEM) that sign your players' certificates,"
+                " or leave it out",
             )
         )
-    for step, problem in steps:
+    for step, problem, fix in steps:
         try:
             step()
         except SSL.Error as error:
-            raise UsageError(
-                f"{problem} ({_reason(error)}): give the PEM files of one"
-                f" certificate and its key"
-            ) from None
+            raise UsageError(f"{problem} ({_reason(error)}): {fix}") from None
 
 
 def available_memory() -> int:

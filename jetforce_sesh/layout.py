@@ -139,7 +139,8 @@ class LayoutCodec(Generic[R]):
             except Mismatch:
                 raise RecordInvalid(
                     f"{self._owner}.{field.name} holds {value!r}"
-                    f" ({type(value).__name__}), not {describe_type(field.type)}"
+                    f" ({type(value).__name__}), not {describe_type(field.type)}:"
+                    f" records keep only what their field types allow"
                 ) from None
             if code[-1] == "s":
                 if type(value) is str:

@@ -35,12 +35,14 @@ from jetforce_sesh.answers import (
     BUSY,
     FAILED,
     FULL,
+    LOST,
     NEED_CERTIFICATE,
     NOT_SAVED,
     SHUTTING_DOWN,
     TOO_SLOW,
     TRY_AGAIN,
     UNREADABLE_CERTIFICATE,
+    UNSURE,
     reset_done,
     reset_not_needed,
     reset_prompt,
@@ -49,6 +51,7 @@ from jetforce_sesh.answers import (
 from jetforce_sesh.errors import (
     Abort,
     Conflict,
+    RecordInvalid,
     RecordTooLarge,
     RecordUnreadable,
     StoreFull,
@@ -59,6 +62,7 @@ from jetforce_sesh.slab import Opened, Slab
 from jetforce_sesh.store import ABSENT, Stored, check_key
 
 R = TypeVar("R")
+T = TypeVar("T")
 
 Outcome = Response | DeferredResponse
 Handler = Callable[..., "Outcome | Deferred[Outcome] | Coroutine[Any, Any, Outcome]"]
@@ -68,6 +72,9 @@ Handler = Callable[..., "Outcome | Deferred[Outcome] | Coroutine[Any, Any, Outco
 DEFAULT_TIMEOUT = 30.0
 #: Runs of the handler for one request when saves keep conflicting.
 ATTEMPTS = 3
+#: Seconds a store (or the key step) may take to answer before the player is
+#: told to try again; the memory store always answers at once.
+STORE_TIMEOUT = 10.0
 #: Where a visit leaves itself in the request's environ, for after_save().
 ENVIRON_VISIT = "jetforce_sesh.visit"
 
@@ -251,10 +258,20 @@ class Visit(Generic[R]):
         answer: Deferred[Outcome] = Deferred(self._cancelled)
         self.answer = answer
         self.waiting_on = key
+        self.timer = self.opened.clock.callLater(STORE_TIMEOUT, self._store_slow, LOST)
+        # Chained, not paired: a key the step got wrong fails in _key_found too.
         key.addCallback(self._key_found).addErrback(self._failed_early)
         return _deferred_response(answer)
 
+    def _stop_timer(self, result: T) -> T:
+        if self.timer is not None:
+            if self.timer.active():
+                self.timer.cancel()
+            self.timer = None
+        return result
+
     def _key_found(self, key: bytes) -> None:
+        self._stop_timer(None)
         self.waiting_on = None
         if self.stopped:
             return  # the client left while the key step worked
@@ -273,6 +290,7 @@ class Visit(Generic[R]):
                 self.refuse(BUSY)
 
     def _failed_early(self, failure: Failure) -> None:
+        self._stop_timer(None)
         if self.stopped:
             self.refuse(self.stop_answer)
             return
@@ -349,12 +367,14 @@ class Visit(Generic[R]):
                 if immediate is not None:
                     stored = immediate.load_now(key)
                 else:
-                    stored = await opened.store.load(key)
+                    stored = await self._store_waits(opened.store.load(key), LOST)
                 if self.stopped:
                     return self.stop_answer
                 if stored is None:
                     record = codec.new()
-                    before = opened.default_data
+                    # Encoded afresh: a default may be drawn at random (a secret
+                    # number), and a look that changes nothing must keep nothing.
+                    before = codec.encode(record)
                     version = ABSENT
                 else:
                     before, version = stored
@@ -390,7 +410,9 @@ class Visit(Generic[R]):
                     if immediate is not None:
                         immediate.save_now(key, data, version)
                     else:
-                        await opened.store.save(key, data, version)
+                        await self._store_waits(
+                            opened.store.save(key, data, version), UNSURE
+                        )
                 except Conflict:
                     continue
                 break
@@ -403,6 +425,12 @@ class Visit(Generic[R]):
             slab.stats.too_large += 1
             _log.error("not saved: {error}", error=str(error))
             return NOT_SAVED
+        except RecordInvalid:
+            if self.stopped:
+                return self.stop_answer
+            slab.stats.invalid += 1
+            _log.failure("session route {name} failed", name=route.__name__)
+            return FAILED
         except Exception:
             if self.stopped:
                 return self.stop_answer
@@ -411,6 +439,32 @@ class Visit(Generic[R]):
         self._saved()
         return response
 
+    async def _store_waits(self, pending: Deferred[Any], late: Response) -> Any:
+        """What the store (or the key step) answers, within STORE_TIMEOUT.
+
+        A store that does not answer in time gets the player ``late`` at once, and
+        the turn is free; what the store does afterwards keeps nothing more of
+        this request (a save it finishes late stands, and is not taken back).
+        """
+        self.timer = self.opened.clock.callLater(STORE_TIMEOUT, self._store_slow, late)
+        try:
+            return await pending
+        finally:
+            self._stop_timer(None)
+
+    def _store_slow(self, late: Response) -> None:
+        self.timer = None
+        _log.warn(
+            "slab {slab}: the store did not answer within {timeout} s",
+            slab=self.route.slab.name,
+            timeout=STORE_TIMEOUT,
+        )
+        self.stopped = True
+        self.stop_answer = late
+        self.refuse(late)
+        self.waiting_on = None
+        self._release()
+
     async def _handler_waits(self, pending: Any) -> object:
         timeout = self.route.timeout
         if timeout is not None:
@@ -418,10 +472,7 @@ class Visit(Generic[R]):
         try:
             return await pending
         finally:
-            if self.timer is not None:
-                if self.timer.active():
-                    self.timer.cancel()
-                self.timer = None
+            self._stop_timer(None)
 
     def _saved(self) -> None:
         callbacks, self.after = self.after, None

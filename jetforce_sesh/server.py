@@ -233,7 +233,8 @@ class SessionServer(GeminiServer):
         super().on_bind_interface(port)
         if len(self.ports) == len(self._unbound):
             # Last, where it is seen: the address that works as printed.
-            self.log_message(address_line(home_url(self.hostname, self.port)))
+            url = home_url(self.hostname, self.port)
+            self.log_message(address_line(url, self.use_tls))
 
     # -- shutting down ---------------------------------------------------------
 

@@ -105,8 +105,6 @@ class Opened(Generic[R]):
     #: The store again when it answers at once (the memory store), else None.
     immediate: IImmediateSessionStore | None
     codec: Codec[R]
-    #: The bytes of a new player's record: a visit that leaves them so saves nothing.
-    default_data: bytes
     keys: IPlayerKeys
     clock: IReactorTime
     options: SlabOptions
@@ -249,7 +247,6 @@ class Slab(Generic[R]):
             store=store,
             immediate=store if IImmediateSessionStore.providedBy(store) else None,
             codec=codec,
-            default_data=codec.encode(codec.new()),
             keys=keys or FingerprintKeys(),
             clock=clock,
             options=options,
@@ -304,6 +301,13 @@ class Slab(Generic[R]):
             return opened.store.close()
 
         return _Change(finished.addCallback(close_store), self).wait()
+
+    def _abandon(self) -> None:
+        """Let go of the store without waiting for it to close (the testing
+        harness, when the clock the store closes on will never move again)."""
+        self._opened = None
+        self._change = None
+        self._closed = False
 
     @property
     def store(self) -> ISessionStore:

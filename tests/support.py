@@ -102,7 +102,7 @@ class Server:
             found = re.match(listening, line)
             if found:
                 port = int(found.group(1))
-            if port is not None and line.startswith("Open "):
+            if port is not None and line.startswith(("Open ", "Serving gemini:")):
                 return port  # the last line of the start-up banner
             if time.monotonic() > deadline:
                 break

@@ -133,12 +133,12 @@ def test_the_banner_lists_each_game_and_ends_with_the_address_to_open(
     assert [
         "Games and the players' records they keep:",
         "  Visit counter: up to 10,000 players, 1.4 MiB",
-        "  Number guessing: up to 10,000 players, 2.3 MiB",
+        "  Number guessing: up to 10,000 players, 2.0 MiB",
         "  Hangman: up to 10,000 players, 2.0 MiB",
         "  Tic-tac-toe: up to 10,000 players, 2.0 MiB",
         "  Pet: up to 10,000 players, 3.8 MiB",
         "  Hall of fame: up to 10,000 players, 2.6 MiB",
-        "In all: 6 games, up to 60,000 records, 14.1 MiB reserved.",
+        "In all: 6 games, up to 60,000 records, 13.8 MiB reserved.",
         "When a game is full, the player away longest makes room; players are never"
         " forgotten for being away.",
         f"Listening on 127.0.0.1:{demo_server.port}",

@@ -305,10 +305,19 @@ def test_two_players_interleaved_keep_their_own_games(
 def test_record_fits_its_slot_at_its_largest() -> None:
     """Every number at its largest realistic value still fits record_size."""
     biggest = guess.GuessRecord(
-        secret=100, low=100, high=100, last=100, tries=100, played=10**9, best=100
+        secret=100,
+        low=100,
+        high=100,
+        last=100,
+        tries=100,
+        played=10**9,
+        best=100,
+        total=10**11,
+        forfeits=10**9,
     )
     with opened():
-        assert len(guess.slab.codec.encode(biggest)) <= 128
+        assert 81 == len(guess.slab.codec.encode(biggest))
+        assert 128 == guess.slab.codec.record_size
 
 
 @settings(max_examples=150, deadline=None)

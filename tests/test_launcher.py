@@ -294,8 +294,8 @@ def test_unusable_tls_files_stop_the_server_with_one_line(
                 str(junk),
             ],
             f"--tls-cafile {str(junk)!r} holds no usable PEM CA certificate (no"
-            " certificate or crl found): give the PEM files of one certificate and"
-            " its key",
+            " certificate or crl found): give the CA certificates (PEM) that sign"
+            " your players' certificates, or leave it out",
         ),
     ]
     for args, message in cases:

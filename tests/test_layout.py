@@ -314,7 +314,12 @@ class WrongDefault:
             "HugeHalf.ratio holds 1000000.0, which layout code 'e' cannot hold (float"
             " too large to pack with e format)",
         ),
-        (WrongDefault, "<Q", "WrongDefault.count holds '0' (str), not an int"),
+        (
+            WrongDefault,
+            "<Q",
+            "WrongDefault.count holds '0' (str), not an int"
+            ": records keep only what their field types allow",
+        ),
     ],
 )
 def test_defaults_that_do_not_fit_the_layout_fail_at_start_up(
@@ -366,12 +371,36 @@ def test_a_class_that_cannot_be_a_record_fails_as_for_msgpack() -> None:
             "Row.score holds 9223372036854775808, which layout code 'q' cannot hold"
             " (argument out of range)",
         ),
-        (Row(score="3"), "Row.score holds '3' (str), not an int"),  # type: ignore[arg-type]
-        (Row(score=True), "Row.score holds True (bool), not an int"),
-        (Row(ok=1), "Row.ok holds 1 (int), not a bool"),  # type: ignore[arg-type]
-        (Row(ratio="x"), "Row.ratio holds 'x' (str), not a float"),  # type: ignore[arg-type]
-        (Row(name=b"x"), "Row.name holds b'x' (bytes), not a str"),  # type: ignore[arg-type]
-        (Row(tag="x"), "Row.tag holds 'x' (str), not bytes"),  # type: ignore[arg-type]
+        (
+            Row(score="3"),
+            "Row.score holds '3' (str), not an int"
+            ": records keep only what their field types allow",
+        ),  # type: ignore[arg-type]
+        (
+            Row(score=True),
+            "Row.score holds True (bool), not an int"
+            ": records keep only what their field types allow",
+        ),
+        (
+            Row(ok=1),
+            "Row.ok holds 1 (int), not a bool"
+            ": records keep only what their field types allow",
+        ),  # type: ignore[arg-type]
+        (
+            Row(ratio="x"),
+            "Row.ratio holds 'x' (str), not a float"
+            ": records keep only what their field types allow",
+        ),  # type: ignore[arg-type]
+        (
+            Row(name=b"x"),
+            "Row.name holds b'x' (bytes), not a str"
+            ": records keep only what their field types allow",
+        ),  # type: ignore[arg-type]
+        (
+            Row(tag="x"),
+            "Row.tag holds 'x' (str), not bytes"
+            ": records keep only what their field types allow",
+        ),  # type: ignore[arg-type]
         (
             Row(name="\udcff"),
             "Row.name holds '\\udcff' (str), not a str without lone surrogates",

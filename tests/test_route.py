@@ -543,3 +543,33 @@ def test_a_route_may_wait_for_its_own_deferred_without_the_store() -> None:
     assert [] == pages
     gate.callback(None)
     assert [Page(20, "text/plain", "1")] == pages
+
+
+def test_a_look_keeps_nothing_even_when_a_default_is_drawn_at_random() -> None:
+    draws = iter(range(1, 1000))
+
+    @attrs.define
+    class Secret:
+        number: int = attrs.Factory(lambda: next(draws))
+
+    app = SessionApplication()
+    app.slab(Secret, record_size=32)
+
+    @app.session_route("/look", record=Secret)
+    def look(request: Request, record: Secret) -> Response:
+        return Response(Status.SUCCESS, "text/plain", "a look")
+
+    harness = SessionHarness(app)
+    assert "a look" == harness.get("/look").body
+    assert StoreStats(in_use=0, capacity=10000, misses=1) == (
+        app.slabs[Secret].store.stats()
+    )
+
+
+def test_a_wrong_typed_value_is_counted_apart_from_other_failures() -> None:
+    app, slab = tally_app()
+    harness = SessionHarness(app)
+    with capturedLogs():
+        harness.get("/mistyped")
+        harness.get("/boom")
+    assert (1, 1) == (slab.stats.invalid, slab.stats.failures)

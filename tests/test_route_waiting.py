@@ -25,8 +25,10 @@ from jetforce_sesh import (
     player_key,
 )
 from jetforce_sesh.identity import Certificate
+from jetforce_sesh.memory import memory_stores
 from jetforce_sesh.testing import (
     START,
+    LaterStore,
     Page,
     SessionHarness,
     fingerprint_of,
@@ -734,3 +736,74 @@ def test_opening_twice_at_once_makes_one_store() -> None:
     second = app.open(clock, stores=counted)
     clock.advance(1)
     assert (True, True, 1) == (first.called, second.called, len(made))
+
+
+def test_a_harness_after_one_on_a_slow_store_starts_afresh() -> None:
+    """The earlier harness's store closes on its own clock, which nobody moves
+    any more: the next harness does not wait for it."""
+    clock = new_clock()
+    app, _ = waiting_app(clock)
+    SessionHarness(app, clock=clock, stores=later_stores(1))
+    clock.advance(1)
+    harness = SessionHarness(app)
+    assert "count 1" == harness.get("/now").body
+
+
+def test_a_store_that_does_not_answer_in_time_frees_the_player() -> None:
+    clock = new_clock()
+    app, slab = waiting_app(clock)
+    harness = SessionHarness(app, clock=clock, stores=later_stores(60))
+    clock.advance(60)
+    assert harness.opened.called
+    pages = requests(harness, "/now", 2)
+    with capturedLogs() as events:
+        clock.advance(10)
+    assert [
+        Page(
+            41,
+            "The game's records did not answer in time; nothing changed: try again"
+            " in a moment",
+            "",
+        )
+    ] == pages[:1]
+    assert ["slab {slab}: the store did not answer within {timeout} s"] == [
+        e["log_format"] for e in events
+    ][:1]
+    clock.advance(60)  # the slow load answers at last: it plays nothing
+    assert 0 == slab.store.stats().creations
+
+
+class SlowSaves(LaterStore):
+    """Loads in a second; saves take a minute."""
+
+    def save(self, key: bytes, data: bytes, expected: int) -> Deferred[int]:
+        saved: Deferred[int] = Deferred()
+        self.clock.callLater(
+            60, self.inner.save(key, data, expected).chainDeferred, saved
+        )
+        return saved
+
+
+def test_a_save_that_does_not_answer_in_time_may_have_been_kept() -> None:
+    clock = new_clock()
+    app, slab = waiting_app(clock)
+    harness = SessionHarness(
+        app,
+        clock=clock,
+        stores=lambda spec: SlowSaves(memory_stores(spec), spec.clock, 1),
+    )
+    clock.advance(1)
+    pages = requests(harness, "/now", 1)
+    with capturedLogs():
+        clock.advance(1)  # loaded; the save is sent
+        clock.advance(10)  # too long
+    assert [
+        Page(
+            41,
+            "The game's records did not answer in time; your move may or may not"
+            " have been kept: look again in a moment",
+            "",
+        )
+    ] == pages
+    clock.advance(50)
+    assert 1 == slab.store.stats().creations  # it was kept, late

@@ -1,4 +1,4 @@
-"""Coin flip: the smallest whole game, the tutorial's starting point.
+"""Coin flip: the smallest whole game (the tutorial builds a bigger one, a piggy bank).
 
 It demonstrates what every game does: an attrs record whose defaults a new player
 gets, a slab for it, session routes that change it (saved when they return), and a

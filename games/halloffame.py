@@ -20,7 +20,7 @@ from jetforce.app.base import Request, Response, Status
 
 from jetforce_sesh import SessionApplication, player_key
 from jetforce_sesh.games import guess, hangman
-from jetforce_sesh.games.names import MAX_NAME, clean_name, quoted
+from jetforce_sesh.games.names import MAX_NAME, clean_name, quoted, skeleton
 
 #: How many players each table shows.
 TOP = 10
@@ -100,12 +100,12 @@ async def display_names(
         else:
             other = await slab.peek(key)
             chosen[key] = other.name if other else ""
-    counts = Counter(name.casefold() for name in chosen.values() if name)
+    counts = Counter(skeleton(name) for name in chosen.values() if name)
     names = {}
     for key, name in chosen.items():
         if not name:
             shown = _anonymous(key)
-        elif counts[name.casefold()] > 1:
+        elif counts[skeleton(name)] > 1:
             shown = f"{name} #{key[:3].hex()}"
         else:
             shown = name
@@ -255,7 +255,7 @@ async def choose_name(request: Request, record: FameRecord) -> Response:
         )
     if len(name) > MAX_NAME:
         return _ask(f"That name is {len(name)} characters long")
-    if YOU in name.casefold():
+    if YOU in skeleton(name):
         return _ask(f"A name cannot hold “{YOU}”, which marks your own rows")
     record.name = name
     note = f"Your name is now “{name}”."

@@ -16,6 +16,9 @@ from typing import Any, NamedTuple
 from jetforce.app.base import Request
 
 FINGERPRINT_SIZE = 32
+#: In a request's environ when it came with a certificate that cannot be read
+#: (the server then passes the request on as if it had none).
+BAD_CERTIFICATE = "jetforce_sesh.bad_certificate"
 
 
 class BadFingerprint(ValueError):

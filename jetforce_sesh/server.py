@@ -9,14 +9,10 @@ the clients before the reactor drops the connections.
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
-from jetforce.app.base import Status
-from jetforce.protocol import GeminiProtocol
 from jetforce.server import ABOUT, GeminiServer
 from jetforce.tls import GeminiCertificateOptions
 from twisted.internet.defer import (
@@ -27,7 +23,6 @@ from twisted.internet.defer import (
 )
 from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.internet.interfaces import IDelayedCall
-from twisted.internet.protocol import connectionDone
 from twisted.internet.tcp import Port
 from twisted.protocols.haproxy import proxyEndpoint
 from twisted.protocols.tls import TLSMemoryBIOFactory
@@ -36,99 +31,14 @@ from twisted.python.failure import Failure
 from jetforce_sesh.application import SessionApplication, home_url
 from jetforce_sesh.banner import address_line
 from jetforce_sesh.checks import listen_interfaces
+from jetforce_sesh.protocol import SessionProtocol
 
 #: Seconds the stores get to open before the server gives up.
 OPEN_TIMEOUT = 30.0
 #: Seconds answered requests get to reach their clients at shutdown.
 DRAIN_TIMEOUT = 5.0
-#: The longest request line Gemini allows, in bytes, without its CRLF.
-MAX_REQUEST = 1024
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\\]")
-
-
-def escaped(text: str) -> str:
-    """``text`` with control characters (and backslashes) spelled out as escapes."""
-    return _CONTROL.sub(lambda found: found[0].encode("unicode_escape").decode(), text)
-
-
-def bad_request(line: bytes) -> str | None:
-    """Why ``line`` cannot be a Gemini request, or None if it may be one."""
-    if len(line) > MAX_REQUEST:
-        return f"Request longer than {MAX_REQUEST} bytes"
-    try:
-        url = line.decode("utf-8")
-    except UnicodeDecodeError:
-        return "Request is not UTF-8"
-    if _CONTROL.search(url.replace("\\", "")):
-        return "Request holds control characters"
-    try:
-        urlsplit(url).port  # noqa: B018 - parses the host and port, or raises
-    except ValueError:
-        return "Request is not a URL"
-    return None
-
-
-class SessionProtocol(GeminiProtocol):
-    """Jetforce's protocol, one request per connection, quiet about bad ones.
-
-    Jetforce hands every line of a connection to the application, so one
-    handshake could play hundreds of moves: here the first line is the request
-    and anything after it is ignored. A request line that is too long, not
-    UTF-8, holds control characters or is no URL gets a ``59`` and one access log
-    line, not a traceback. What is logged of a request is escaped, so a client
-    cannot write lines of its own into the log. The server knows its
-    connections, to let them finish at shutdown.
-    """
-
-    server: SessionServer
-    # Two more than a request may hold: room for the CRLF.
-    MAX_LENGTH = MAX_REQUEST + 2
-    busy = False
-
-    def connectionMade(self) -> None:
-        super().connectionMade()
-        self.server.connections.add(self)
-
-    def dataReceived(self, data: bytes) -> None:
-        if not self.busy:
-            super().dataReceived(data)  # type: ignore[no-untyped-call]
-
-    def lineReceived(self, line: bytes) -> Deferred[None]:
-        if self.busy:
-            return succeed(None)  # a second line in the same packet
-        self.busy = True
-        problem = bad_request(line)
-        if problem is not None:
-            self.refuse(line, problem)
-            return succeed(None)
-        return super().lineReceived(line)
-
-    def lineLengthExceeded(self, line: bytes) -> None:
-        if not self.busy:
-            self.busy = True
-            self.refuse(line[:MAX_REQUEST], f"Request longer than {MAX_REQUEST} bytes")
-
-    def refuse(self, line: bytes, problem: str) -> None:
-        self.setTimeout(None)  # type: ignore[no-untyped-call]
-        self.url = line.decode("utf-8", "replace")
-        self.write_status(Status.BAD_REQUEST, problem)
-        self.flush_status()
-        self.log_request()
-        self.finish_connection()
-
-    def log_request(self) -> None:
-        # Jetforce writes the URL and meta as they came: escape what could break
-        # the line (a bare LF makes a forged log line of the rest).
-        if hasattr(self, "url"):
-            self.url = escaped(self.url)
-        if hasattr(self, "meta"):
-            self.meta = escaped(self.meta)
-        super().log_request()
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        super().connectionLost(reason)
-        self.server.forget(self)
+#: Connections the kernel may hold for the server before it accepts them.
+BACKLOG = 1024
 
 
 class SessionServer(GeminiServer):
@@ -196,7 +106,9 @@ class SessionServer(GeminiServer):
             )
             factory = TLSMemoryBIOFactory(options, False, factory)
         kind = TCP6ServerEndpoint if ":" in interface else TCP4ServerEndpoint
-        endpoint: Any = kind(self.reactor, self.port, interface=interface)
+        # A deeper accept queue than Twisted's 50: a burst of new players (every
+        # Gemini request is a new connection) must not lose connects.
+        endpoint: Any = kind(self.reactor, self.port, BACKLOG, interface)
         if self.proxy_protocol:
             endpoint = proxyEndpoint(endpoint)
         listening = endpoint.listen(factory)

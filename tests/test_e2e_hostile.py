@@ -3,13 +3,19 @@ hosts refused, malformed requests answered quietly, no forged log lines."""
 
 from __future__ import annotations
 
+import base64
+import datetime
+import os
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from jetforce_sesh.testing import client_context, exchange
-from tests.support import ClientCert, MakeCert, Reply, Server, serve
+from tests.support import ClientCert, MakeCert, Reply, Server, make_client_cert, serve
 
 pytestmark = pytest.mark.e2e
 
@@ -118,7 +124,11 @@ def test_a_request_cannot_forge_a_line_of_the_access_log() -> None:
     assert b"59 Request holds control characters\r\n" == reply
     assert not [line for line in output.splitlines() if '"forged"' in line[:60]]
     (line,) = [line for line in output.splitlines() if "forged" in line]
-    assert "gemini://localhost/\\n127.0.0.1 [01/Jan/2026" in line
+    assert line.endswith(
+        '"gemini://localhost/\\x0a127.0.0.1 [01/Jan/2026:00:00:00 +0000]'
+        ' \\x22forged\\x22 20 \\x22text/gemini\\x22 1" 59 "Request holds control'
+        ' characters" 37'
+    )
 
 
 def test_the_tls_exchange_helper_reads_a_whole_reply(server: Server) -> None:
@@ -154,3 +164,110 @@ def test_dir_serves_no_hidden_file_and_nothing_outside_it(tmp_path: Path) -> Non
     } == replies
     assert b"59 Request holds a NUL byte\r\n" == nul
     assert "Traceback" not in output
+
+
+def patched_certificate(directory: Path) -> ClientCert:
+    """A certificate whose notBefore holds month 13: TLS accepts it, cryptography
+    cannot read it."""
+    made = make_client_cert(
+        directory,
+        "badtime",
+        not_before=datetime.datetime(2020, 1, 2, 3, 4, 5, tzinfo=datetime.UTC),
+    )
+    der = bytearray(made.certificate.public_bytes(serialization.Encoding.DER))
+    at = der.find(b"200102030405Z")
+    der[at : at + 13] = b"201302030405Z"
+    pem = base64.encodebytes(bytes(der)).decode()
+    made.cert_path.write_text(
+        f"-----BEGIN CERTIFICATE-----\n{pem}-----END CERTIFICATE-----\n"
+    )
+    return made
+
+
+def test_a_certificate_that_cannot_be_read_is_62_and_logs_no_traceback(
+    tmp_path: Path,
+) -> None:
+    cert = patched_certificate(tmp_path)
+    alone = Server([])
+    try:
+        game = alone.request("/counter", cert)
+        home = alone.request("/", cert)
+    finally:
+        output = alone.stop()
+    assert Reply(62, "Unreadable certificate", "") == game
+    assert 20 == home.status
+    assert "Traceback" not in output
+
+
+@pytest.mark.parametrize(
+    ("line", "answer"),
+    [
+        (b"gemini://@localhost/", "Request holds userinfo, which Gemini URLs may not"),
+        ("gemini://localhost/\u2028x".encode(), "Request holds control characters"),
+    ],
+)
+def test_userinfo_and_unicode_line_breaks_are_59(
+    server: Server, line: bytes, answer: str
+) -> None:
+    assert f"59 {answer}\r\n".encode() == raw(server, line + b"\r\n")
+
+
+def rss(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    (line,) = [line for line in status.splitlines() if line.startswith("VmRSS:")]
+    return int(line.split()[1]) * 1024
+
+
+def test_a_client_that_stops_reading_a_big_file_costs_no_memory(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "big.bin").write_bytes(os.urandom(64 << 20))
+    alone = Server(["--dir", str(tmp_path)])
+    try:
+        before = rss(alone.process.pid)
+        context = client_context()
+        with (
+            socket.create_connection(("127.0.0.1", alone.port)) as plain,
+            context.wrap_socket(plain, server_hostname="localhost") as tls,
+        ):
+            tls.sendall(f"gemini://localhost:{alone.port}/big.bin\r\n".encode())
+            assert tls.recv(64).startswith(b"20 ")
+            # Read nothing more; give the server time to fill its buffers.
+            deadline = time.monotonic() + 3
+            grown = 0
+            while time.monotonic() < deadline:
+                grown = max(grown, rss(alone.process.pid) - before)
+                time.sleep(0.1)
+    finally:
+        alone.stop()
+    assert grown < 16 << 20, f"the server grew by {grown >> 20} MiB"
+
+
+def test_a_request_abandoned_before_its_answer_still_gets_a_log_line(
+    make_cert: MakeCert,
+) -> None:
+    alone = Server(["--app", "tests.apps.slow_counter:app"])
+    cert = make_cert("hostile-leaver")
+    context = client_context(cert.cert_path, cert.key_path)
+    url = f"gemini://localhost:{alone.port}/linger\r\n".encode()
+    try:
+        with (
+            socket.create_connection(("127.0.0.1", alone.port)) as first_plain,
+            context.wrap_socket(first_plain, server_hostname="localhost") as first,
+        ):
+            first.sendall(url)
+            deadline = time.monotonic() + 20
+            while alone.request("/lingering").body != "1":
+                assert time.monotonic() < deadline
+            with (
+                socket.create_connection(("127.0.0.1", alone.port)) as plain,
+                context.wrap_socket(plain, server_hostname="localhost") as tls,
+            ):
+                tls.sendall(url)  # queued behind the first; then the client goes
+            assert first.recv(64).startswith(b"20 ")
+    finally:
+        output = alone.stop()
+    assert 1 == output.count(
+        f'"gemini://localhost:{alone.port}/linger" 0 "no answer: the connection'
+        ' closed first" 0'
+    )

@@ -470,3 +470,31 @@ def test_players_who_share_a_name_are_told_apart(harness: SessionHarness) -> Non
     ] == section(
         harness.get("/halloffame", player="mallory").lines, "## Hangman: most wins"
     )
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "Alice (y\u03bfu)",  # a Greek omicron
+        "Eve \uff08you\uff09",  # fullwidth brackets
+        "me (YOU)",
+    ],
+)
+def test_the_mark_cannot_be_imitated_with_lookalike_letters(
+    harness: SessionHarness, typed: str
+) -> None:
+    page = harness.get("/halloffame/name", player="mallory", query=typed)
+    assert 10 == page.status
+    assert halloffame.slab.peek_now(fingerprint_of("mallory")) is None
+
+
+def test_a_lookalike_of_a_name_is_told_apart_from_it(harness: SessionHarness) -> None:
+    name(harness, "alice", "Alice")
+    name(harness, "mallory", "\u0410lice")  # a Cyrillic capital A
+    for player in ("alice", "mallory"):
+        hangman_game(harness, player, win=True)
+    tag = fingerprint_of("mallory")[:3].hex()
+    rows = section(
+        harness.get("/halloffame", player="bob").lines, "## Hangman: most wins"
+    )
+    assert f"\u0410lice #{tag}" in " ".join(rows)

@@ -33,6 +33,11 @@ UNSURE = Response(
     "The game's records did not answer in time; your move may or may not have been"
     " kept: look again in a moment",
 )
+UNAVAILABLE = Response(
+    Status.SERVER_UNAVAILABLE,
+    "The game's records cannot be kept right now; nothing changed: try again in a"
+    " moment",
+)
 BUSY = Response(
     Status.SLOW_DOWN,
     "Your earlier requests to this game are still being answered: wait for them,"

@@ -33,6 +33,11 @@ class StoreFull(RuntimeError):
     """The store holds ``max_records`` and its policy refuses new players."""
 
 
+class StoreUnavailable(RuntimeError):
+    """The store cannot keep the record right now (a disk, a server); nothing of
+    this save was kept."""
+
+
 class StoreNotOpen(RuntimeError):
     """A session route ran before the application's stores were opened."""
 

@@ -41,6 +41,7 @@ from jetforce_sesh.answers import (
     SHUTTING_DOWN,
     TOO_SLOW,
     TRY_AGAIN,
+    UNAVAILABLE,
     UNREADABLE_CERTIFICATE,
     UNSURE,
     reset_done,
@@ -55,8 +56,9 @@ from jetforce_sesh.errors import (
     RecordTooLarge,
     RecordUnreadable,
     StoreFull,
+    StoreUnavailable,
 )
-from jetforce_sesh.identity import BadFingerprint, read_certificate
+from jetforce_sesh.identity import BAD_CERTIFICATE, BadFingerprint, read_certificate
 from jetforce_sesh.keys import ENVIRON_KEY
 from jetforce_sesh.slab import Opened, Slab
 from jetforce_sesh.store import ABSENT, Stored, check_key
@@ -104,6 +106,8 @@ class SessionRoute(Generic[R]):
     def __call__(self, request: Request, **groups: Any) -> Outcome:
         environ = request.environ
         if not environ.get("TLS_CLIENT_HASH"):
+            if BAD_CERTIFICATE in environ:
+                return UNREADABLE_CERTIFICATE
             return NEED_CERTIFICATE
         slab = self.slab
         opened = slab._opened
@@ -421,6 +425,9 @@ class Visit(Generic[R]):
                 return TRY_AGAIN
         except StoreFull:
             return FULL
+        except StoreUnavailable as error:
+            _log.error("not saved: {error}", error=str(error))
+            return UNAVAILABLE
         except RecordTooLarge as error:
             slab.stats.too_large += 1
             _log.error("not saved: {error}", error=str(error))

@@ -43,14 +43,26 @@ def counter(request: Request, record: Visits) -> Response:
         "# Visit counter\n\n"
         f"{news}\n\n"
         "=> /counter Visit again\n"
-        "=> /counter/reset Reset my count\n"
+        # The visit's number in the link: a reset re-sent later (a client's Back
+        # key fetches it again) cannot reset the visits made since.
+        f"=> /counter/reset/{record.ever} Reset my count\n"
         "=> / Back to the capsule\n"
     )
     return Response(Status.SUCCESS, "text/gemini", page)
 
 
-@app.session_route("/counter/reset", record=Visits)
-def reset(request: Request, record: Visits) -> Response:
+@app.session_route("/counter/reset/(?P<visit>[0-9]{1,12})", record=Visits)
+def reset(request: Request, record: Visits, visit: str) -> Response:
+    if int(visit) != record.ever:
+        return Response(
+            Status.SUCCESS,
+            "text/gemini",
+            "# Visit counter\n\n"
+            "That reset link is from an earlier visit: nothing was reset."
+            f" You have {record.count} visit{'' if record.count == 1 else 's'}.\n\n"
+            "=> /counter Back to the counter\n"
+            "=> / Back to the capsule\n",
+        )
     answer = request.query.strip().lower()
     if not request.query:
         return Response(

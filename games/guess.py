@@ -112,9 +112,11 @@ def _page(record: GuessRecord, note: str = "") -> Response:
         label = "Guess a number" if record.tries == 0 else "Guess again"
         actions = [f"=> /guess/try {label}"]
         if record.going:
+            # The game's number in the link: a give-up re-sent later (a client's
+            # Back key fetches it again) cannot give up the game after this one.
             actions.append(
-                f"=> /guess/new Give up and start again (counts as {FORFEIT_TRIES}"
-                " tries)"
+                f"=> /guess/giveup/{record.games} Give up and start again (counts as"
+                f" {FORFEIT_TRIES} tries)"
             )
     best = _tries(record.best) if record.best else "none yet"
     history = [f"Games won: {record.played}", f"Best score: {best}"]
@@ -128,8 +130,8 @@ def _page(record: GuessRecord, note: str = "") -> Response:
     lines = [
         "# Number guessing",
         "",
-        *_status(record),
         *([note] if note else []),
+        *_status(record),
         "",
         *actions,
         "",
@@ -200,20 +202,32 @@ def guess(request: Request, record: GuessRecord) -> Response:
 
 @app.session_route("/guess/new", record=GuessRecord)
 def new_game(request: Request, record: GuessRecord) -> Response:
-    note = ""
     if record.going:
-        answer = request.query.strip().lower()
-        if not answer:
-            return Response(
-                Status.INPUT,
-                f"Give up this game? It counts as {FORFEIT_TRIES} tries. Type yes to"
-                " give up",
-            )
-        if answer != "yes":
-            return _page(record, "Not given up: the answer was not yes.")
-        record.forfeits += 1
-        note = f"You gave up: the secret was {record.secret}."
+        return _page(record, "This game is still going: finish it, or give it up.")
+    _restart(record)
+    return _page(record)
+
+
+@app.session_route("/guess/giveup/(?P<game>[0-9]{1,12})", record=GuessRecord)
+def give_up(request: Request, record: GuessRecord, game: str) -> Response:
+    if int(game) != record.games or not record.going:
+        return _page(record, "That game is over already: nothing was given up.")
+    answer = request.query.strip().lower()
+    if not answer:
+        return Response(
+            Status.INPUT,
+            f"Give up this game? It counts as {FORFEIT_TRIES} tries. Type yes to"
+            " give up",
+        )
+    if answer != "yes":
+        return _page(record, "Not given up: the answer was not yes.")
+    record.forfeits += 1
+    note = f"You gave up: the secret was {record.secret}."
+    _restart(record)
+    return _page(record, note)
+
+
+def _restart(record: GuessRecord) -> None:
     record.secret = new_secret()
     record.low, record.high = LOWEST, HIGHEST
     record.last = record.tries = 0
-    return _page(record, note)

@@ -257,8 +257,15 @@ async def choose_name(request: Request, record: FameRecord) -> Response:
         return _ask(f"That name is {len(name)} characters long")
     if YOU in skeleton(name):
         return _ask(f"A name cannot hold “{YOU}”, which marks your own rows")
+    if "#" in skeleton(name) or skeleton(name).startswith("anonymous"):
+        return _ask(
+            "A name cannot hold # nor start with “anonymous”: those tell players apart"
+        )
     record.name = name
     note = f"Your name is now “{name}”."
     if name != answer:
-        note += " Line breaks, control characters and leading markup were taken out."
+        note += (
+            " Line breaks, control characters, leading markup and extra spaces are"
+            " taken out, and wide or styled letters written plain."
+        )
     return await _page(request, record, note)

@@ -138,8 +138,11 @@ def _page(record: HangmanRecord, note: str = "") -> Response:
     else:
         actions = ["=> /hangman/letter Guess a letter"]
         if record.tried:
+            # The game's number in the link: a give-up re-sent later (a client's
+            # Back key fetches it again) cannot give up the game after this one.
             actions.append(
-                "=> /hangman/new Give up and start a new game (counts as a loss)"
+                f"=> /hangman/giveup/{record.wins + record.losses} Give up and start"
+                " a new game (counts as a loss)"
             )
     lines = [
         "# Hangman",
@@ -175,7 +178,7 @@ def _ask(record: HangmanRecord, problem: str = "") -> Response:
 
 def _problem(record: HangmanRecord, answer: str, letter: str) -> str:
     """What is wrong with ``answer`` (``letter`` once folded), or "" if nothing."""
-    if len(letter) > 1:
+    if len(answer) > 1:
         return f"{quoted(answer)} is more than one letter"
     if letter not in LETTERS:
         return f"{quoted(answer)} is not a letter from a to z"
@@ -215,24 +218,41 @@ def guess_letter(request: Request, record: HangmanRecord) -> Response:
         record.wins += 1
     elif record.lost:
         record.losses += 1
-    return _page(record)
+    if record.over:
+        return _page(record)
+    found = record.word.count(letter)
+    if found:
+        return _page(record, f"Yes: {letter} is in the word {_times(found)}.")
+    return _page(record, f"No {letter} in the word: you lose a life.")
+
+
+def _times(count: int) -> str:
+    return "once" if count == 1 else "twice" if count == 2 else f"{count} times"
 
 
 @app.session_route("/hangman/new", record=HangmanRecord)
 def new_game(request: Request, record: HangmanRecord) -> Response:
-    note = ""
     if record.tried and not record.over:
-        answer = request.query.strip().lower()
-        if not answer:
-            return Response(
-                Status.INPUT,
-                "Give up this game? It counts as a loss. Type yes to give up",
-            )
-        if answer != "yes":
-            return _page(record, "Not given up: the answer was not yes.")
-        # Giving up counts as losing, or a player could dodge every loss.
-        record.losses += 1
-        note = f"You gave up: the word was {record.word}."
+        return _page(record, "This game is still going: finish it, or give it up.")
+    record.word = new_word()
+    record.tried = ""
+    return _page(record)
+
+
+@app.session_route("/hangman/giveup/(?P<game>[0-9]{1,12})", record=HangmanRecord)
+def give_up(request: Request, record: HangmanRecord, game: str) -> Response:
+    if int(game) != record.wins + record.losses or not record.tried or record.over:
+        return _page(record, "That game is over already: nothing was given up.")
+    answer = request.query.strip().lower()
+    if not answer:
+        return Response(
+            Status.INPUT, "Give up this game? It counts as a loss. Type yes to give up"
+        )
+    if answer != "yes":
+        return _page(record, "Not given up: the answer was not yes.")
+    # Giving up counts as losing, or a player could dodge every loss.
+    record.losses += 1
+    note = f"You gave up: the word was {record.word}."
     record.word = new_word()
     record.tried = ""
     return _page(record, note)

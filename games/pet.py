@@ -182,7 +182,7 @@ def check_name(text: str) -> str | None:
     """What is wrong with ``text`` as a pet's name, or None if it will do."""
     name = text.strip()
     if not name:
-        return "A name needs at least one letter: what will you call your pet?"
+        return "A name cannot be empty: what will you call your pet?"
     if len(name) > NAME_MAX:
         return (
             f"That name is {len(name)} characters long; the most is {NAME_MAX}:"

@@ -8,11 +8,14 @@ from jetforce_sesh.games import counter
 from jetforce_sesh.testing import Page, SessionHarness, fingerprint_of
 from tests.strategies import player_input
 
-FOOTER = (
-    "=> /counter Visit again\n"
-    "=> /counter/reset Reset my count\n"
-    "=> / Back to the capsule\n"
-)
+
+def footer(visit: int) -> str:
+    """The counter page's links, after the player's ``visit``-th visit."""
+    return (
+        "=> /counter Visit again\n"
+        f"=> /counter/reset/{visit} Reset my count\n"
+        "=> / Back to the capsule\n"
+    )
 
 
 def test_first_visit_greets_then_counts() -> None:
@@ -21,10 +24,10 @@ def test_first_visit_greets_then_counts() -> None:
         20,
         "text/gemini",
         "# Visit counter\n\nWelcome! This is your first visit. Come back and I will"
-        " count.\n\n" + FOOTER,
+        " count.\n\n" + footer(1),
     ) == harness.get("/counter")
     assert Page(
-        20, "text/gemini", "# Visit counter\n\nVisit number 2.\n\n" + FOOTER
+        20, "text/gemini", "# Visit counter\n\nVisit number 2.\n\n" + footer(2)
     ) == harness.get("/counter")
 
 
@@ -40,25 +43,25 @@ def test_reset_asks_then_forgets_only_on_yes() -> None:
     harness = SessionHarness(counter.app)
     harness.get("/counter")
     assert Page(10, "Reset your visit count to zero? Type yes to confirm", "") == (
-        harness.get("/counter/reset")
+        harness.get("/counter/reset/1")
     )
     assert Page(
         20,
         "text/gemini",
         "# Visit counter\n\nNot reset: the answer was not yes. You still have 1"
         " visit.\n\n=> /counter Back to the counter\n=> / Back to the capsule\n",
-    ) == harness.get("/counter/reset", query="nope")
+    ) == harness.get("/counter/reset/1", query="nope")
     assert Page(
         20,
         "text/gemini",
         "# Visit counter\n\nYour count is back to zero.\n\n=> /counter Start"
         " counting\n=> / Back to the capsule\n",
-    ) == harness.get("/counter/reset", query=" YES ")
+    ) == harness.get("/counter/reset/1", query=" YES ")
     assert counter.Visits(0, ever=1) == counter.slab.peek_now(fingerprint_of("player"))
     assert Page(
         20,
         "text/gemini",
-        "# Visit counter\n\nVisit number 1 since you reset your count.\n\n" + FOOTER,
+        "# Visit counter\n\nVisit number 1 since you reset your count.\n\n" + footer(2),
     ) == harness.get("/counter")
 
 
@@ -67,7 +70,7 @@ def test_reset_asks_then_forgets_only_on_yes() -> None:
 def test_any_answer_to_the_reset_prompt_gets_a_page_or_a_prompt(answer: str) -> None:
     harness = SessionHarness(counter.app)
     harness.get("/counter")
-    page = harness.get("/counter/reset", query=answer)
+    page = harness.get("/counter/reset/1", query=answer)
     if answer:
         assert (20, "text/gemini") == (page.status, page.meta)
     else:
@@ -79,3 +82,25 @@ def test_any_answer_to_the_reset_prompt_gets_a_page_or_a_prompt(answer: str) -> 
     assert counter.Visits(expected, ever=1) == counter.slab.peek_now(
         fingerprint_of("player")
     )
+
+
+def test_a_reset_sent_again_later_resets_nothing() -> None:
+    """A client's Back key fetches the confirmed reset again: the visits made
+    since are kept."""
+    harness = SessionHarness(counter.app)
+    harness.get("/counter")
+    harness.get("/counter/reset/1", query="yes")
+    harness.get("/counter")
+    harness.get("/counter")
+    page = harness.get("/counter/reset/1", query="yes")
+    assert (
+        Page(
+            20,
+            "text/gemini",
+            "# Visit counter\n\nThat reset link is from an earlier visit: nothing was"
+            " reset. You have 2 visits.\n\n=> /counter Back to the counter\n"
+            "=> / Back to the capsule\n",
+        )
+        == page
+    )
+    assert counter.Visits(2, ever=3) == counter.slab.peek_now(fingerprint_of("player"))

@@ -25,12 +25,13 @@ NOW = datetime.datetime.now(datetime.UTC)
 WELCOME = "Welcome! This is your first visit. Come back and I will count."
 
 
-def counter_page(news: str) -> Reply:
+def counter_page(news: str, visit: int) -> Reply:
+    """The counter's page after the player's ``visit``-th visit."""
     return Reply(
         20,
         "text/gemini",
         f"# Visit counter\n\n{news}\n\n=> /counter Visit again\n"
-        "=> /counter/reset Reset my count\n=> / Back to the capsule\n",
+        f"=> /counter/reset/{visit} Reset my count\n=> / Back to the capsule\n",
     )
 
 
@@ -39,10 +40,10 @@ def test_each_certificate_has_its_own_count(
 ) -> None:
     ann, ben = make_cert("e2e-ann"), make_cert("e2e-ben")
     assert [
-        counter_page(WELCOME),
-        counter_page("Visit number 2."),
-        counter_page(WELCOME),
-        counter_page("Visit number 3."),
+        counter_page(WELCOME, 1),
+        counter_page("Visit number 2.", 2),
+        counter_page(WELCOME, 1),
+        counter_page("Visit number 3.", 3),
     ] == [
         demo_server.request("/counter", ann),
         demo_server.request("/counter", ann),
@@ -95,20 +96,20 @@ def test_reset_asks_before_it_forgets(demo_server: Server, make_cert: MakeCert) 
     demo_server.request("/counter", cat)
     assert Reply(
         10, "Reset your visit count to zero? Type yes to confirm", ""
-    ) == demo_server.request("/counter/reset", cat)
+    ) == demo_server.request("/counter/reset/2", cat)
     assert Reply(
         20,
         "text/gemini",
         "# Visit counter\n\nNot reset: the answer was not yes. You still have 2"
         " visits.\n\n=> /counter Back to the counter\n=> / Back to the capsule\n",
-    ) == demo_server.request("/counter/reset", cat, query="no")
+    ) == demo_server.request("/counter/reset/2", cat, query="no")
     assert Reply(
         20,
         "text/gemini",
         "# Visit counter\n\nYour count is back to zero.\n\n=> /counter Start"
         " counting\n=> / Back to the capsule\n",
-    ) == demo_server.request("/counter/reset", cat, query="yes")
-    assert counter_page("Visit number 1 since you reset your count.") == (
+    ) == demo_server.request("/counter/reset/2", cat, query="yes")
+    assert counter_page("Visit number 1 since you reset your count.", 3) == (
         demo_server.request("/counter", cat)
     )
 
@@ -221,7 +222,9 @@ def test_dir_serves_files_only_for_paths_the_app_does_not_claim(
         assert Reply(20, "text/gemini", "# Hello from a file\n") == server.request(
             "/hello.gmi"
         )
-        assert counter_page(WELCOME) == server.request("/counter", make_cert("e2e-dir"))
+        assert counter_page(WELCOME, 1) == server.request(
+            "/counter", make_cert("e2e-dir")
+        )
     finally:
         server.stop()
 

@@ -306,7 +306,8 @@ def test_hall_of_fame_ranks_named_players(
     named = ok(fame_server.request("/halloffame/name", ann, query="=> Ann\r\n"))
     assert named[4] == (
         "Your name is now “Ann”."
-        " Line breaks, control characters and leading markup were taken out."
+        " Line breaks, control characters, leading markup and extra spaces are"
+        " taken out, and wide or styled letters written plain."
     )
     prompt = fame_server.request("/halloffame/name", ben, query="```")
     assert prompt.status == 10

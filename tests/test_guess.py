@@ -217,9 +217,9 @@ def test_guess_after_winning_says_the_game_is_over(harness: SessionHarness) -> N
     page = harness.get("/guess/try", player="alice", query="17")
     assert page.status == 20
     assert page.lines[2:5] == [
+        "This game is over: start a new one to guess again.",
         "42 is correct! You found it in 1 try.",
         "That is your best score.",
-        "This game is over: start a new one to guess again.",
     ]
     assert (record_of("alice").tries, record_of("alice").played) == (1, 1)
 
@@ -243,22 +243,22 @@ def test_giving_up_a_game_in_progress_asks_first_then_counts_ten_tries(
     harness: SessionHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     play(harness, 10, 20)
-    assert "=> /guess/new Give up and start again (counts as 10 tries)" in (
+    assert "=> /guess/giveup/0 Give up and start again (counts as 10 tries)" in (
         harness.get("/guess", player="alice").lines
     )
-    prompt = harness.get("/guess/new", player="alice")
+    prompt = harness.get("/guess/giveup/0", player="alice")
     assert (10, "Give up this game? It counts as 10 tries. Type yes to give up") == (
         prompt.status,
         prompt.meta,
     )
-    kept = harness.get("/guess/new", player="alice", query="no")
+    kept = harness.get("/guess/giveup/0", player="alice", query="no")
     assert "Not given up: the answer was not yes." in kept.lines
     assert 2 == record_of("alice").tries
     monkeypatch.setattr(guess, "rng", Fixed(7))
-    page = harness.get("/guess/new", player="alice", query="yes")
+    page = harness.get("/guess/giveup/0", player="alice", query="yes")
     assert page.lines[2:4] == [
-        "I am thinking of a whole number from 1 to 100. Can you find it?",
         "You gave up: the secret was 42.",
+        "I am thinking of a whole number from 1 to 100. Can you find it?",
     ]
     assert page.lines[-6:-2] == [
         "Games won: 0",
@@ -271,6 +271,24 @@ def test_giving_up_a_game_in_progress_asks_first_then_counts_ten_tries(
         record_of("alice").best,
         record_of("alice").forfeits,
     )
+
+
+def test_a_give_up_sent_again_later_gives_up_nothing(harness: SessionHarness) -> None:
+    """A client's Back key fetches the confirmed give-up again: the game
+    started since is not given up."""
+    play(harness, 10)
+    harness.get("/guess/giveup/0", player="alice", query="yes")
+    play(harness, 30)
+    page = harness.get("/guess/giveup/0", player="alice", query="yes")
+    assert "That game is over already: nothing was given up." == page.lines[2]
+    assert (1, 1) == (record_of("alice").forfeits, record_of("alice").tries)
+
+
+def test_a_new_game_while_one_is_going_only_says_so(harness: SessionHarness) -> None:
+    play(harness, 10)
+    page = harness.get("/guess/new", player="alice")
+    assert "This game is still going: finish it, or give it up." == page.lines[2]
+    assert 1 == record_of("alice").tries
 
 
 def test_a_new_game_before_any_guess_or_after_a_win_asks_nothing(

@@ -119,7 +119,9 @@ def give_up(harness: SessionHarness, player: str) -> None:
     """Guess once, then give the game up (it counts as 10 tries)."""
     harness.get("/guess/new", player=player)
     harness.get("/guess/try", player=player, query="1")
-    harness.get("/guess/new", player=player, query="yes")
+    games = guess.slab.peek_now(fingerprint_of(player))
+    assert games is not None
+    harness.get(f"/guess/giveup/{games.games}", player=player, query="yes")
 
 
 def test_guess_table_ranks_fewest_tries_per_game_from_five_games(
@@ -180,7 +182,9 @@ def test_starting_again_on_every_miss_cannot_top_an_honest_player(
             if "correct" in page.lines[2]:
                 harness.get("/guess/new", player="cheat")
             else:
-                harness.get("/guess/new", player="cheat", query="yes")
+                cheat = guess.slab.peek_now(fingerprint_of("cheat"))
+                assert cheat is not None
+                harness.get(f"/guess/giveup/{cheat.games}", player="cheat", query="yes")
         for _ in range(20):
             low, high = 1, 100
             while True:
@@ -282,7 +286,10 @@ def test_names_lose_line_breaks_and_leading_markup(
     assert page.status == 20
     record = halloffame.slab.peek_now(fingerprint_of("alice"))
     assert record == halloffame.FameRecord(name=shown)
-    changed = " Line breaks, control characters and leading markup were taken out."
+    changed = (
+        " Line breaks, control characters, leading markup and extra spaces are taken"
+        " out, and wide or styled letters written plain."
+    )
     assert page.lines[4] == f"Your name is now “{shown}”." + (
         changed if shown != typed else ""
     )
@@ -498,3 +505,15 @@ def test_a_lookalike_of_a_name_is_told_apart_from_it(harness: SessionHarness) ->
         harness.get("/halloffame", player="bob").lines, "## Hangman: most wins"
     )
     assert f"\u0410lice #{tag}" in " ".join(rows)
+
+
+@pytest.mark.parametrize("typed", ["anonymous 0a1b2c", "Ada #e1d18a", "No#1"])
+def test_a_name_cannot_pass_for_an_anonymous_player_or_a_tag(
+    harness: SessionHarness, typed: str
+) -> None:
+    page = harness.get("/halloffame/name", player="mallory", query=typed)
+    assert (
+        10,
+        "A name cannot hold # nor start with “anonymous”: those tell players apart:"
+        " choose a display name of at most 32 characters",
+    ) == (page.status, page.meta)

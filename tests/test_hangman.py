@@ -109,7 +109,9 @@ def test_first_visit_keeps_its_word(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_found_letter_shows_in_every_place(harness: SessionHarness) -> None:
     lines = play(harness, "a")
-    assert lines[12:15] == [
+    assert lines[12:17] == [
+        "Yes: a is in the word 3 times.",
+        "",
         "Word: _ a _ a _ a (6 letters)",
         "Letters tried: a",
         "Lives left: 6 of 6",
@@ -129,12 +131,16 @@ def test_missed_letter_costs_a_life_and_draws(harness: SessionHarness) -> None:
         "=======",
         "```",
     ]
-    assert lines[12:15] == [
+    assert lines[12:17] == [
+        "No e in the word: you lose a life.",
+        "",
         "Word: _ _ _ _ _ _ (6 letters)",
         "Letters tried: e, z",
         "Lives left: 4 of 6",
     ]
-    assert "=> /hangman/new Give up and start a new game (counts as a loss)" in lines
+    assert "=> /hangman/giveup/0 Give up and start a new game (counts as a loss)" in (
+        lines
+    )
 
 
 def test_finding_every_letter_wins(harness: SessionHarness) -> None:
@@ -209,7 +215,7 @@ def test_prompt_without_an_answer_says_lives_left(harness: SessionHarness) -> No
     [
         ("ab", "'ab' is more than one letter"),
         ("banana", "'banana' is more than one letter"),
-        ("ß", "'ß' is more than one letter"),
+        ("ß", "'ß' is not a letter from a to z"),
         ("1", "'1' is not a letter from a to z"),
         ("é", "'é' is not a letter from a to z"),
         ("?", "'?' is not a letter from a to z"),
@@ -262,15 +268,17 @@ def test_giving_up_counts_a_loss_and_reveals_the_word(
 ) -> None:
     play(harness, "ae")
     monkeypatch.setattr(hangman, "rng", Fixed("kite"))
-    prompt = harness.get("/hangman/new", player="alice")
+    prompt = harness.get("/hangman/giveup/0", player="alice")
     assert (10, "Give up this game? It counts as a loss. Type yes to give up") == (
         prompt.status,
         prompt.meta,
     )
-    kept = harness.get("/hangman/new", player="alice", query="no").lines
+    kept = harness.get("/hangman/giveup/0", player="alice", query="no").lines
     assert "Not given up: the answer was not yes." in kept
     assert 0 == record_of("alice").losses
-    lines = harness.get("/hangman/new", player="alice", query="yes").lines
+    again = harness.get("/hangman/new", player="alice").lines
+    assert "This game is still going: finish it, or give it up." in again
+    lines = harness.get("/hangman/giveup/0", player="alice", query="yes").lines
     assert lines[12:15] == [
         "You gave up: the word was banana.",
         "",
@@ -279,6 +287,10 @@ def test_giving_up_counts_a_loss_and_reveals_the_word(
     assert record_of("alice") == hangman.HangmanRecord(
         word="kite", tried="", wins=0, losses=1
     )
+    play(harness, "k")
+    stale = harness.get("/hangman/giveup/0", player="alice", query="yes").lines
+    assert "That game is over already: nothing was given up." in stale
+    assert 1 == record_of("alice").losses
 
 
 def test_new_game_before_a_letter_or_after_the_end_costs_nothing(
@@ -301,7 +313,9 @@ def test_two_players_interleaved_keep_their_own_games(
     play(harness, "a", player="alice")
     bob = play(harness, "k", player="bob")
     alice = play(harness, "n", player="alice")
-    assert bob[12:15] == [
+    assert bob[12:17] == [
+        "Yes: k is in the word once.",
+        "",
         "Word: k _ _ _ (4 letters)",
         "Letters tried: b, k",
         "Lives left: 5 of 6",
@@ -310,7 +324,7 @@ def test_two_players_interleaved_keep_their_own_games(
     assert record_of("bob") == hangman.HangmanRecord(
         word="kite", tried="bk", wins=0, losses=0
     )
-    assert harness.get("/hangman", player="bob").lines == bob
+    assert harness.get("/hangman", player="bob").lines == bob[:12] + bob[14:]
 
 
 def test_word_list_has_a_few_hundred_plain_words() -> None:

@@ -304,7 +304,7 @@ def test_naming_prompts_then_names(harness: SessionHarness) -> None:
 @pytest.mark.parametrize(
     ("answer", "why"),
     [
-        (" ", "A name needs at least one letter: what will you call your pet?"),
+        (" ", "A name cannot be empty: what will you call your pet?"),
         (
             "x" * (NAME_MAX + 1),
             "That name is 21 characters long; the most is 20: try a shorter name",

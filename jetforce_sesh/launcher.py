@@ -42,6 +42,7 @@ from jetforce_sesh.checks import (
 from jetforce_sesh.codec import why
 from jetforce_sesh.errors import ConfigError
 from jetforce_sesh.files import CapsuleFiles
+from jetforce_sesh.memory import memory_stores
 from jetforce_sesh.options import (
     ON_FULL_CHOICES,
     SlabOptions,
@@ -52,9 +53,11 @@ from jetforce_sesh.options import (
     check_on_full,
     check_record_size,
 )
+from jetforce_sesh.persist import PersistentStores
 from jetforce_sesh.ratelimit import ClockedRateLimiter
 from jetforce_sesh.server import SessionServer
 from jetforce_sesh.slab import Slab
+from jetforce_sesh.store import StoreFactory
 
 DEFAULT_APP = "jetforce_sesh:app"
 
@@ -86,6 +89,10 @@ def _flag(
 EPILOG = """\
 Players need a Gemini client with a client certificate: each certificate is one
 player, and the capsule answers 60 to a request without one.
+
+With --state-dir, back the records up or move them with:
+  jetforce-sesh export --state-dir DIR [--app MODULE:ATTR] [--slab NAME] > records.jsonl
+  jetforce-sesh import --state-dir DIR [--app MODULE:ATTR] [--slab NAME] < records.jsonl
 
 examples:
   jetforce-sesh
@@ -150,6 +157,20 @@ def build_parser() -> Parser:
         default=DEFAULT_APP,
         metavar="MODULE:ATTR",
         help="The Jetforce application to serve",
+    )
+    group.add_argument(
+        "--state-dir",
+        default=None,
+        metavar="DIR",
+        help="Keep every record in SQLite files in this directory too, so they"
+        " survive restarts and crashes; unset: records live in memory only",
+    )
+    group.add_argument(
+        "--sync",
+        default="normal",
+        choices=("normal", "full"),
+        help="With --state-dir: normal survives a crash of the server (kill -9);"
+        " full also a power loss, at an fsync per save",
     )
     group.add_argument(
         "--shutdown-grace",
@@ -299,10 +320,20 @@ def configure(
         check_memory([s for a in sessions for s in a.slabs.values()], defaults)
     except ConfigError as error:
         raise UsageError(str(error)) from None
+    stores: StoreFactory = memory_stores
+    if args.state_dir is not None:
+        try:
+            stores = PersistentStores(args.state_dir, args.sync)
+        except ConfigError as error:
+            raise UsageError(f"--state-dir: {error}") from None
+        lines.append(
+            f"Records are kept in {args.state_dir} (synchronous={args.sync}): they"
+            f" survive restarts."
+        )
     opening = []
     for session_app in sessions:
         try:
-            opening.append(session_app.open(reactor, defaults))
+            opening.append(session_app.open(reactor, defaults, stores))
         except ConfigError as error:
             raise UsageError(str(error)) from None
         except MemoryError:
@@ -354,7 +385,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     # jetforce 1.0.0 reads a certificate's naive validity dates on every request
     # that has one; the warning says nothing an operator can act on.
     warnings.filterwarnings("ignore", message="Properties that return a na")
-    args = build_parser().parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given[:1] in (["export"], ["import"]):
+        from jetforce_sesh.transfer import main as transfer
+
+        transfer(given)
+        return
+    args = build_parser().parse_args(given)
     try:
         app, sessions, ready = configure(args)
     except UsageError as error:

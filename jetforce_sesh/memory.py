@@ -20,7 +20,7 @@ an old version always conflicts. A slot's version is 0 while the slot is free.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -441,6 +441,120 @@ class MemoryStore:
         self._drop(victim)
         self._evictions += 1
         self._hooks.queue(self._hooks.evicted, victim_key)
+
+    def restore_now(
+        self,
+        key: bytes,
+        data: bytes,
+        version: int,
+        last_used: float,
+        oldest: bool = False,
+    ) -> None:
+        """Put back a record kept elsewhere (a file read at start-up), as it was.
+
+        It becomes the most recently used record (or, with ``oldest``, the least),
+        so records restored oldest first keep their order. No hook fires, no
+        version is made (later ones follow the highest restored), and there must
+        be room: restoring more records than ``capacity``, or a key twice, is a
+        ValueError.
+        """
+        check_key(key)
+        if len(data) > self.record_size or version < 1:
+            raise ValueError(
+                f"cannot restore a record of {len(data)} bytes at version {version}"
+                f" into slab {self.name!r} ({self.record_size}-byte slots)"
+            )
+        if self._count >= self.capacity or self._find(key) != _NONE:
+            raise ValueError(f"no room to restore a record into slab {self.name!r}")
+        slot = self._allocate(key)
+        if oldest and slot != self._tail:
+            self._unlink(slot)
+            self._prev[slot] = self._tail
+            self._next[slot] = _NONE
+            self._next[self._tail] = slot
+            self._tail = slot
+        offset = slot * self.record_size
+        self._data[offset : offset + len(data)] = data
+        self._lengths[slot] = len(data)
+        self._seen[slot] = last_used
+        self._versions[slot] = version
+        self._version = max(self._version, version)
+
+    def version_floor(self, version: int) -> None:
+        """Give only versions above ``version`` from now on (versions a file
+        once gave to records since dropped)."""
+        self._version = max(self._version, version)
+
+    @property
+    def last_version(self) -> int:
+        """The highest version this store has given; the next save gets more."""
+        return self._version
+
+    def take_back(self, creations: int = 0, evictions: int = 0) -> None:
+        """Uncount creations and evictions that were undone (a store built on this
+        one could not keep them)."""
+        self._creations -= creations
+        self._evictions -= evictions
+
+    def restore_many(self, rows: Iterable[tuple[bytes, bytes, int, float]]) -> None:
+        """:meth:`restore_now` for many records, oldest first, from a source whose
+        keys are unique (a file's primary key): a million at start-up."""
+        record_size = self.record_size
+        data_of, keys_of = self._data, self._keys
+        lengths, seen, versions = self._lengths, self._seen, self._versions
+        hashes, table, mask = self._hashes, self._table, self._mask
+        prev, nxt = self._prev, self._next
+        digest_of = self._hash
+        for key, data, version, last_used in rows:
+            if (
+                type(key) is not bytes
+                or len(key) != _KEY
+                or len(data) > record_size
+                or version < 1
+                or self._count >= self.capacity
+            ):
+                raise ValueError(
+                    f"cannot restore a record of {len(data)} bytes at version"
+                    f" {version} into slab {self.name!r}"
+                )
+            slot = self._free
+            self._free = nxt[slot]
+            keys_of[slot * _KEY : slot * _KEY + _KEY] = key
+            digest = digest_of(key)
+            hashes[slot] = digest
+            pos = digest & mask
+            while table[pos] != _NONE:
+                pos = (pos + 1) & mask
+            table[pos] = slot
+            # To the front of the recency list: the newest restored is the head.
+            prev[slot] = _NONE
+            nxt[slot] = self._head
+            if self._head == _NONE:
+                self._tail = slot
+            else:
+                prev[self._head] = slot
+            self._head = slot
+            self._count += 1
+            offset = slot * record_size
+            data_of[offset : offset + len(data)] = data
+            lengths[slot] = len(data)
+            seen[slot] = last_used
+            versions[slot] = version
+            if version > self._version:
+                self._version = version
+
+    def tell_expired(self, keys: list[bytes]) -> None:
+        """Fire the expire hooks for ``keys``: records found idle too long
+        elsewhere (in a file read at start-up) that never made it in here."""
+        for key in keys:
+            self._hooks.queue(self._hooks.expired, key)
+        self._hooks.run()
+
+    def last_used(self, key: bytes) -> float | None:
+        """When ``key``'s record was last used (epoch seconds), or None."""
+        check_key(key)
+        slot = self._find(key)
+        return None if slot == _NONE else self._seen[slot]
 
     def delete_now(self, key: bytes, expected: int = ANY_VERSION) -> bool:
         check_key(key)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import suppress
+from itertools import count
 from pathlib import Path
 from random import Random
 from typing import TypeVar
@@ -47,16 +48,30 @@ from jetforce_sesh import (
     memory_stores,
 )
 from jetforce_sesh.options import OnFull, SlabOptions
+from jetforce_sesh.persist import PersistentStore
 from jetforce_sesh.store import StoreFactory
 from jetforce_sesh.testing import START, fingerprint_of, later_stores
 
 T = TypeVar("T")
+
+
+def persistent_stores(directory: Path) -> StoreFactory:
+    """Persistent stores, each in a file of its own: Hypothesis makes many
+    stores in one test, and each must start empty."""
+    made = count()
+
+    def make(spec: StoreSpec) -> PersistentStore:
+        return PersistentStore(spec, directory / f"store-{next(made)}.sqlite3")
+
+    return make
+
 
 #: Every store kind the suite runs against: how to make its factory, given a
 #: directory of the test's own (for stores that keep files).
 STORE_KINDS = [
     pytest.param(lambda directory: memory_stores, id="memory"),
     pytest.param(lambda directory: later_stores(0.5), id="later"),
+    pytest.param(persistent_stores, id="persistent"),
 ]
 
 #: Less than any store's answer takes: calls made this far apart are both made

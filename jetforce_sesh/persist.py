@@ -15,7 +15,9 @@ mode; what a ``kill -9`` leaves in the WAL, SQLite recovers on the next open.
   at a clean stop. After a crash, a record's idle time may restart up to that much
   too early; never too late.
 - **Checkpoints** (copying the WAL into the database file) run in a thread of their
-  own, on a connection of their own, so none ever holds up a request.
+  own, on a connection of their own, so the bulk of the copying never holds up a
+  request; the reactor then copies the few pages saved meanwhile, so the WAL
+  empties and starts afresh instead of growing a page per save.
 - Every row carries a CRC-32 of its key, bytes and version: a row damaged on disk
   is never loaded. A file that cannot be read whole is moved aside (never
   deleted), the rows it still holds that check out are loaded, and the capsule
@@ -74,6 +76,10 @@ FLUSH_EVERY = 10.0
 FLUSH_SLICE = 500
 #: Seconds between two checkpoints, in the checkpoint thread.
 CHECKPOINT_EVERY = 5.0
+#: Seconds between two looks, in the reactor, for a checkpoint to finish.
+FINISH_EVERY = 1.0
+#: Bytes the WAL file is cut back to once a checkpoint has emptied it.
+WAL_LIMIT = 4 * 1024 * 1024
 #: Rows read at a time at start-up.
 READ_BATCH = 10_000
 #: Seconds a write waits for the file's lock: nothing else should hold it (the
@@ -118,6 +124,7 @@ def connect(path: Path, sync: Sync = "normal") -> sqlite3.Connection:
             os.chmod(path, 0o600)
         db.execute("PRAGMA journal_mode=wal")
         db.execute(f"PRAGMA synchronous={sync}")
+        db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
         db.executescript(_SCHEMA)
     except BaseException:
         db.close()
@@ -258,22 +265,48 @@ class PersistentStores:
         return PersistentStore(spec, self.directory.file_for(spec.name), self.sync)
 
 
-class _Checkpoints(threading.Thread):
-    """Copies the WAL into the database file now and then, off the reactor."""
+class Checkpoints(threading.Thread):
+    """Copies the WAL into the database file now and then, off the reactor.
+
+    A copy made while the reactor saves leaves the saves made meanwhile in the
+    WAL, and SQLite starts the WAL from its beginning again only when a save
+    finds all of it copied: under steady saves that never happens and the WAL
+    grows by a page per save, without end. So each copy here is finished by
+    :meth:`PersistentStore.finish_checkpoint` in the reactor, the only writer,
+    which copies the few pages saved since; the next save then starts the WAL
+    afresh.
+    """
 
     def __init__(self, path: Path) -> None:
         super().__init__(name=f"checkpoints of {path.name}", daemon=True)
         self.path = path
         self.done = threading.Event()
+        #: Copies made so far; the reactor finishes each.
+        self.copies = 0
+        self._db: sqlite3.Connection | None = None
+
+    def copy(self) -> None:
+        """Copy the WAL into the database file, as far as it goes now."""
+        if self._db is None:
+            self._db = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False
+            )
+            self._db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
+        with contextlib.suppress(sqlite3.Error):
+            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        self.copies += 1
 
     def run(self) -> None:
-        db = sqlite3.connect(self.path, check_same_thread=False)
         try:
             while not self.done.wait(CHECKPOINT_EVERY):
-                with contextlib.suppress(sqlite3.Error):
-                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                self.copy()
         finally:
-            db.close()
+            self.close()
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
 
 
 @implementer(IImmediateSessionStore)
@@ -303,7 +336,9 @@ class PersistentStore:
         self._flusher: LoopingCall | None = None
         self._later_gone: IDelayedCall | None = None
         self._later_used: IDelayedCall | None = None
-        self._checkpoints: _Checkpoints | None = None
+        self.checkpoints: Checkpoints | None = None
+        self._finished_copies = 0
+        self._finisher: LoopingCall | None = None
         self.memory = self._new_memory()
 
     def _new_memory(self) -> MemoryStore:
@@ -359,22 +394,29 @@ class PersistentStore:
         self._flusher = LoopingCall(self._flush_used)
         self._flusher.clock = self.clock
         self._flusher.start(FLUSH_EVERY, now=False)
-        self._checkpoints = _Checkpoints(self.path)
-        self._checkpoints.start()
+        self.checkpoints = Checkpoints(self.path)
+        self._finished_copies = 0
+        self._finisher = LoopingCall(self.finish_checkpoint)
+        self._finisher.clock = self.clock
+        self._finisher.start(FINISH_EVERY, now=False)
+        self.checkpoints.start()
         return self.memory.open()
 
     def close(self) -> Deferred[None]:
         """Write what is left (last-use times, deletions), checkpoint, close."""
-        if self._flusher is not None and self._flusher.running:
-            self._flusher.stop()
+        for loop in (self._flusher, self._finisher):
+            if loop is not None and loop.running:
+                loop.stop()
         for later in (self._later_gone, self._later_used):
             if later is not None and later.active():
                 later.cancel()
-        self._flusher = self._later_gone = self._later_used = None
-        if self._checkpoints is not None:
-            self._checkpoints.done.set()
-            self._checkpoints.join()
-            self._checkpoints = None
+        self._flusher = self._finisher = None
+        self._later_gone = self._later_used = None
+        if self.checkpoints is not None:
+            self.checkpoints.done.set()
+            self.checkpoints.join()
+            self.checkpoints.close()  # if it never ran
+            self.checkpoints = None
         closed = self.memory.close()
         db, self._db = self._db, None
         if db is not None:
@@ -684,6 +726,19 @@ class PersistentStore:
         self._tell()
         if self._gone:
             self._later_gone = self.clock.callLater(0, self._flush_gone)
+
+    def finish_checkpoint(self) -> None:
+        """Copy into the database file the pages saved while the checkpoint
+        thread made its last copy: a few, so this is short, and with no save
+        in between it leaves the WAL wholly copied."""
+        checkpoints, db = self.checkpoints, self._db
+        if checkpoints is None or db is None:
+            return
+        if checkpoints.copies == self._finished_copies:
+            return
+        self._finished_copies = checkpoints.copies
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def _flush_used(self) -> None:
         """Write the last-use times of records read since the last flush, a

@@ -78,3 +78,17 @@ def test_the_stall_benchmark_runs_on_the_real_reactor() -> None:
     lines = result.stdout.splitlines()
     assert "Reading across players, 2,000 records per slab:" in lines
     assert 2 == sum("longest stall" in line for line in lines)
+
+
+@pytest.mark.e2e
+def test_the_persistence_benchmark_runs_on_the_real_reactor() -> None:
+    result = run_module(
+        "benchmarks.persist",
+        *("--records", "2000", "--seconds", "0.5"),
+        *("--operations", "200", "--repeats", "1"),
+    )
+    assert 0 == result.returncode, result.stderr
+    lines = result.stdout.splitlines()
+    assert 3 == sum("µs (" in line for line in lines)
+    assert any("start-up" in line and "2,000 records" in line for line in lines)
+    assert any("longest stall" in line for line in lines)

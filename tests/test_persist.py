@@ -335,6 +335,136 @@ def test_a_crash_keeps_every_save_that_returned(
         after.stop_all()
 
 
+def wal_frames(path: Path) -> int:
+    """Pages in the slab file's WAL now (a checkpoint from a connection of
+    its own reports them; it copies them too, which changes nothing here)."""
+    db = sqlite3.connect(path)
+    try:
+        busy, frames, _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        assert 0 == busy
+        return int(frames)
+    finally:
+        db.close()
+
+
+def copy_while_saving(capsule: Capsule, life: Life, version: int) -> int:
+    """Forty saves, then the checkpoint thread's copy with three more saves
+    made while it copies; the version of the last.
+
+    The copy stops short of those three as it does under real load, where it
+    runs beside the reactor's saves: here a reader that looked at the file
+    before them holds it there (SQLite copies no page a reader may still need
+    from the WAL)."""
+    checkpoints = life.store.checkpoints
+    assert checkpoints is not None
+    for _ in range(40):
+        version = save(life, A, b"steady", version)
+    reader = sqlite3.connect(capsule.file, isolation_level=None)
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM records").fetchall()
+        for _ in range(3):
+            version = save(life, A, b"meanwhile", version)
+        checkpoints.copy()
+        reader.execute("COMMIT")
+    finally:
+        reader.close()
+    return version
+
+
+def test_the_wal_starts_afresh_after_each_checkpoint_under_steady_saves(
+    capsule: Capsule, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite starts a WAL afresh only when a save finds all of it copied;
+    the reactor's finishing copy is what keeps the WAL from growing a page per
+    save for as long as saves keep coming."""
+    monkeypatch.setattr(persist_module, "CHECKPOINT_EVERY", 3600.0)  # driven here
+    life = capsule.start()
+    version = 0
+    for _ in range(3):
+        version = copy_while_saving(capsule, life, version)
+        life.clock.advance(persist_module.FINISH_EVERY)
+        version = save(life, A, b"after", version)
+        assert 1 == wal_frames(capsule.file)
+
+
+def test_without_its_finishing_copy_the_wal_keeps_every_save(
+    capsule: Capsule, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The control for the test above: the same saves and copies, with no
+    finishing copy, leave a WAL that holds every save since the store opened."""
+    monkeypatch.setattr(persist_module, "CHECKPOINT_EVERY", 3600.0)
+    life = capsule.start()
+    version = 0
+    for _ in range(3):
+        version = copy_while_saving(capsule, life, version)
+        version = save(life, A, b"after", version)
+    assert 3 * 44 <= wal_frames(capsule.file)
+
+
+def test_a_backup_of_a_running_store_by_sqlites_backup_api_restores_whole(
+    capsule: Capsule, tmp_path: Path
+) -> None:
+    """The how-to's online backup: SQLite's own backup API, while the server
+    serves, needs no lock of ours and gives a file a new server starts from."""
+    life = capsule.start()
+    a = save(life, A, b"alpha")
+    life.clock.advance(1)
+    b = save(life, B, b"beta")
+    (tmp_path / "restored").mkdir(mode=0o700)
+    source = sqlite3.connect(capsule.file)
+    target = sqlite3.connect(tmp_path / "restored" / FILE)
+    try:
+        source.backup(target)
+    finally:
+        source.close()
+        target.close()
+    a = save(life, A, b"after the backup", a)  # the running store goes on
+    restored = Capsule(tmp_path / "restored")
+    try:
+        again = restored.start()
+        assert ({A: (b"alpha", 1), B: (b"beta", b)}, []) == (
+            {k: (data, v) for k, (data, v, _) in again.records().items()},
+            again.logged,
+        )
+        assert b + 1 == save(again, C, b"c")  # above the highest the backup holds
+    finally:
+        restored.stop_all()
+
+
+@pytest.mark.parametrize(("sync", "level"), [("normal", 1), ("full", 2)])
+def test_saves_commit_to_a_wal_at_the_synchronous_level_the_table_promises(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sync: str, level: int
+) -> None:
+    """docs/explanation/persistence.md's guarantee table rests on these two
+    settings of the store's own connection: WAL, and synchronous NORMAL (1) or
+    FULL (2)."""
+    made: list[sqlite3.Connection] = []
+    real_connect = persist_module.connect
+
+    def connect(path: Path, sync: persist_module.Sync = "normal") -> sqlite3.Connection:
+        made.append(real_connect(path, sync))
+        return made[-1]
+
+    monkeypatch.setattr(persist_module, "connect", connect)
+    stores = PersistentStores(tmp_path / "state", sync)  # type: ignore[arg-type]
+    options = SlabOptions(max_records=4, record_size=16)
+    store = stores(StoreSpec(NAME, options, Clock(), 16, "raw"))
+    done(store.open())
+    try:
+        assert 1 == done(store.save(A, b"a", ABSENT))
+        assert [("wal", level)] == [
+            (
+                db.execute("PRAGMA journal_mode").fetchone()[0],
+                db.execute("PRAGMA synchronous").fetchone()[0],
+            )
+            for db in made
+        ]
+    finally:
+        done(store.close())
+        stores.directory.release()
+
+
 def test_a_crash_loses_at_most_the_last_uses_since_the_last_flush(
     capsule: Capsule, tmp_path: Path
 ) -> None:

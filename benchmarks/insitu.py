@@ -73,8 +73,15 @@ def __getattr__(name: str) -> TimedApplication:
 
 
 SERVERS = (
-    ("plain", "benchmarks.insitu:timed_plain", apps.PLAIN_PATH),
-    ("session", "benchmarks.insitu:timed_counter", apps.COUNTER_PATH),
+    ("plain", "benchmarks.insitu:timed_plain", apps.PLAIN_PATH, ()),
+    ("session", "benchmarks.insitu:timed_counter", apps.COUNTER_PATH, ()),
+    # The same capsule with every save written through to SQLite.
+    (
+        "persist",
+        "benchmarks.insitu:timed_counter",
+        apps.COUNTER_PATH,
+        ("--state-dir", "{work}/state"),
+    ),
 )
 
 
@@ -86,16 +93,21 @@ def measure(
         work = Path(tmp)
         pool = ClientPool(make_certs(work, certs), 2)
         servers = {
-            name: LauncherServer(["--app", spec], work / f"{name}.log", cwd=REPO)
-            for name, spec, _ in SERVERS
+            name: LauncherServer(
+                ["--app", spec, *(arg.format(work=work) for arg in extra)],
+                work / f"{name}.log",
+                cwd=REPO,
+            )
+            for name, spec, _, extra in SERVERS
         }
         cpu: dict[str, list[float]] = {name: [] for name in servers}
         try:
-            for name, _, path in SERVERS:
+            for name, _, path, _ in SERVERS:
                 pool.run(servers[name].port, path, certs, concurrency, b"Visit")
             for number in range(rounds):
-                order = SERVERS if number % 2 == 0 else SERVERS[::-1]
-                for name, _, path in order:
+                order = SERVERS[number % 3 :] + SERVERS[: number % 3]
+                order = order if number % 2 == 0 else order[::-1]
+                for name, _, path, _ in order:
                     before = cpu_seconds(servers[name].pid)
                     load = pool.run(
                         servers[name].port, path, requests, concurrency, b"Visit"
@@ -136,9 +148,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
     plain_us, plain_ms = results["plain"]
     session_us, session_ms = results["session"]
+    persist_us, persist_ms = results["persist"]
     print(
         f"session − plain: app call {session_us - plain_us:+.1f} µs;"
         f" whole server {1000 * (session_ms - plain_ms):+.0f} µs (noisier)"
+    )
+    print(
+        f"persist − session: app call {persist_us - session_us:+.1f} µs;"
+        f" whole server {1000 * (persist_ms - session_ms):+.0f} µs (noisier)"
     )
 
 

@@ -18,6 +18,7 @@ from jetforce_sesh.errors import (
     RecordUnreadable,
     StoreFull,
     StoreNotOpen,
+    StoreUnavailable,
 )
 from jetforce_sesh.identity import (
     BadFingerprint,
@@ -28,6 +29,7 @@ from jetforce_sesh.keys import FingerprintKeys, IPlayerKeys, player_key
 from jetforce_sesh.layout import LayoutCodec
 from jetforce_sesh.memory import MemoryStore, memory_stores
 from jetforce_sesh.options import SlabOptions
+from jetforce_sesh.persist import PersistentStore, PersistentStores, StateDirectory
 from jetforce_sesh.route import SessionRoute, after_save
 from jetforce_sesh.slab import Slab
 from jetforce_sesh.store import (
@@ -57,6 +59,8 @@ __all__ = [
     "LayoutCodec",
     "MemoryStore",
     "MsgpackCodec",
+    "PersistentStore",
+    "PersistentStores",
     "RecordInvalid",
     "RecordPage",
     "RecordTooLarge",
@@ -65,10 +69,12 @@ __all__ = [
     "SessionRoute",
     "Slab",
     "SlabOptions",
+    "StateDirectory",
     "StoreFull",
     "StoreNotOpen",
     "StoreSpec",
     "StoreStats",
+    "StoreUnavailable",
     "Stored",
     "StoredRecord",
     "after_save",

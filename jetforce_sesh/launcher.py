@@ -53,7 +53,7 @@ from jetforce_sesh.options import (
     check_on_full,
     check_record_size,
 )
-from jetforce_sesh.persist import PersistentStores
+from jetforce_sesh.persist import PersistentStores, Sync
 from jetforce_sesh.ratelimit import ClockedRateLimiter
 from jetforce_sesh.server import SessionServer
 from jetforce_sesh.slab import Slab
@@ -167,7 +167,7 @@ def build_parser() -> Parser:
     )
     group.add_argument(
         "--sync",
-        default="normal",
+        default=None,
         choices=("normal", "full"),
         help="With --state-dir: normal survives a crash of the server (kill -9);"
         " full also a power loss, at an fsync per save",
@@ -321,13 +321,19 @@ def configure(
     except ConfigError as error:
         raise UsageError(str(error)) from None
     stores: StoreFactory = memory_stores
+    if args.sync is not None and args.state_dir is None:
+        raise UsageError(
+            f"--sync {args.sync} needs --state-dir: without it records live in"
+            f" memory only and nothing is written to disk"
+        )
+    sync: Sync = args.sync or "normal"
     if args.state_dir is not None:
         try:
-            stores = PersistentStores(args.state_dir, args.sync)
+            stores = PersistentStores(args.state_dir, sync)
         except ConfigError as error:
             raise UsageError(f"--state-dir: {error}") from None
         lines.append(
-            f"Records are kept in {args.state_dir} (synchronous={args.sync}): they"
+            f"Records are kept in {args.state_dir} (synchronous={sync}): they"
             f" survive restarts."
         )
     opening = []

@@ -166,6 +166,11 @@ def transaction(db: sqlite3.Connection) -> Iterator[None]:
     db.execute("COMMIT")
 
 
+def records_text(count: int) -> str:
+    """ "1 record", "2 records": for messages."""
+    return f"{count} record" if count == 1 else f"{count} records"
+
+
 def _stamp() -> str:
     return time.strftime("%Y%m%dT%H%M%S")
 
@@ -394,6 +399,13 @@ class PersistentStore:
         """Read the file into memory (moving a bad one aside), then serve."""
         try:
             self._load()
+        except sqlite3.OperationalError as error:
+            return fail(
+                StoreUnavailable(
+                    f"{self.path} cannot be used ({error}): is another program"
+                    f" writing to it? It is left as it is"
+                )
+            )
         except (sqlite3.Error, OSError) as error:
             return fail(error)
         self._flusher = LoopingCall(self._flush_used)
@@ -425,12 +437,21 @@ class PersistentStore:
         closed = self.memory.close()
         db, self._db = self._db, None
         if db is not None:
+            # Every record is in the file already; what is left is bookkeeping,
+            # and a file that refuses it must not stop the server stopping.
             try:
                 with transaction(db):
-                    self._delete_gone(db, len(self._gone))
+                    done = self._delete_gone(db, len(self._gone))
+                del self._gone[:done]
                 self._write_last_used(db, list(self._touched))
                 self._touched.clear()
                 db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as error:
+                self._note(
+                    f"{self.path}: could not write the last-use times and deletions"
+                    f" at close ({error}): records idle may be kept longer, deleted"
+                    f" ones may come back at the next start"
+                )
             finally:
                 db.close()
         self._tell()
@@ -471,6 +492,14 @@ class PersistentStore:
                 self._stamp_meta(db)
             self._db = db
             self._restore(db, floor)
+        except sqlite3.OperationalError:
+            # Locked, or an I/O error: nothing says the file is damaged, so it
+            # stays where it is and the slab does not open.
+            if db is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    db.close()
+            self._db = None
+            raise
         except sqlite3.DatabaseError as error:
             if db is not None:
                 with contextlib.suppress(sqlite3.Error):
@@ -695,9 +724,12 @@ class PersistentStore:
         with transaction(db):
             if found is None:
                 db.execute("DELETE FROM records WHERE key = ?", (key,))
+                # The record may have held the highest version given.
+                db.execute(_FLOOR, (str(self.memory.last_version),))
             else:
                 self._upsert(db, key, found.data, found.version)
-            self._delete_gone(db, len(self._gone))
+            done = self._delete_gone(db, len(self._gone))
+        del self._gone[:done]
 
     def _write_saved(self, key: bytes, data: bytes, version: int) -> None:
         """:meth:`_write` for a record just saved, whose bytes and version are
@@ -707,8 +739,8 @@ class PersistentStore:
             return
         with transaction(db):
             self._upsert(db, key, data, version)
-            if self._gone:
-                self._delete_gone(db, len(self._gone))
+            done = self._delete_gone(db, len(self._gone)) if self._gone else 0
+        del self._gone[:done]
 
     def _upsert(
         self, db: sqlite3.Connection, key: bytes, data: bytes, version: int
@@ -716,15 +748,18 @@ class PersistentStore:
         used = self.memory.last_used(key)
         db.execute(UPSERT, (key, data, version, used, checksum(key, data, version)))
 
-    def _delete_gone(self, db: sqlite3.Connection, most: int) -> None:
-        """Delete up to ``most`` rows the memory store dropped; within a
-        transaction. The highest version given goes to the file first, so a
-        version a dropped record held is never given again after a restart."""
-        if not self._gone or most <= 0:
-            return
-        gone, self._gone[:] = self._gone[:most], self._gone[most:]
+    def _delete_gone(self, db: sqlite3.Connection, most: int) -> int:
+        """Delete up to ``most`` rows the memory store dropped, within a
+        transaction; how many. The caller takes them off the list once the
+        transaction commits: if it does not, they are deleted next time. The
+        highest version given goes to the file too, so a version a dropped
+        record held is never given again after a restart."""
+        gone = self._gone[:most] if most > 0 else []
+        if not gone:
+            return 0
         db.executemany("DELETE FROM records WHERE key = ?", ((k,) for k in gone))
         db.execute(_FLOOR, (str(self.memory.last_version),))
+        return len(gone)
 
     def _forget(self, key: bytes) -> None:
         """The memory store dropped ``key``'s record: delete its row too. A save
@@ -739,8 +774,17 @@ class PersistentStore:
         self._later_gone = None
         db = self._db
         if db is not None and self._gone:
-            with transaction(db):
-                self._delete_gone(db, FLUSH_SLICE)
+            try:
+                with transaction(db):
+                    done = self._delete_gone(db, FLUSH_SLICE)
+            except sqlite3.Error as error:
+                self._note(
+                    f"{self.path}: could not delete {records_text(len(self._gone))}"
+                    f" the slab let go ({error}): trying again in {FLUSH_EVERY:g} s"
+                )
+                self._later_gone = self.clock.callLater(FLUSH_EVERY, self._flush_gone)
+                return
+            del self._gone[:done]
         self._tell()
         if self._gone:
             self._later_gone = self.clock.callLater(0, self._flush_gone)
@@ -768,7 +812,16 @@ class PersistentStore:
         keys = [
             self._touched.pop() for _ in range(min(FLUSH_SLICE, len(self._touched)))
         ]
-        self._write_last_used(db, keys)
+        try:
+            self._write_last_used(db, keys)
+        except sqlite3.Error as error:
+            self._touched.update(keys)  # the next flush tries them again
+            self._note(
+                f"{self.path}: could not write the last-use times of"
+                f" {records_text(len(self._touched))} ({error}): trying again in"
+                f" {FLUSH_EVERY:g} s"
+            )
+            return
         if self._touched:
             self._later_used = self.clock.callLater(0, self._flush_used)
 
@@ -850,10 +903,21 @@ class PersistentStore:
         return version
 
     def delete_now(self, key: bytes, expected: int = ANY_VERSION) -> bool:
+        before = self.memory.peek_now(key)
+        used = self.memory.last_used(key)
         deleted = self.memory.delete_now(key, expected)
         if deleted:
             self._touched.discard(key)
-            self._write(key)
+            try:
+                self._write(key)
+            except sqlite3.Error as error:
+                if before is not None and used is not None:
+                    self.memory.restore_now(key, before.data, before.version, used)
+                self._tell()
+                raise StoreUnavailable(
+                    f"slab {self.name!r} could not write {self.path} ({error}): the"
+                    f" record is kept"
+                ) from None
         self._tell()
         return deleted
 
@@ -893,7 +957,7 @@ class PersistentStore:
     def delete(self, key: bytes, expected: int = ANY_VERSION) -> Deferred[bool]:
         try:
             return succeed(self.delete_now(key, expected))
-        except (BadKey, Conflict) as error:
+        except (BadKey, Conflict, StoreUnavailable) as error:
             return fail(error)
 
     def records(

@@ -15,7 +15,8 @@ import base64
 import json
 import sqlite3
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import IO, Any
 
 import attrs
@@ -30,6 +31,7 @@ from jetforce_sesh.persist import (
     checksum,
     connect,
     meta,
+    records_text,
     transaction,
     whole,
 )
@@ -67,6 +69,20 @@ def _slabs(app: SessionApplication, only: str | None) -> list[Slab[Any]]:
     return chosen
 
 
+def _rows(db: sqlite3.Connection, path: Path) -> Iterator[tuple[Any, ...]]:
+    """The rows of a slab file; a file SQLite cannot read is a one-line error."""
+    try:
+        yield from db.execute(
+            "SELECT key, data, version, last_used, checksum FROM records ORDER BY key"
+        )
+    except sqlite3.DatabaseError as error:
+        raise UsageError(
+            f"{path} cannot be read ({error}): start jetforce-sesh on the directory"
+            f" once, which moves the file aside and keeps the records that check"
+            f" out, then export again"
+        ) from None
+
+
 def export(
     app: SessionApplication, directory: StateDirectory, only: str | None, out: IO[str]
 ) -> tuple[int, int]:
@@ -79,10 +95,7 @@ def export(
         codec = slab.codec_for(slab.resolve(SlabOptions()))
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
-            rows = db.execute(
-                "SELECT key, data, version, last_used, checksum FROM records"
-                " ORDER BY key"
-            )
+            rows = _rows(db, path)
             for key, data, version, used, check in rows:
                 if not whole(key, data, version, used, check):
                     left_out += 1
@@ -131,8 +144,9 @@ def import_(
             used = float(item["last_used"])
             if len(key) != 32 or version < 1:
                 raise ValueError("key must be 64 hex digits and version 1 or more")
-            codec = slab.codec_for(slab.resolve(SlabOptions()))
-            codec.decode(data)
+            if "unreadable" not in item:  # exported as it was: it goes back so
+                codec = slab.codec_for(slab.resolve(SlabOptions()))
+                codec.decode(data)
         except (ValueError, KeyError, TypeError, RecordUnreadable) as error:
             raise UsageError(f"line {number} cannot be imported: {error}") from None
         by_slab.setdefault(slab.name, []).append(
@@ -178,17 +192,22 @@ def main(argv: Sequence[str]) -> None:
         app = load_app(args.app)
         if not isinstance(app, SessionApplication):
             raise UsageError(f"--app {args.app!r} is not a SessionApplication")
+        if command == "export" and not Path(args.state_dir).is_dir():
+            raise UsageError(
+                f"--state-dir {args.state_dir!r} is not a directory: give the one"
+                f" the server was started with"
+            )
         directory = StateDirectory(args.state_dir)
         if command == "export":
             written, left_out = export(app, directory, args.slab, sys.stdout)
             print(
-                f"exported {written} records"
-                + (f"; {left_out} damaged ones left out" if left_out else ""),
+                f"exported {records_text(written)}"
+                + (f"; {records_text(left_out)} damaged, left out" if left_out else ""),
                 file=sys.stderr,
             )
         else:
             written = import_(app, directory, args.slab, sys.stdin)
-            print(f"imported {written} records", file=sys.stderr)
+            print(f"imported {records_text(written)}", file=sys.stderr)
     except (UsageError, ConfigError) as error:
         print(f"jetforce-sesh {command}: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -98,6 +98,11 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
             " minutes; units s, m, h, d)",
         ),
         (
+            ["--sync", "full"],
+            "--sync full needs --state-dir: without it records live in memory only"
+            " and nothing is written to disk",
+        ),
+        (
             ["--port", "70000"],
             "--port 70000 is not a TCP port: give one from 0 to 65535",
         ),

@@ -536,6 +536,67 @@ def test_no_hook_hears_of_a_save_that_was_undone(
     )
 
 
+def test_a_delete_the_file_refuses_keeps_the_record(
+    capsule: Capsule, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    life = capsule.start()
+    a = save(life, A, b"a")
+    refuse_writes(monkeypatch)
+    with pytest.raises(StoreUnavailable) as raised:
+        done(life.store.delete(A))
+    assert (
+        f"slab 'test' could not write {capsule.file} (disk I/O error): the record"
+        f" is kept"
+    ) == str(raised.value)
+    kept = {A: (b"a", a, START)}
+    assert (kept, kept) == (life.records(), rows_of(capsule.file))
+
+
+def test_a_flush_the_file_refuses_is_tried_again_at_the_next(
+    capsule: Capsule, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One bad moment of the disk must not stop last-use times being written
+    for the rest of the run."""
+    life = capsule.start()
+    save(life, A, b"a")
+    life.clock.advance(1)
+    done(life.store.load(A))
+    refuse_writes(monkeypatch)
+    with capturedLogs() as events:
+        life.clock.advance(FLUSH_EVERY)
+    assert [
+        f"{capsule.file}: could not write the last-use times of 1 record (disk I/O"
+        f" error): trying again in {FLUSH_EVERY:g} s"
+    ] == [formatEvent(event) for event in events]
+    assert START == rows_of(capsule.file)[A][2]
+    monkeypatch.undo()
+    life.clock.advance(FLUSH_EVERY)
+    assert START + 1 == rows_of(capsule.file)[A][2]
+
+
+def test_a_file_another_program_is_writing_to_is_left_where_it_is(
+    capsule: Capsule,
+) -> None:
+    """Locked is not damaged: the slab does not open, says why, and the file is
+    neither moved aside nor changed."""
+    first = capsule.start(idle_timeout=100)
+    save(first, A, b"a")
+    first.stop()
+    other = sqlite3.connect(capsule.file, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # holds the write lock
+        with pytest.raises(StoreUnavailable) as raised:
+            capsule.start(START + 1000, idle_timeout=100)  # A must be deleted
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+    assert (
+        f"{capsule.file} cannot be used (database is locked): is another program"
+        f" writing to it? It is left as it is"
+    ) == str(raised.value)
+    assert ([], {A: (b"a", 1, START)}) == (asides(capsule.state), rows_of(capsule.file))
+
+
 # -- idle expiry across a restart ----------------------------------------------
 
 
@@ -597,6 +658,18 @@ def test_a_version_is_never_given_twice_across_a_restart(capsule: Capsule) -> No
     assert ([B], {A}) == (second.expired, set(second.records()))
     made = save(second, C, b"c")
     assert (1, 2, 3) == (a, b, made)
+
+
+def test_deleting_the_record_of_the_highest_version_does_not_free_it(
+    capsule: Capsule,
+) -> None:
+    first = capsule.start()
+    save(first, A, b"a")
+    b = save(first, B, b"b")
+    assert done(first.store.delete(B))
+    first.stop()
+    second = capsule.start()
+    assert b + 1 == save(second, C, b"c")
 
 
 def test_deletions_reach_the_file_those_of_the_sweep_too(capsule: Capsule) -> None:
@@ -1107,3 +1180,41 @@ def test_import_of_a_bad_line_names_its_number_and_writes_nothing(
         directory.release()
     assert f"line 3 cannot be imported: {why}" == str(raised.value)
     assert ["jetforce-sesh.lock"] == [path.name for path in directory.path.iterdir()]
+
+
+def test_a_record_exported_as_unreadable_imports_back_byte_for_byte(
+    tmp_path: Path,
+) -> None:
+    """A record the capsule's class cannot read any more (say, a field's type
+    changed) is still the player's: export keeps its bytes, import puts them
+    back, and nothing is lost on the way to a migration."""
+    junk = b"\x7fnot msgpack"
+    line = {**GOOD_LINE, "data": base64.b64encode(junk).decode()}
+    line["unreadable"] = "not a NoteBefore record"
+    directory = StateDirectory(tmp_path / "new")
+    try:
+        assert 1 == import_(before_app, directory, None, [json.dumps(line)])
+    finally:
+        directory.release()
+    ann = fingerprint_of("ann")
+    assert {ann: (junk, 1, START)} == rows_of(tmp_path / "new" / "notes.sqlite3")
+
+
+def test_export_of_a_file_sqlite_cannot_read_is_one_line_saying_what_to_do(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state"
+    run(before_app, state, ["ann"])
+    path = state / "notes.sqlite3"
+    path.write_bytes(b"not a database at all" * 100)
+    directory = StateDirectory(state)
+    try:
+        with pytest.raises(UsageError) as raised:
+            export(before_app, directory, None, io.StringIO())
+    finally:
+        directory.release()
+    assert (
+        f"{path} cannot be read (file is not a database): start jetforce-sesh on"
+        f" the directory once, which moves the file aside and keeps the records"
+        f" that check out, then export again"
+    ) == str(raised.value)

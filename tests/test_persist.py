@@ -347,59 +347,95 @@ def wal_frames(path: Path) -> int:
         db.close()
 
 
-def copy_while_saving(capsule: Capsule, life: Life, version: int) -> int:
-    """Forty saves, then the checkpoint thread's copy with three more saves
-    made while it copies; the version of the last.
+class Overtaken:
+    """The store's commit count, as the checkpoint thread reads it before and
+    after each pass, with what the reactor does meanwhile made to happen at
+    those moments, on real connections.
 
-    The copy stops short of those three as it does under real load, where it
-    runs beside the reactor's saves: here a reader that looked at the file
-    before them holds it there (SQLite copies no page a reader may still need
-    from the WAL)."""
-    checkpoints = life.store.checkpoints
-    assert checkpoints is not None
-    for _ in range(40):
-        version = save(life, A, b"steady", version)
-    reader = sqlite3.connect(capsule.file, isolation_level=None)
-    try:
-        reader.execute("BEGIN")
-        reader.execute("SELECT count(*) FROM records").fetchall()
+    A reader holds the file at its state after forty saves, and three more
+    saves follow: SQLite copies no page that reader may still need, so the
+    first pass stops short of the last saves, as a pass does under load when
+    saves land while it copies. The reader lets go after ``held`` passes; a
+    save lands during each of the first ``overtaken`` passes.
+    """
+
+    def __init__(
+        self, capsule: Capsule, life: Life, held: int, overtaken: int = 0
+    ) -> None:
+        self.life, self.held, self.overtaken = life, held, overtaken
+        self.version = 0
+        for _ in range(40):
+            self.version = save(life, A, b"steady", self.version)
+        self.reader: sqlite3.Connection | None = sqlite3.connect(
+            capsule.file, isolation_level=None
+        )
+        self.reader.execute("BEGIN")
+        self.reader.execute("SELECT count(*) FROM records").fetchall()
         for _ in range(3):
-            version = save(life, A, b"meanwhile", version)
-        checkpoints.copy()
-        reader.execute("COMMIT")
+            self.version = save(life, A, b"meanwhile", self.version)
+        self.readings = 0
+
+    def __call__(self) -> int:
+        self.readings += 1
+        finished = self.readings // 2 if self.readings % 2 == 0 else 0
+        if finished and finished <= self.overtaken:
+            self.version = save(self.life, A, b"overtaking", self.version)
+        if finished == self.held:
+            self.let_go()
+        return self.life.store.commits
+
+    @property
+    def passes(self) -> int:
+        return self.readings // 2
+
+    def let_go(self) -> None:
+        if self.reader is not None:
+            self.reader.execute("COMMIT")
+            self.reader.close()
+            self.reader = None
+
+
+def copy(overtaken: Overtaken, path: Path) -> bool:
+    checkpoints = persist_module.Checkpoints(path, overtaken)
+    try:
+        return checkpoints.copy()
     finally:
-        reader.close()
-    return version
+        checkpoints.close()
+        overtaken.let_go()
 
 
-def test_the_wal_starts_afresh_after_each_checkpoint_under_steady_saves(
+def test_a_checkpoint_passes_again_until_all_of_the_wal_is_copied(
+    capsule: Capsule,
+) -> None:
+    """SQLite starts a WAL afresh only when a save finds all of it copied; a
+    pass that could not copy it all is followed by another, and once one has,
+    the next save starts the WAL from its beginning."""
+    life = capsule.start()
+    overtaken = Overtaken(capsule, life, held=1)
+    assert (True, 2) == (copy(overtaken, capsule.file), overtaken.passes)
+    save(life, A, b"after", ANY_VERSION)
+    assert 1 == wal_frames(capsule.file)
+
+
+def test_a_checkpoint_passes_again_when_a_save_came_while_it_copied(
+    capsule: Capsule,
+) -> None:
+    life = capsule.start()
+    overtaken = Overtaken(capsule, life, held=0, overtaken=2)
+    assert (True, 3) == (copy(overtaken, capsule.file), overtaken.passes)
+
+
+def test_a_checkpoint_that_is_always_overtaken_gives_up_and_the_wal_grows(
     capsule: Capsule, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """SQLite starts a WAL afresh only when a save finds all of it copied;
-    the reactor's finishing copy is what keeps the WAL from growing a page per
-    save for as long as saves keep coming."""
-    monkeypatch.setattr(persist_module, "CHECKPOINT_EVERY", 3600.0)  # driven here
+    """The control for the tests above: a copy that never gets all of the WAL
+    stops after ``CATCH_UP_PASSES``, and the WAL keeps every save."""
+    monkeypatch.setattr(persist_module, "CATCH_UP_PASSES", 3)
     life = capsule.start()
-    version = 0
-    for _ in range(3):
-        version = copy_while_saving(capsule, life, version)
-        life.clock.advance(persist_module.FINISH_EVERY)
-        version = save(life, A, b"after", version)
-        assert 1 == wal_frames(capsule.file)
-
-
-def test_without_its_finishing_copy_the_wal_keeps_every_save(
-    capsule: Capsule, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The control for the test above: the same saves and copies, with no
-    finishing copy, leave a WAL that holds every save since the store opened."""
-    monkeypatch.setattr(persist_module, "CHECKPOINT_EVERY", 3600.0)
-    life = capsule.start()
-    version = 0
-    for _ in range(3):
-        version = copy_while_saving(capsule, life, version)
-        version = save(life, A, b"after", version)
-    assert 3 * 44 <= wal_frames(capsule.file)
+    overtaken = Overtaken(capsule, life, held=3)
+    assert (False, 3) == (copy(overtaken, capsule.file), overtaken.passes)
+    save(life, A, b"after", ANY_VERSION)
+    assert 40 + 3 + 1 <= wal_frames(capsule.file)
 
 
 def test_a_backup_of_a_running_store_by_sqlites_backup_api_restores_whole(
@@ -1218,3 +1254,26 @@ def test_export_of_a_file_sqlite_cannot_read_is_one_line_saying_what_to_do(
         f" the directory once, which moves the file aside and keeps the records"
         f" that check out, then export again"
     ) == str(raised.value)
+
+
+def test_export_for_a_capsule_that_wrote_none_of_the_files_says_which_to_give(
+    tmp_path: Path,
+) -> None:
+    """The demo capsule is the default --app: exporting another capsule's
+    directory without naming it must not quietly export nothing."""
+    state = tmp_path / "state"
+    run(before_app, state, ["ann"])
+    directory = StateDirectory(state)
+    try:
+        with pytest.raises(UsageError) as raised:
+            export(after_app_elsewhere, directory, None, io.StringIO())
+    finally:
+        directory.release()
+    assert (
+        f"no slab of the capsule has a file in {state} (it holds notes.sqlite3):"
+        f" give --app the capsule that wrote them"
+    ) == str(raised.value)
+
+
+after_app_elsewhere = SessionApplication("elsewhere")
+after_app_elsewhere.slab(NoteAfter, name="elsewhere", record_size=64)

@@ -88,7 +88,15 @@ def export(
 ) -> tuple[int, int]:
     """Every record of the app's slabs as JSON lines; (written, left out)."""
     written = left_out = 0
-    for slab in _slabs(app, only):
+    slabs = _slabs(app, only)
+    if not any(directory.file_for(slab.name).exists() for slab in slabs):
+        others = sorted(path.name for path in directory.path.glob("*.sqlite3"))
+        if others:
+            raise UsageError(
+                f"no slab of the capsule has a file in {directory.path} (it holds"
+                f" {', '.join(others)}): give --app the capsule that wrote them"
+            )
+    for slab in slabs:
         path = directory.file_for(slab.name)
         if not path.exists():
             continue

@@ -35,6 +35,9 @@ from jetforce_sesh.protocol import SessionProtocol
 
 #: Seconds the stores get to open before the server gives up.
 OPEN_TIMEOUT = 30.0
+#: Seconds the stores get to close, past the grace period, before the server
+#: stops without them.
+CLOSE_TIMEOUT = 30.0
 #: Seconds answered requests get to reach their clients at shutdown.
 DRAIN_TIMEOUT = 5.0
 #: Connections the kernel may hold for the server before it accepts them.
@@ -66,6 +69,7 @@ class SessionServer(GeminiServer):
         #: What the process exits with once the reactor stops.
         self.exit_code = 0
         self._drained: Deferred[None] | None = None
+        self._open_late: list[bool] = []
 
     def run(self) -> None:
         # Jetforce's, without its "Server hostname is gemini://..." line, which
@@ -83,7 +87,7 @@ class SessionServer(GeminiServer):
 
     def initialize(self) -> None:
         self.reactor.addSystemEventTrigger("before", "shutdown", self.shut_down)
-        self.ready.addTimeout(OPEN_TIMEOUT, self.reactor)
+        self._open_late = _give_up_after(self.ready, OPEN_TIMEOUT, self.reactor)
         self.ready.addCallbacks(self._listen, self._cannot_open)
 
     def _listen(self, banner: list[str]) -> None:
@@ -126,7 +130,7 @@ class SessionServer(GeminiServer):
         error = failure.value
         if isinstance(error, FirstError):
             error = error.subFailure.value
-        if isinstance(error, TimeoutError):
+        if self._open_late:
             why = (
                 f"the stores did not open within {OPEN_TIMEOUT:g} s: check that"
                 f" what they need is running and reachable"
@@ -160,7 +164,22 @@ class SessionServer(GeminiServer):
                 connection.finish_connection()
         closing = [app.close(self.grace) for app in self.sessions]
         done: Deferred[Any] = gatherResults(closing, consumeErrors=True)
+        late = _give_up_after(done, self.grace + CLOSE_TIMEOUT, self.reactor)
+        done.addErrback(self._cannot_close, late)
         return done.addBoth(lambda _: self.drained(DRAIN_TIMEOUT))
+
+    def _cannot_close(self, failure: Failure, late: list[bool]) -> None:
+        # Every answered change is in its store already; what a store could not
+        # finish (a last flush) is its own to say. The exit status tells.
+        error = failure.value
+        if isinstance(error, FirstError):
+            error = error.subFailure.value
+        if late:
+            why = f"the stores did not close within {CLOSE_TIMEOUT:g} s"
+        else:
+            why = f"the stores could not be closed: {type(error).__name__}: {error}"
+        print(f"jetforce-sesh: error: {why}; stopping without them", file=sys.stderr)
+        self.exit_code = 1
 
     def drained(self, timeout: float) -> Deferred[None]:
         """Fires once every connection has closed, or after ``timeout`` seconds."""
@@ -182,3 +201,25 @@ class SessionServer(GeminiServer):
         drained, self._drained = self._drained, None
         if drained is not None and not drained.called:
             drained.callback(None)
+
+
+def _give_up_after(deferred: Deferred[Any], seconds: float, reactor: Any) -> list[bool]:
+    """Cancel ``deferred`` if it has not fired within ``seconds``; the list
+    returned holds True once that happened. (``Deferred.addTimeout`` tells a
+    time-out apart only when the Deferred itself is cancelled, and a gathered
+    one fails with its first child's cancellation instead.)"""
+    late: list[bool] = []
+
+    def expire() -> None:
+        late.append(True)
+        deferred.cancel()
+
+    call = reactor.callLater(seconds, expire)
+
+    def stop(result: object) -> object:
+        if call.active():
+            call.cancel()
+        return result
+
+    deferred.addBoth(stop)
+    return late

@@ -125,8 +125,8 @@ class SessionRoute(Generic[R]):
             return Response(Status.CERTIFICATE_NOT_VALID, problem)
         try:
             key = opened.keys.key_for(request, certificate)
-            if type(key) is not bytes and not isinstance(key, Deferred):
-                check_key(key)
+            if not isinstance(key, Deferred):
+                check_key(key)  # a key step's mistake stops here, not in the store
         except Exception:
             self.log_failure(Failure())  # type: ignore[no-untyped-call]
             return FAILED

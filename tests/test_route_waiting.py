@@ -16,6 +16,7 @@ from zope.interface import implementer
 
 from jetforce_sesh import (
     ANY_VERSION,
+    BadKey,
     IPlayerKeys,
     MemoryStore,
     SessionApplication,
@@ -673,6 +674,29 @@ def test_a_key_step_that_gives_a_bad_key_is_a_failure() -> None:
     with capturedLogs() as events:
         assert 42 == harness.get("/now").status
     assert ["session route {name} failed"] == [e["log_format"] for e in events]
+
+
+def test_a_key_step_that_gives_a_short_key_at_once_fails_before_any_turn() -> None:
+    """Bytes, but not 32 of them: refused where the key step answered, so no
+    turn is held under a key no store could take."""
+
+    @implementer(IPlayerKeys)
+    class Short:
+        def key_for(self, request: Request, certificate: Certificate) -> bytes:
+            return b"short"
+
+    clock = new_clock()
+    app, slab = waiting_app(clock)
+    app.keys = Short()
+    harness = SessionHarness(app, clock=clock)
+    with capturedLogs() as events:
+        assert 42 == harness.get("/now").status
+    failure = events[0]["log_failure"]
+    assert ("session route {name} failed", BadKey) == (
+        events[0]["log_format"],
+        type(failure.value),
+    )
+    assert (1, 0) == (slab.stats.failures, slab.store.stats().creations)
 
 
 def test_player_key_is_the_key_the_step_gave() -> None:

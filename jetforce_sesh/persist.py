@@ -79,6 +79,9 @@ CHECKPOINT_EVERY = 5.0
 #: Passes one checkpoint makes at most, back to back, until one finds no save
 #: made while it copied (see :class:`Checkpoints`).
 CATCH_UP_PASSES = 50
+#: Seconds between two of those passes: back to back, they held SQLite's locks
+#: so often that a save now and then waited for one (4 ms, measured).
+PASS_PAUSE = 0.002
 #: Bytes the WAL file is cut back to once a checkpoint has emptied it. Large:
 #: a WAL cut back after every checkpoint grows again by fresh pages, and that
 #: costs more CPU per save than writing over pages it already has (measured: a
@@ -308,7 +311,9 @@ class Checkpoints(threading.Thread):
                 self.path, isolation_level=None, check_same_thread=False
             )
             self._db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
-        for _ in range(CATCH_UP_PASSES):
+        for number in range(CATCH_UP_PASSES):
+            if number and self.done.wait(PASS_PAUSE):
+                return False  # stopping: the close checkpoints
             begun = self.saves()
             try:
                 busy, log, copied = self._db.execute(

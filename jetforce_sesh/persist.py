@@ -744,13 +744,16 @@ class PersistentStore:
             return
         found = self.memory.peek_now(key)
         with transaction(db):
+            # Deletions owed first: the key itself may be among them (a hook
+            # that saves the record it was told expired), and its latest
+            # state is what the file must keep.
+            done = self._delete_gone(db, len(self._gone))
             if found is None:
                 db.execute("DELETE FROM records WHERE key = ?", (key,))
                 # The record may have held the highest version given.
                 db.execute(_FLOOR, (str(self.memory.last_version),))
             else:
                 self._upsert(db, key, found.data, found.version)
-            done = self._delete_gone(db, len(self._gone))
         self.commits += 1
         del self._gone[:done]
 
@@ -761,8 +764,8 @@ class PersistentStore:
         if db is None:
             return
         with transaction(db):
-            self._upsert(db, key, data, version)
             done = self._delete_gone(db, len(self._gone)) if self._gone else 0
+            self._upsert(db, key, data, version)  # after: see _write
         self.commits += 1
         del self._gone[:done]
 

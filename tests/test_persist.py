@@ -20,6 +20,7 @@ import re
 import shutil
 import sqlite3
 import stat
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -28,6 +29,9 @@ from typing import TypeVar
 
 import attrs
 import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import initialize, invariant, rule
 from jetforce.app.base import Request, Response, Status
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
@@ -45,7 +49,7 @@ from jetforce_sesh import persist as persist_module
 from jetforce_sesh.checks import UsageError
 from jetforce_sesh.codec import Codec
 from jetforce_sesh.errors import StoreUnavailable
-from jetforce_sesh.options import SlabOptions
+from jetforce_sesh.options import OnFull, SlabOptions
 from jetforce_sesh.persist import (
     FILE_FORMAT,
     FLUSH_EVERY,
@@ -56,6 +60,12 @@ from jetforce_sesh.persist import (
 from jetforce_sesh.store import StoreSpec
 from jetforce_sesh.testing import START, SessionHarness, fingerprint_of
 from jetforce_sesh.transfer import export, import_
+from tests.test_memory import (
+    MemoryStoreAgainstModel,
+    Model,
+    all_records,
+    hook_spec,
+)
 
 T = TypeVar("T")
 
@@ -1277,3 +1287,103 @@ def test_export_for_a_capsule_that_wrote_none_of_the_files_says_which_to_give(
 
 after_app_elsewhere = SessionApplication("elsewhere")
 after_app_elsewhere.slab(NoteAfter, name="elsewhere", record_size=64)
+
+
+# -- the store against the model, with its file ---------------------------------
+
+
+#: How often an open store with an ``idle_timeout`` of 10 s sweeps by itself.
+SWEEP_EVERY = 5.0
+
+
+class PersistentStoreAgainstModel(MemoryStoreAgainstModel):
+    """The memory store's state machine, on a persistent store: it answers as
+    the model does, hooks that write to it included, and after every step the
+    file holds exactly the records the store does, each at its version."""
+
+    @initialize(
+        capacity=st.integers(2, 5),
+        on_full=st.sampled_from(["evict", "refuse"]),
+        hooks=st.lists(hook_spec, max_size=2),
+    )
+    def make(
+        self,
+        capacity: int,
+        on_full: OnFull,
+        hooks: list[tuple[str, str, bytes | None, int]],
+    ) -> None:
+        self.state = Path(tempfile.mkdtemp(prefix="jetforce-sesh-machine-"))
+        self.clock = Clock()
+        self.clock.advance(START)
+        self.stores = PersistentStores(self.state / "state")
+        options = SlabOptions(
+            max_records=capacity, record_size=8, idle_timeout=10, on_full=on_full
+        )
+        self.persistent = self.stores(StoreSpec(NAME, options, self.clock, 8, "raw"))
+        done(self.persistent.open())
+        self.next_sweep = self.clock.seconds() + SWEEP_EVERY
+        self.store = self.persistent  # type: ignore[assignment]
+        self.model = Model(capacity, 10, on_full, 8, self.clock)
+        self.hook_log = ([], [])
+        self.hooks_installed = 0
+        for spec in hooks:
+            self.install_hook(spec)
+
+    @rule(seconds=st.sampled_from([0.5, 1, 4, 9.75, 10, 12]))
+    def wait(self, seconds: float) -> None:
+        """Time passes; the store's own sweep runs every ``SWEEP_EVERY``
+        seconds (an open store sweeps by itself), and the model's with it."""
+        end = self.clock.seconds() + seconds
+        while self.next_sweep <= end:
+            self.clock.advance(self.next_sweep - self.clock.seconds())
+            self.model.sweep()
+            self.clock.advance(0)
+            self.next_sweep += SWEEP_EVERY
+        self.clock.advance(end - self.clock.seconds())
+
+    @rule()
+    def sweep(self) -> None:
+        assert self.model.sweep() == self.store.sweep()
+        # The rows of swept records are deleted, and their hooks told, on the
+        # next turn of the reactor.
+        self.clock.advance(0)
+
+    @invariant()
+    def the_file_holds_what_the_store_does(self) -> None:
+        self.clock.advance(0)
+        live = {r.key: (r.data, r.version) for r in all_records(self.store)}
+        on_disk = {
+            k: (data, v) for k, (data, v, _) in rows_of(self.persistent.path).items()
+        }
+        assert live == {k: on_disk.get(k) for k in live}
+        # Beyond those, only records gone idle that nothing has let go yet.
+        records = self.model.records
+        assert all(
+            k in records and self.model.idle(records[k])
+            for k in on_disk.keys() - live.keys()
+        ), on_disk.keys() - live.keys()
+
+    def teardown(self) -> None:
+        done(self.persistent.close())
+        self.stores.directory.release()
+        shutil.rmtree(self.state, ignore_errors=True)
+
+
+TestPersistentStoreAgainstModel = PersistentStoreAgainstModel.TestCase
+TestPersistentStoreAgainstModel.settings = settings(max_examples=100, deadline=None)
+
+
+def test_a_record_an_expire_hook_saves_again_stays_in_the_file() -> None:
+    """The example the state machine above found: a visit finds a record
+    idle, its expire hook saves it again, and that save wrote the record, then
+    deleted it with the expiry it owed the file, in one transaction."""
+    machine = PersistentStoreAgainstModel()
+    try:
+        machine.make(capacity=2, on_full="evict", hooks=[("expired", "save", None, 0)])
+        machine.wait(0.5)
+        machine.save(bytes(32), b"", "absent", 1)
+        machine.wait(10)
+        machine.load(bytes(32))
+        machine.the_file_holds_what_the_store_does()
+    finally:
+        machine.teardown()

@@ -157,6 +157,36 @@ def test_the_address_the_banner_prints_works(
     assert reply.startswith(b"20 text/gemini\r\n# jetforce-sesh demo capsule\n")
 
 
+def test_the_address_the_banner_prints_for_an_ip_hostname_works(
+    make_cert: MakeCert,
+) -> None:
+    """--hostname 127.0.0.1: the banner's address, and the ad-hoc certificate
+    (with the address in its names) that an independent client checks."""
+    server = Server(["--hostname", "127.0.0.1"])
+    try:
+        (line,) = [line for line in server.output if line.startswith("Open ")]
+        url = f"gemini://127.0.0.1:{server.port}/"
+        assert f"Open {url} in a Gemini client, with a client certificate.\n" == line
+        dot = make_cert("e2e-ip")
+        agunua = [
+            AGUNUA,
+            "--no-tofu",
+            "-c",
+            str(dot.cert_path),
+            "-k",
+            str(dot.key_path),
+        ]
+        played = subprocess.run(
+            [*agunua, url + "counter"], capture_output=True, text=True, timeout=30
+        )
+        assert (0, True) == (
+            played.returncode,
+            "Welcome! This is your first visit." in played.stdout,
+        ), played.stderr
+    finally:
+        server.stop()
+
+
 def test_agunua_as_an_independent_client(
     demo_server: Server, make_cert: MakeCert
 ) -> None:

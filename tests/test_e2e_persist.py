@@ -48,9 +48,12 @@ def visit(server: Server, player: ClientCert) -> int:
     return count_of(server.request("/counter", player))
 
 
-def stop_cleanly(server: Server) -> tuple[int, str]:
-    """SIGTERM, as a service manager stops a server: its exit status and output."""
-    server.process.send_signal(signal.SIGTERM)
+def stop_cleanly(
+    server: Server, how: signal.Signals = signal.SIGTERM
+) -> tuple[int, str]:
+    """SIGTERM, as a service manager stops a server (or SIGINT, as Ctrl-C
+    does): its exit status and output."""
+    server.process.send_signal(how)
     status = server.process.wait(timeout=30)
     return status, server.stop()
 
@@ -59,9 +62,16 @@ def names_in(state: Path) -> list[str]:
     return sorted(path.name for path in state.iterdir())
 
 
-@pytest.mark.parametrize("sync", ["normal", "full"])
+@pytest.mark.parametrize(
+    "sync, how",
+    [
+        ("normal", signal.SIGTERM),
+        ("full", signal.SIGTERM),
+        ("normal", signal.SIGINT),
+    ],
+)
 def test_counts_continue_after_a_clean_stop_and_restart(
-    make_cert: MakeCert, tmp_path: Path, sync: str
+    make_cert: MakeCert, tmp_path: Path, sync: str, how: signal.Signals
 ) -> None:
     ann, ben = make_cert("persist-ann"), make_cert("persist-ben")
     state = tmp_path / "state"
@@ -74,7 +84,7 @@ def test_counts_continue_after_a_clean_stop_and_restart(
             visit(server, ben),
         ]
     finally:
-        status, output = stop_cleanly(server)
+        status, output = stop_cleanly(server, how)
     assert 0 == status
     assert (
         f"Records are kept in {state} (synchronous={sync}): they survive restarts.\n"

@@ -22,12 +22,12 @@ from __future__ import annotations
 from array import array
 from collections.abc import Callable, Iterable
 
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 from zope.interface import implementer
 
-from jetforce_sesh.errors import BadKey, Conflict, RecordTooLarge, StoreFull
+from jetforce_sesh.errors import Conflict, RecordTooLarge, StoreFull
 from jetforce_sesh.options import (
     OnFull,
     check_idle_timeout,
@@ -39,6 +39,7 @@ from jetforce_sesh.store import (
     ABSENT,
     ANY_VERSION,
     KEY_SIZE,
+    AnswersAtOnce,
     Hook,
     Hooks,
     IImmediateSessionStore,
@@ -68,7 +69,7 @@ def _table_size(capacity: int) -> int:
 
 
 @implementer(IImmediateSessionStore)
-class MemoryStore:
+class MemoryStore(AnswersAtOnce):
     """Fixed-size records in one bytearray, with LRU eviction and idle expiry."""
 
     def __init__(
@@ -595,38 +596,6 @@ class MemoryStore:
         return RecordPage(found, None if slot >= self.capacity else str(slot))
 
     # -- ISessionStore -----------------------------------------------------------
-
-    def load(self, key: bytes) -> Deferred[Stored | None]:
-        try:
-            return succeed(self.load_now(key))
-        except BadKey as error:
-            return fail(error)
-
-    def peek(self, key: bytes) -> Deferred[Stored | None]:
-        try:
-            return succeed(self.peek_now(key))
-        except BadKey as error:
-            return fail(error)
-
-    def save(self, key: bytes, data: bytes, expected: int) -> Deferred[int]:
-        try:
-            return succeed(self.save_now(key, data, expected))
-        except (BadKey, Conflict, RecordTooLarge, StoreFull, TypeError) as error:
-            return fail(error)
-
-    def delete(self, key: bytes, expected: int = ANY_VERSION) -> Deferred[bool]:
-        try:
-            return succeed(self.delete_now(key, expected))
-        except (BadKey, Conflict) as error:
-            return fail(error)
-
-    def records(
-        self, cursor: str | None = None, limit: int = 256
-    ) -> Deferred[RecordPage]:
-        try:
-            return succeed(self.records_now(cursor, limit))
-        except ValueError as error:
-            return fail(error)
 
     def stats(self) -> StoreStats:
         return StoreStats(

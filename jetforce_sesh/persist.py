@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
 
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -56,6 +56,7 @@ from jetforce_sesh.errors import (
 from jetforce_sesh.memory import MemoryStore
 from jetforce_sesh.store import (
     ANY_VERSION,
+    AnswersAtOnce,
     Hook,
     Hooks,
     IImmediateSessionStore,
@@ -346,7 +347,7 @@ class Checkpoints(threading.Thread):
 
 
 @implementer(IImmediateSessionStore)
-class PersistentStore:
+class PersistentStore(AnswersAtOnce):
     """A :class:`MemoryStore` whose every change is also written to SQLite."""
 
     def __init__(self, spec: StoreSpec, path: Path, sync: Sync = "normal") -> None:
@@ -944,42 +945,6 @@ class PersistentStore:
         return self.memory.sweep()
 
     # -- ISessionStore -----------------------------------------------------------
-
-    def load(self, key: bytes) -> Deferred[Stored | None]:
-        try:
-            return succeed(self.load_now(key))
-        except BadKey as error:
-            return fail(error)
-
-    def peek(self, key: bytes) -> Deferred[Stored | None]:
-        try:
-            return succeed(self.peek_now(key))
-        except BadKey as error:
-            return fail(error)
-
-    def save(self, key: bytes, data: bytes, expected: int) -> Deferred[int]:
-        try:
-            return succeed(self.save_now(key, data, expected))
-        except (
-            BadKey,
-            Conflict,
-            RecordTooLarge,
-            StoreFull,
-            StoreUnavailable,
-            TypeError,
-        ) as error:
-            return fail(error)
-
-    def delete(self, key: bytes, expected: int = ANY_VERSION) -> Deferred[bool]:
-        try:
-            return succeed(self.delete_now(key, expected))
-        except (BadKey, Conflict, StoreUnavailable) as error:
-            return fail(error)
-
-    def records(
-        self, cursor: str | None = None, limit: int = 256
-    ) -> Deferred[RecordPage]:
-        return self.memory.records(cursor, limit)
 
     def stats(self) -> StoreStats:
         return self.memory.stats()

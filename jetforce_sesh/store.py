@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import attrs
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import Attribute, Interface
@@ -190,6 +190,41 @@ class IImmediateSessionStore(ISessionStore):
 
     def records_now(cursor: str | None = None, limit: int = 256) -> RecordPage:
         """As :meth:`ISessionStore.records`."""
+
+
+class _AnswersNow(Protocol):
+    def load_now(self, key: bytes) -> Stored | None: ...
+    def peek_now(self, key: bytes) -> Stored | None: ...
+    def save_now(self, key: bytes, data: bytes, expected: int) -> int: ...
+    def delete_now(self, key: bytes, expected: int = ...) -> bool: ...
+    def records_now(self, cursor: str | None = ..., limit: int = ...) -> RecordPage: ...
+
+
+class AnswersAtOnce:
+    """The Deferred half of :class:`IImmediateSessionStore`, from the other:
+    each method calls its ``_now`` twin and fires at once, with its answer or
+    with what it raised."""
+
+    def load(self: _AnswersNow, key: bytes) -> Deferred[Stored | None]:
+        return maybeDeferred(self.load_now, key)
+
+    def peek(self: _AnswersNow, key: bytes) -> Deferred[Stored | None]:
+        return maybeDeferred(self.peek_now, key)
+
+    def save(
+        self: _AnswersNow, key: bytes, data: bytes, expected: int
+    ) -> Deferred[int]:
+        return maybeDeferred(self.save_now, key, data, expected)
+
+    def delete(
+        self: _AnswersNow, key: bytes, expected: int = ANY_VERSION
+    ) -> Deferred[bool]:
+        return maybeDeferred(self.delete_now, key, expected)
+
+    def records(
+        self: _AnswersNow, cursor: str | None = None, limit: int = 256
+    ) -> Deferred[RecordPage]:
+        return maybeDeferred(self.records_now, cursor, limit)
 
 
 def check_key(key: object) -> bytes:

@@ -40,7 +40,6 @@ from jetforce_sesh.store import (
     ANY_VERSION,
     KEY_SIZE,
     AnswersAtOnce,
-    Hook,
     Hooks,
     IImmediateSessionStore,
     RecordPage,
@@ -48,6 +47,7 @@ from jetforce_sesh.store import (
     StoredRecord,
     StoreSpec,
     StoreStats,
+    TellsHooks,
     check_key,
 )
 
@@ -69,7 +69,7 @@ def _table_size(capacity: int) -> int:
 
 
 @implementer(IImmediateSessionStore)
-class MemoryStore(AnswersAtOnce):
+class MemoryStore(AnswersAtOnce, TellsHooks):
     """Fixed-size records in one bytearray, with LRU eviction and idle expiry."""
 
     def __init__(
@@ -609,15 +609,6 @@ class MemoryStore(AnswersAtOnce):
             refusals=self._refusals,
             conflicts=self._conflicts,
         )
-
-    def on_created(self, hook: Hook) -> None:
-        self._hooks.created.append(hook)
-
-    def on_evicted(self, hook: Hook) -> None:
-        self._hooks.evicted.append(hook)
-
-    def on_expired(self, hook: Hook) -> None:
-        self._hooks.expired.append(hook)
 
 
 def _version_text(version: int) -> str:

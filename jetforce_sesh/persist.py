@@ -64,6 +64,7 @@ from jetforce_sesh.store import (
     Stored,
     StoreSpec,
     StoreStats,
+    TellsHooks,
 )
 
 Sync = Literal["normal", "full"]
@@ -347,7 +348,7 @@ class Checkpoints(threading.Thread):
 
 
 @implementer(IImmediateSessionStore)
-class PersistentStore(AnswersAtOnce):
+class PersistentStore(AnswersAtOnce, TellsHooks):
     """A :class:`MemoryStore` whose every change is also written to SQLite."""
 
     def __init__(self, spec: StoreSpec, path: Path, sync: Sync = "normal") -> None:
@@ -948,12 +949,3 @@ class PersistentStore(AnswersAtOnce):
 
     def stats(self) -> StoreStats:
         return self.memory.stats()
-
-    def on_created(self, hook: Hook) -> None:
-        self._hooks.created.append(hook)
-
-    def on_evicted(self, hook: Hook) -> None:
-        self._hooks.evicted.append(hook)
-
-    def on_expired(self, hook: Hook) -> None:
-        self._hooks.expired.append(hook)

@@ -227,6 +227,22 @@ class AnswersAtOnce:
         return maybeDeferred(self.records_now, cursor, limit)
 
 
+class TellsHooks:
+    """``on_created``, ``on_evicted`` and ``on_expired`` of a store whose
+    hooks are in ``self._hooks``."""
+
+    _hooks: Hooks
+
+    def on_created(self, hook: Hook) -> None:
+        self._hooks.created.append(hook)
+
+    def on_evicted(self, hook: Hook) -> None:
+        self._hooks.evicted.append(hook)
+
+    def on_expired(self, hook: Hook) -> None:
+        self._hooks.expired.append(hook)
+
+
 def check_key(key: object) -> bytes:
     """``key`` if it is 32 bytes; BadKey otherwise (a prefix must find nothing)."""
     if type(key) is not bytes or len(key) != KEY_SIZE:

@@ -728,20 +728,24 @@ class MemoryStoreAgainstModel(RuleBasedStateMachine):
         on_full: OnFull,
         hooks: list[tuple[str, str, bytes | None, int]],
     ) -> None:
+        self.store, self.clock = self.new_store(capacity, on_full)
+        self.model = Model(capacity, 10, on_full, 8, self.clock)
+        self.hook_log: tuple[list[object], list[object]] = ([], [])
+        self.hooks_installed = 0
+        for spec in hooks:
+            self.install_hook(spec)
+
+    def new_store(self, capacity: int, on_full: OnFull) -> tuple[MemoryStore, Clock]:
+        """The store under test: 8-byte records, idle after 10 s."""
         # Four home cells make every probe run collide, and some wrap around
         # the end of the table: backward-shift deletion is exercised all along.
-        self.store, self.clock = make_store(
+        return make_store(
             capacity,
             idle_timeout=10,
             on_full=on_full,
             record_size=8,
             hash_key=lambda k: k[-1] % 4 + 5,
         )
-        self.model = Model(capacity, 10, on_full, 8, self.clock)
-        self.hook_log: tuple[list[object], list[object]] = ([], [])
-        self.hooks_installed = 0
-        for spec in hooks:
-            self.install_hook(spec)
 
     def expected_version(self, k: bytes, kind: str, stale: int) -> int:
         entry = self.model.records.get(k)

@@ -31,7 +31,7 @@ import attrs
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import initialize, invariant, rule
+from hypothesis.stateful import invariant, rule
 from jetforce.app.base import Request, Response, Status
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
@@ -62,9 +62,7 @@ from jetforce_sesh.testing import START, SessionHarness, fingerprint_of
 from jetforce_sesh.transfer import export, import_
 from tests.test_memory import (
     MemoryStoreAgainstModel,
-    Model,
     all_records,
-    hook_spec,
 )
 
 T = TypeVar("T")
@@ -1301,33 +1299,20 @@ class PersistentStoreAgainstModel(MemoryStoreAgainstModel):
     the model does, hooks that write to it included, and after every step the
     file holds exactly the records the store does, each at its version."""
 
-    @initialize(
-        capacity=st.integers(2, 5),
-        on_full=st.sampled_from(["evict", "refuse"]),
-        hooks=st.lists(hook_spec, max_size=2),
-    )
-    def make(
-        self,
-        capacity: int,
-        on_full: OnFull,
-        hooks: list[tuple[str, str, bytes | None, int]],
-    ) -> None:
+    def new_store(  # type: ignore[override]
+        self, capacity: int, on_full: OnFull
+    ) -> tuple[PersistentStore, Clock]:
         self.state = Path(tempfile.mkdtemp(prefix="jetforce-sesh-machine-"))
-        self.clock = Clock()
-        self.clock.advance(START)
+        clock = Clock()
+        clock.advance(START)
         self.stores = PersistentStores(self.state / "state")
         options = SlabOptions(
             max_records=capacity, record_size=8, idle_timeout=10, on_full=on_full
         )
-        self.persistent = self.stores(StoreSpec(NAME, options, self.clock, 8, "raw"))
+        self.persistent = self.stores(StoreSpec(NAME, options, clock, 8, "raw"))
         done(self.persistent.open())
-        self.next_sweep = self.clock.seconds() + SWEEP_EVERY
-        self.store = self.persistent  # type: ignore[assignment]
-        self.model = Model(capacity, 10, on_full, 8, self.clock)
-        self.hook_log = ([], [])
-        self.hooks_installed = 0
-        for spec in hooks:
-            self.install_hook(spec)
+        self.next_sweep = clock.seconds() + SWEEP_EVERY
+        return self.persistent, clock
 
     @rule(seconds=st.sampled_from([0.5, 1, 4, 9.75, 10, 12]))
     def wait(self, seconds: float) -> None:

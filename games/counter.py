@@ -26,7 +26,9 @@ class Visits:
     ever: int = 0
 
 
-slab = app.slab(Visits, record_size=64)
+# A fixed layout (two little-endian uint64s), so CGI programs in C or Python can
+# share the count over the bridge: see examples/cgi-bin/ and docs/howto/cgi-programs.md.
+slab = app.slab(Visits, name="visits", layout="<QQ")
 
 
 @app.session_route("/counter", record=Visits)

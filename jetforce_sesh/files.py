@@ -10,9 +10,16 @@ everything else is served as Jetforce serves it.
 from __future__ import annotations
 
 import os
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
+from typing import Any
 
-from jetforce.app.base import DeferredResponse, Request, Response, Status
+from jetforce.app.base import (
+    DeferredResponse,
+    EnvironDict,
+    Request,
+    Response,
+    Status,
+)
 from jetforce.app.static import StaticDirectoryApplication
 
 NOT_FOUND = Response(Status.NOT_FOUND, "Not Found")
@@ -20,6 +27,17 @@ NOT_FOUND = Response(Status.NOT_FOUND, "Not Found")
 
 class CapsuleFiles(StaticDirectoryApplication):
     """Files and CGI programs of one directory, and nothing outside it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Variables every CGI program gets besides the request's (the bridge's
+        #: socket).
+        self.cgi_environ: dict[str, str] = {}
+
+    def run_cgi_script(
+        self, filesystem_path: str | Path, environ: EnvironDict
+    ) -> DeferredResponse:
+        return super().run_cgi_script(filesystem_path, {**environ, **self.cgi_environ})
 
     def serve_static_file(self, request: Request) -> Response | DeferredResponse:
         path = request.path.strip("/")

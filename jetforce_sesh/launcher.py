@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 from jetforce.__main__ import parser as jetforce_parser
 from jetforce.app.base import JetforceApplication
 from jetforce.app.composite import CompositeApplication
+from twisted.application.service import IService
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import (
     FilteringLogObserver,
@@ -32,6 +33,8 @@ from jetforce_sesh import __version__
 from jetforce_sesh.adhoc import ad_hoc_certificate
 from jetforce_sesh.application import SessionApplication
 from jetforce_sesh.banner import banner as games_banner
+from jetforce_sesh.bridge import BridgeFactory, BridgeService, bridged, check_keys
+from jetforce_sesh.bridgesocket import check_path, group_id, listener
 from jetforce_sesh.checks import (
     UsageError,
     check_hostname,
@@ -58,6 +61,7 @@ from jetforce_sesh.ratelimit import ClockedRateLimiter
 from jetforce_sesh.server import SessionServer
 from jetforce_sesh.slab import Slab
 from jetforce_sesh.store import StoreFactory
+from sesh_bridge import SOCKET_VARIABLE
 
 DEFAULT_APP = "jetforce_sesh:app"
 
@@ -173,6 +177,19 @@ def build_parser() -> Parser:
         " full also a power loss, at an fsync per save",
     )
     group.add_argument(
+        "--bridge-socket",
+        default=None,
+        metavar="PATH",
+        help="Serve the records of slabs with a fixed layout to CGI programs over"
+        " this UNIX socket (mode 0600); they find it in $SESH_BRIDGE_SOCKET",
+    )
+    group.add_argument(
+        "--bridge-group",
+        default=None,
+        metavar="GROUP",
+        help="With --bridge-socket: let this group's members connect too (mode 0660)",
+    )
+    group.add_argument(
         "--shutdown-grace",
         type=_flag(check_grace, float),
         default=10.0,
@@ -282,10 +299,11 @@ def session_apps(app: object) -> list[SessionApplication]:
 
 def configure(
     args: argparse.Namespace,
-) -> tuple[Any, list[SessionApplication], Deferred[list[str]]]:
-    """The application to serve, its session applications, and a Deferred that
-    fires with the banner lines once their stores serve. Everything that can be
-    checked before the reactor runs is checked here, and raises UsageError."""
+) -> tuple[Any, list[SessionApplication], Deferred[list[str]], list[IService]]:
+    """The application to serve, its session applications, a Deferred that
+    fires with the banner lines once their stores serve, and the services to
+    start then. Everything that can be checked before the reactor runs is checked
+    here, and raises UsageError."""
     from twisted.internet import reactor
 
     args.hostname = check_hostname(args.hostname)
@@ -299,8 +317,13 @@ def configure(
         for each in jetforce_apps(app):
             each.rate_limiter = limiter
     lines: list[str] = []
+    services = bridge_services(args, sessions, reactor)
+    if services:
+        lines.append(f"CGI programs reach the records at {args.bridge_socket}")
     if args.root_directory is not None:
         files = static_files(args, has_sessions=bool(sessions))
+        if services:
+            files.cgi_environ[SOCKET_VARIABLE] = os.path.abspath(args.bridge_socket)
         for session_app in sessions:
             session_app.serve_unclaimed(files)
         lines.append(f"Serving unclaimed paths from {args.root_directory}")
@@ -354,7 +377,32 @@ def configure(
         )
 
     ready = gatherResults(opening, consumeErrors=True).addCallback(described)
-    return app, sessions, ready
+    return app, sessions, ready, services
+
+
+def bridge_services(
+    args: argparse.Namespace, sessions: list[SessionApplication], reactor: Any
+) -> list[IService]:
+    """The CGI bridge, if ``--bridge-socket`` asks for one."""
+    if args.bridge_socket is None:
+        if args.bridge_group is not None:
+            raise UsageError(
+                f"--bridge-group {args.bridge_group} needs --bridge-socket: there"
+                f" is no bridge socket to give the group"
+            )
+        return []
+    flag = f"--bridge-socket {args.bridge_socket}"
+    try:
+        slabs = [slab for app in sessions for slab in app.slabs.values()]
+        served = bridged(slabs)
+        for app in sessions:
+            check_keys(app.slabs.values(), app.keys)
+        gid = None if args.bridge_group is None else group_id(args.bridge_group)
+        check_path(args.bridge_socket)
+    except ConfigError as error:
+        raise UsageError(f"{flag}: {error}") from None
+    factory = BridgeFactory(served, reactor)
+    return [BridgeService(factory, listener(reactor, args.bridge_socket, gid))]
 
 
 def jetforce_apps(app: object) -> list[JetforceApplication]:
@@ -399,7 +447,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     args = build_parser().parse_args(given)
     try:
-        app, sessions, ready = configure(args)
+        app, sessions, ready, services = configure(args)
     except UsageError as error:
         print(f"jetforce-sesh: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -415,6 +463,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         ready=ready,
         sessions=sessions,
         grace=args.shutdown_grace,
+        services=services,
         host=args.host,
         port=args.port,
         hostname=args.hostname,

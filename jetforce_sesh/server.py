@@ -15,6 +15,7 @@ from typing import Any
 
 from jetforce.server import ABOUT, GeminiServer
 from jetforce.tls import GeminiCertificateOptions
+from twisted.application.service import IService
 from twisted.internet.defer import (
     Deferred,
     FirstError,
@@ -56,6 +57,7 @@ class SessionServer(GeminiServer):
         ready: Deferred[list[str]] | None = None,
         sessions: Sequence[SessionApplication] = (),
         grace: float = 10.0,
+        services: Sequence[IService] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -63,6 +65,9 @@ class SessionServer(GeminiServer):
         self.ready = ready if ready is not None else succeed([])
         self.sessions = list(sessions)
         self.grace = grace
+        #: Started once the stores are open, stopped first at shutdown (the
+        #: CGI bridge).
+        self.services = list(services)
         self.connections: set[SessionProtocol] = set()
         self.ports: list[Port] = []
         self._unbound: list[str] = []
@@ -91,6 +96,12 @@ class SessionServer(GeminiServer):
         self.ready.addCallbacks(self._listen, self._cannot_open)
 
     def _listen(self, banner: list[str]) -> None:
+        for service in self.services:
+            try:
+                service.startService()  # type: ignore[no-untyped-call]
+            except Exception as error:
+                self._cannot_start(f"cannot listen: {error}")
+                return
         for line in banner:
             self.log_message(line)
         self._unbound = listen_interfaces(self.host)
@@ -119,10 +130,10 @@ class SessionServer(GeminiServer):
         listening.addCallbacks(self.on_bind_interface, self._cannot_listen)
 
     def _cannot_listen(self, failure: Failure) -> None:
-        print(
-            f"jetforce-sesh: error: cannot listen: {failure.getErrorMessage()}",
-            file=sys.stderr,
-        )
+        self._cannot_start(f"cannot listen: {failure.getErrorMessage()}")
+
+    def _cannot_start(self, why: str) -> None:
+        print(f"jetforce-sesh: error: {why}", file=sys.stderr)
         self.exit_code = 2
         self.reactor.callWhenRunning(self.reactor.stop)
 
@@ -158,6 +169,9 @@ class SessionServer(GeminiServer):
         """Stop accepting, finish what is in flight, close the stores."""
         for port in self.ports:
             port.stopListening()  # type: ignore[no-untyped-call]
+        for service in self.services:
+            if service.running:
+                service.stopService()  # type: ignore[no-untyped-call]
         for connection in list(self.connections):
             if not connection.busy:
                 # Connected but nothing asked yet: nothing to finish.

@@ -34,7 +34,7 @@ from jetforce_sesh.store import (
     StoreFactory,
     StoreSpec,
 )
-from jetforce_sesh.turns import Turns
+from jetforce_sesh.turns import Turns, Waiter
 
 if TYPE_CHECKING:
     from jetforce_sesh.route import Visit
@@ -108,7 +108,8 @@ class Opened(Generic[R]):
     keys: IPlayerKeys
     clock: IReactorTime
     options: SlabOptions
-    turns: Turns[Visit[R]]
+    #: Whose turn it is per player: in-process visits and bridge LOOKUPs alike.
+    turns: Turns[Waiter]
     #: Visits that are waiting on something, for close() to see through.
     running: set[Visit[R]] = attrs.Factory(set)
     closing: bool = False
@@ -313,6 +314,11 @@ class Slab(Generic[R]):
     def store(self) -> ISessionStore:
         """The open store; StoreNotOpen before :meth:`open`."""
         return self._serving().store
+
+    @property
+    def serving(self) -> Opened[R]:
+        """What the open slab serves with; StoreNotOpen before :meth:`open`."""
+        return self._serving()
 
     def _serving(self) -> Opened[R]:
         if self._opened is None:

@@ -8,12 +8,20 @@ at once hands it on again. Done by recursion, a long queue would overflow the st
 from __future__ import annotations
 
 from collections import deque
-from typing import Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from jetforce.app.base import Response
 
 
 class Waiter(Protocol):
+    """A request in the queue: an in-process visit, or a bridge LOOKUP."""
+
     def start(self) -> None:
         """The turn has come: use it, then release it."""
+
+    def refuse(self, response: Response | None) -> None:
+        """The slab closes: answer ``response`` without playing."""
 
 
 W = TypeVar("W", bound=Waiter)

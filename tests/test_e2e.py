@@ -133,13 +133,13 @@ def test_the_banner_lists_each_game_and_ends_with_the_address_to_open(
     games = output[output.index("Games and the players' records they keep:") :]
     assert [
         "Games and the players' records they keep:",
-        "  Visit counter: up to 10,000 players, 1.4 MiB",
+        "  Visit counter: up to 10,000 players, 948.3 KiB",
         "  Number guessing: up to 10,000 players, 2.0 MiB",
         "  Hangman: up to 10,000 players, 2.0 MiB",
         "  Tic-tac-toe: up to 10,000 players, 2.0 MiB",
         "  Pet: up to 10,000 players, 3.8 MiB",
         "  Hall of fame: up to 10,000 players, 2.6 MiB",
-        "In all: 6 games, up to 60,000 records, 13.8 MiB reserved.",
+        "In all: 6 games, up to 60,000 records, 13.3 MiB reserved.",
         "When a game is full, the player away longest makes room; players are never"
         " forgotten for being away.",
         f"Listening on 127.0.0.1:{demo_server.port}",

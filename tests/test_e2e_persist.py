@@ -24,7 +24,7 @@ from tests.support import ClientCert, MakeCert, Reply, Server, gemini_request
 pytestmark = pytest.mark.e2e
 
 APP = "jetforce_sesh.games.counter:app"
-FILE = "jetforce_sesh.games.counter.Visits.sqlite3"
+FILE = "visits.sqlite3"
 LOCK = "jetforce-sesh.lock"
 #: ``jetforce-sesh``, from this Python.
 COMMAND = [sys.executable, "-m", "jetforce_sesh"]

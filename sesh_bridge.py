@@ -46,9 +46,12 @@ ERROR = b"E"
 ANY_VERSION = 2**64 - 1
 #: The largest record the bridge carries.
 MAX_RECORD = 65536
-#: The largest message a client may send: a record and its fields.
-MAX_MESSAGE = MAX_RECORD + 256
-#: The largest message the server sends (a record, or a message of text).
+#: The largest message a client may send: a record and its fields (the
+#: longest, COMPARE-AND-SET, takes 10 bytes and a fingerprint of up to 255).
+MAX_MESSAGE = MAX_RECORD + 512
+#: The longest text of an ``N`` or ``E`` reply, in bytes of UTF-8.
+MAX_TEXT = 512
+#: The largest message the server sends (a record and its version).
 MAX_REPLY = MAX_RECORD + 16
 
 _LENGTH = struct.Struct("!I")
@@ -108,9 +111,14 @@ def socket_path(fallback: str | None = None) -> str:
 class Bridge:
     """One connection to the bridge, on one slab."""
 
-    def __init__(self, sock: socket.socket, record_size: int) -> None:
+    def __init__(
+        self, sock: socket.socket, record_size: int, select: bytes = b""
+    ) -> None:
         self._sock = sock
         self.record_size = record_size
+        # SELECT goes out with the first request, in one write: the server
+        # answers it at once, so it costs no round trip of its own.
+        self._select = select
 
     def lookup(self, fingerprint: str) -> Found:
         """The player's record, taking their turn until the next write,
@@ -176,15 +184,24 @@ class Bridge:
         return version
 
     def _call(self, message: bytes) -> bytes:
+        select, self._select = self._select, b""
         try:
-            self._sock.sendall(_LENGTH.pack(len(message)) + message)
-            (size,) = _LENGTH.unpack(self._receive(_LENGTH.size))
-            if not 1 <= size <= MAX_REPLY:
-                raise ProtocolError(f"the server sent a reply of {size} bytes")
-            reply = self._receive(size)
+            self._sock.sendall(select + _LENGTH.pack(len(message)) + message)
+            if select:
+                self._answer(self._reply())
+            reply = self._reply()
         except OSError as error:
             self.close()
             raise Unavailable(f"the bridge connection broke: {error}") from None
+        return self._answer(reply)
+
+    def _reply(self) -> bytes:
+        (size,) = _LENGTH.unpack(self._receive(_LENGTH.size))
+        if not 1 <= size <= MAX_REPLY:
+            raise ProtocolError(f"the server sent a reply of {size} bytes")
+        return self._receive(size)
+
+    def _answer(self, reply: bytes) -> bytes:
         code, body = reply[:1], reply[1:]
         if code == DONE:
             return body
@@ -224,9 +241,8 @@ def connect(
     except OSError as error:
         sock.close()
         raise Unavailable(f"cannot reach the bridge at {where}: {error}") from None
-    bridge = Bridge(sock, record_size)
-    bridge._call(SELECT + _SIZE.pack(record_size) + slab.encode())
-    return bridge
+    select = SELECT + _SIZE.pack(record_size) + slab.encode()
+    return Bridge(sock, record_size, _LENGTH.pack(len(select)) + select)
 
 
 @contextlib.contextmanager

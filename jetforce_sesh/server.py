@@ -20,6 +20,7 @@ from twisted.internet.defer import (
     Deferred,
     FirstError,
     gatherResults,
+    maybeDeferred,
     succeed,
 )
 from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
@@ -169,9 +170,12 @@ class SessionServer(GeminiServer):
         """Stop accepting, finish what is in flight, close the stores."""
         for port in self.ports:
             port.stopListening()  # type: ignore[no-untyped-call]
-        for service in self.services:
-            if service.running:
-                service.stopService()  # type: ignore[no-untyped-call]
+        # A service stopping later (a socket file to remove) is waited for too.
+        stopping = [
+            maybeDeferred(service.stopService)
+            for service in self.services
+            if service.running
+        ]
         for connection in list(self.connections):
             if not connection.busy:
                 # Connected but nothing asked yet: nothing to finish.
@@ -180,6 +184,7 @@ class SessionServer(GeminiServer):
         done: Deferred[Any] = gatherResults(closing, consumeErrors=True)
         late = _give_up_after(done, self.grace + CLOSE_TIMEOUT, self.reactor)
         done.addErrback(self._cannot_close, late)
+        done.addBoth(lambda _: gatherResults(stopping, consumeErrors=True))
         return done.addBoth(lambda _: self.drained(DRAIN_TIMEOUT))
 
     def _cannot_close(self, failure: Failure, late: list[bool]) -> None:

@@ -54,3 +54,38 @@ packable = st.recursive(
     ),
     max_leaves=16,
 )
+
+
+#: Fingerprints of the bridge fuzz's two players, in the spellings the bridge takes.
+_players = st.sampled_from(
+    [
+        "SHA256:" + "AB" * 32,
+        "ab" * 32,
+        ":".join(["CD"] * 32),
+    ]
+)
+_versions = st.one_of(st.integers(0, 4), st.just(2**64 - 1), st.integers(0, 2**64 - 1))
+_records = st.one_of(st.binary(min_size=16, max_size=16), st.binary(max_size=20))
+
+
+def _cas(version: int, player: str, record: bytes) -> bytes:
+    name = player.encode()
+    return b"C" + version.to_bytes(8, "big") + bytes([len(name)]) + name + record
+
+
+#: One message to the bridge: a valid request or a near miss, or any bytes.
+bridge_messages = st.one_of(
+    _players.map(lambda player: b"L" + player.encode()),
+    _players.map(lambda player: b"P" + player.encode()),
+    _records.map(lambda record: b"U" + record),
+    st.builds(_cas, _versions, _players, _records),
+    st.builds(
+        lambda version, player: b"D" + version.to_bytes(8, "big") + player.encode(),
+        _versions,
+        _players,
+    ),
+    st.just(b"R"),
+    st.binary(max_size=40),
+    st.binary(max_size=40).map(lambda junk: b"C" + junk),
+    st.binary(max_size=4).map(lambda junk: b"S" + junk),
+)

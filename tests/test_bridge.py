@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from typing import Any
 
 import attrs
 import pytest
-import sesh_bridge as wire
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jetforce.app.base import Request, Response, Status
 from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
 from twisted.internet.testing import StringTransport
 
+import sesh_bridge as wire
 from jetforce_sesh import SessionApplication
 from jetforce_sesh.bridge import (
     HOLD_TIMEOUT,
     IDLE_TIMEOUT,
+    SWEEP_EVERY,
     WAIT_TIMEOUT,
     BridgeFactory,
     BridgeProtocol,
@@ -24,6 +29,7 @@ from jetforce_sesh.bridge import (
 from jetforce_sesh.errors import ConfigError
 from jetforce_sesh.options import SlabOptions
 from jetforce_sesh.testing import SessionHarness, fingerprint_of
+from tests.strategies import bridge_messages
 
 app = SessionApplication("bridge test")
 
@@ -52,6 +58,14 @@ app.slab(Notes, name="notes")
 @app.session_route("/visit", record=Visits)
 def visit(request: Request, record: Visits) -> Response:
     record.count += 1
+    return Response(Status.SUCCESS, "text/plain", str(record.count))
+
+
+@app.session_route("/slow", record=Visits)
+async def slow(request: Request, record: Visits) -> Response:
+    seen = record.count
+    await deferLater(app.slabs[Visits].opened_clock(), 1, lambda: None)
+    record.count = seen + 1
     return Response(Status.SUCCESS, "text/plain", str(record.count))
 
 
@@ -107,8 +121,11 @@ def harness() -> SessionHarness:
 
 
 @pytest.fixture
-def factory(harness: SessionHarness) -> BridgeFactory:
-    return BridgeFactory(bridged(app.slabs.values()), harness.clock)
+def factory(harness: SessionHarness) -> Iterator[BridgeFactory]:
+    made = BridgeFactory(bridged(app.slabs.values()), harness.clock)
+    made.doStart()
+    yield made
+    made.doStop()
 
 
 @pytest.fixture
@@ -182,6 +199,7 @@ def test_select_with_no_name_picks_the_only_bridged_slab(
     harness: SessionHarness,
 ) -> None:
     only = BridgeFactory(bridged([app.slabs[Visits]]), harness.clock)
+    only.doStart()
     client = Client(only)
     assert b"K" == client.select("")
     assert found(0, 0) == client.ask(wire.LOOKUP + HASH.encode())
@@ -199,6 +217,24 @@ def test_lookup_holds_the_turn_so_an_in_process_request_waits_for_the_update(
     assert [] == pages
     client.ask(wire.UPDATE + PAIR.pack(10, 0))
     assert ["11"] == [page.body for page in pages]
+
+
+def test_a_lookup_waits_for_an_async_handler_that_waits_then_reads_its_write(
+    client: Client, harness: SessionHarness
+) -> None:
+    pages: list[Any] = []
+    harness.request("/slow", player="alice").addCallback(pages.append)
+    client.send(wire.LOOKUP + HASH.encode())
+    assert [] == client.replies()
+    harness.clock.advance(1)
+    assert ["1"] == [page.body for page in pages]
+    (reply,) = client.replies()
+    assert found(version_of(reply), 1, 0) == reply
+    # And the handler's next run waits for the bridge in turn.
+    harness.request("/slow", player="alice").addCallback(pages.append)
+    client.ask(wire.UPDATE + PAIR.pack(10, 0))
+    harness.clock.advance(1)
+    assert ["1", "11"] == [page.body for page in pages]
 
 
 def test_a_second_lookup_waits_and_then_reads_what_the_first_wrote(
@@ -268,9 +304,8 @@ def test_a_lookup_finding_the_queue_full_is_refused(
         each.select()
         each.send(wire.LOOKUP + HASH.encode())
     assert [] == clients[0].replies() == clients[1].replies()
-    assert [b"Nthis player has 2 requests waiting already: try again later"] == clients[
-        2
-    ].replies()
+    refused = b"Nthis player's queue is full (2 may wait): try again later"
+    assert [refused] == clients[2].replies()
     assert not clients[2].closed
 
 
@@ -349,7 +384,7 @@ def test_a_full_slab_that_refuses_says_so(factory: BridgeFactory) -> None:
         ),
         (
             wire.LOOKUP + b"SHA256:XYZ",
-            "not a fingerprint: BadFingerprint: fingerprint must be",
+            "not a fingerprint: fingerprint must be",
         ),
         (wire.LOOKUP + b"\xff", "not a fingerprint: UnicodeDecodeError: 'ascii' codec"),
         (wire.COMPARE_AND_SET + b"\x00" * 8, "COMPARE-AND-SET is too short"),
@@ -457,3 +492,67 @@ def test_a_capsule_without_layouts_has_nothing_to_bridge() -> None:
 
 def test_protocol_is_built_per_connection(factory: BridgeFactory) -> None:
     assert isinstance(factory.buildProtocol(None), BridgeProtocol)
+
+
+# -- fuzz ----------------------------------------------------------------------
+
+
+@settings(max_examples=150)
+@given(
+    steps=st.lists(
+        st.tuples(st.integers(0, 2), bridge_messages | st.floats(0, 40)),
+        max_size=30,
+    )
+)
+def test_no_message_changes_a_record_unless_answered_done(
+    steps: list[tuple[int, bytes | float]],
+) -> None:
+    harness = SessionHarness(app, defaults=SlabOptions(max_queued=2))
+    factory = BridgeFactory(bridged(app.slabs.values()), harness.clock)
+    factory.doStart()
+    store = app.slabs[Visits].serving.immediate
+    assert store is not None
+    clients = [Client(factory) for _ in range(3)]
+    for each in clients:
+        each.select()
+
+    def snapshot() -> dict[bytes, tuple[bytes, int]]:
+        return {
+            record.key: (record.data, record.version)
+            for record in store.records_now(limit=10).records
+        }
+
+    for index, step in steps:
+        client = clients[index]
+        before = snapshot()
+        if isinstance(step, float):
+            harness.clock.pump([step / 4] * 4)
+            assert before == snapshot()
+            continue
+        client.send(step)
+        replies = client.replies()
+        after = snapshot()
+        if after != before:
+            # Only a write the writer heard was done, of exactly its record.
+            assert step[:1] in (b"U", b"C", b"D")
+            # (Replies before it answer a LOOKUP of this client's that waited.)
+            assert b"K" == replies[-1][:1]
+            changed = {
+                key
+                for key in after.keys() | before.keys()
+                if after.get(key) != before.get(key)
+            }
+            assert 1 == len(changed)
+            (key,) = changed
+            if step[:1] == b"D":
+                assert key not in after
+            else:
+                assert step[-16:] == after[key][0]
+        if replies and replies[-1][:1] == b"E":
+            assert client.closed
+    # However it went, nothing holds a player's turn for long.
+    harness.clock.pump([SWEEP_EVERY] * int(HOLD_TIMEOUT * 3 / SWEEP_EVERY))
+    for player in ("ab" * 32, "cd" * 32):
+        fresh = Client(factory)
+        fresh.select()
+        assert b"K" == fresh.ask(wire.LOOKUP + player.encode())[:1]

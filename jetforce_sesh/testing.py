@@ -204,10 +204,15 @@ def exchange(
     """Send one Gemini request line over its own TLS connection to ``port`` at
     ``address`` (loopback); return every byte of the response. ``host`` is the
     name the client asks the TLS handshake for (SNI)."""
-    with (
-        socket.create_connection((address, port), timeout=timeout) as raw,
-        context.wrap_socket(raw, server_hostname=host) as tls,
-    ):
+    raw = socket.create_connection((address, port), timeout=timeout)
+    with raw:
+        tls = context.wrap_socket(
+            raw, server_hostname=host, do_handshake_on_connect=False
+        )
+    # The handshake inside the block: a server that dies during it must not
+    # leave the TLS socket unclosed.
+    with tls:
+        tls.do_handshake()
         tls.sendall(request)
         chunks = []
         while True:

@@ -7,7 +7,14 @@ import sys
 
 from tests.support import REPO
 
-PYTHON_TREES = ("jetforce_sesh", "games", "tests", "examples", "benchmarks")
+PYTHON_TREES = (
+    "jetforce_sesh",
+    "games",
+    "tests",
+    "examples",
+    "benchmarks",
+    "sesh_bridge.py",
+)
 
 
 def check(*command: str) -> tuple[int, str]:

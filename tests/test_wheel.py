@@ -53,9 +53,15 @@ def wheel_server(
 def test_wheel_installs_no_generic_top_level_module(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     tops = {name.split("/")[0] for name in names}
-    assert {"jetforce_sesh", "jetforce_sesh-0.2.0.dist-info"} == tops
+    # sesh_bridge is the bridge's Python client, importable without importing
+    # jetforce_sesh (and Twisted), so that CGI scripts start fast.
+    assert {"jetforce_sesh", "sesh_bridge.py", "jetforce_sesh-0.2.0.dist-info"} == tops
     assert "jetforce_sesh/py.typed" in names
     assert "jetforce_sesh/games/counter.py" in names
+    assert {
+        "jetforce_sesh/clients/c/sesh_bridge.h",
+        "jetforce_sesh/clients/c/sesh_bridge.c",
+    } <= set(names)
 
 
 def test_wheel_serves_the_demo_capsule(

@@ -103,3 +103,24 @@ def sqlite_visit(request: Request) -> Response:
 
 # 5. The CGI scenarios: no routes, so every path goes to --dir and its cgi-bin.
 cgi_only = SessionApplication("cgi")
+
+
+# 6. The CGI bridge: the demo counter's record with its fixed layout, served to
+# the example C CGI (examples/cgi-bin/counter.c) over --bridge-socket, and a
+# 64-byte record, the KV daemon's size, for benchmarks.bridgetrip.
+bridged = SessionApplication("bridge")
+
+
+@attrs.define
+class Pair:
+    count: int = 0
+    ever: int = 0
+
+
+@attrs.define
+class Wide:
+    count: int = 0
+
+
+bridged.slab(Pair, name="visits", layout="<QQ")
+bridged.slab(Wide, name="wide", layout="<Q56x")

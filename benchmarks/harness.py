@@ -175,6 +175,18 @@ def targets(rows: Sequence[Row], samples: dict[str, list[Sample]]) -> list[Targe
                 at_most=True,
             )
         )
+    if "cgi-bridge" in ran and "cgi-c" in ran:
+        # The bridge issue's goal: a C CGI through the bridge costs no more CPU
+        # per request (server and CGI children) than through the daemon (server,
+        # children and daemon), measured in the same run.
+        found.append(
+            Target(
+                "C CGI via bridge CPU ÷ via daemon CPU per request",
+                ran["cgi-bridge"].cpu_ms / ran["cgi-c"].cpu_ms,
+                1.0,
+                at_most=True,
+            )
+        )
     for name, title, goal in (("cgi-c", "C", 2.2), ("cgi-py", "Python", 9.0)):
         if name in ran:
             ratio = paired_ratio(samples, "session", name)
@@ -367,7 +379,8 @@ def report(
     )
     lines = [
         f"Machine: {machine()}",
-        f"Load: {args.requests} requests per scenario per round (cgi-c half,"
+        f"Load: {args.requests} requests per scenario per round (cgi-c and"
+        f" cgi-bridge half,"
         f" cgi-py an eighth), concurrency {args.concurrency}, {args.clients} client"
         f" processes, {args.certs} client certificates, {args.rounds} rounds;"
         f" {placement}; {args.server_key.upper()} server key.",

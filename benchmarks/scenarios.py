@@ -222,6 +222,35 @@ def _cgi(install: Callable[[Path, Path], None]) -> Launch:
     return launch
 
 
+def _install_bridge_cgi(target: Path) -> None:
+    """The example C counter, as a capsule author builds it."""
+    compiled = subprocess.run(
+        [
+            "gcc",
+            "-O2",
+            f"-I{REPO / 'clients' / 'c'}",
+            "-o",
+            str(target),
+            str(REPO / "examples" / "cgi-bin" / "counter.c"),
+            str(REPO / "clients" / "c" / "sesh_bridge.c"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if compiled.returncode != 0:
+        raise StartError(f"gcc could not build the bridge CGI:\n{compiled.stderr}")
+
+
+def _bridge(place: Place) -> Running:
+    capsule = place.home / "capsule"
+    cgi_bin = capsule / "cgi-bin"
+    cgi_bin.mkdir(parents=True)
+    _install_bridge_cgi(cgi_bin / "counter")
+    args = ["--app", "benchmarks.apps:bridged", "--dir", str(capsule)]
+    args += ["--cgi-dir", "cgi-bin", "--bridge-socket", str(place.home / "sesh.sock")]
+    return Running(_launcher(place, args))
+
+
 SCENARIOS = (
     Scenario("plain", "plain route (ceiling)", apps.PLAIN_PATH, _plain),
     Scenario("session", "@session_route, memory slab", apps.COUNTER_PATH, _session),
@@ -249,6 +278,14 @@ SCENARIOS = (
         CGI_PATH,
         _cgi(_install_c_cgi),
         _needs_program("gcc"),
+        share=0.5,
+    ),
+    Scenario(
+        "cgi-bridge",
+        "C CGI + the bridge (no daemon)",
+        CGI_PATH,
+        _bridge,
+        _needs_program("gcc", _needs_flag("--bridge-socket", "the CGI bridge")),
         share=0.5,
     ),
     Scenario(

@@ -44,7 +44,8 @@ def test_harness_runs_every_scenario_without_errors(tmp_path: Path) -> None:
     )
     assert 0 == result.returncode, result.stderr
     rows = {row["name"]: row for row in json.loads(figures.read_text())["rows"]}
-    may_skip = NOT_BUILT | ({"cgi-c"} if shutil.which("gcc") is None else set())
+    no_gcc = {"cgi-c", "cgi-bridge"} if shutil.which("gcc") is None else set()
+    may_skip = NOT_BUILT | no_gcc
     assert set(NAMES) == set(rows)
     ran = {name for name, row in rows.items() if row["skipped"] is None}
     assert set(NAMES) - may_skip <= ran
@@ -92,3 +93,12 @@ def test_the_persistence_benchmark_runs_on_the_real_reactor() -> None:
     assert 3 == sum("µs (" in line for line in lines)
     assert any("start-up" in line and "2,000 records" in line for line in lines)
     assert any("longest stall" in line for line in lines)
+
+
+@pytest.mark.e2e
+def test_the_bridge_round_trip_benchmark_runs() -> None:
+    result = run_module("benchmarks.bridgetrip", "--trips", "20", "--rounds", "1")
+    assert 0 == result.returncode, result.stderr
+    lines = result.stdout.splitlines()
+    assert 4 == sum("µs per trip" in line for line in lines)
+    assert 2 == sum(line.startswith("  bridge ÷ daemon") for line in lines)

@@ -535,8 +535,7 @@ class _Turn:
         if not turns.wait(self.key, self):
             self.ended = True
             raise Refusal(
-                f"this player's queue is full ({turns.limit} may wait): try"
-                f" again later"
+                f"this player's queue is full ({turns.limit} may wait): try again later"
             )
         return False
 

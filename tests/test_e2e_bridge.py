@@ -259,3 +259,91 @@ def test_a_stale_socket_is_replaced_and_a_group_gets_mode_0660(
         server.stop()
     # A clean stop takes the socket away with it.
     assert not where.exists()
+
+
+# -- the Python client against the real server ---------------------------------
+
+
+def test_transact_runs_the_change_again_on_the_record_another_writer_left(
+    bridged: Server, make_cert: MakeCert
+) -> None:
+    path = socket_of(bridged)
+    player = make_cert("bridge-transact").tls_client_hash
+    seen: list[int] = []
+
+    def change(fields: list[int]) -> None:
+        seen.append(fields[0])
+        if len(seen) == 1:
+            # Another writer gets in between this read and its write.
+            with sesh_bridge.connect("visits", 16, path) as other:
+                found = other.peek(player)
+                other.compare_and_set(player, found.version, struct.pack("<QQ", 40, 40))
+        fields[0] += 1
+
+    assert [41, 40] == sesh_bridge.transact(player, "visits", "<QQ", change, path)
+    assert [0, 40] == seen
+
+
+def test_a_session_block_that_raises_writes_nothing(
+    bridged: Server, make_cert: MakeCert
+) -> None:
+    path = socket_of(bridged)
+    player = make_cert("bridge-raises").tls_client_hash
+    with (
+        pytest.raises(ZeroDivisionError),
+        sesh_bridge.session(player, "visits", "<QQ", path) as fields,
+    ):
+        fields[0] = 99
+        fields[0] //= 0
+    # The turn went with the connection: the next session does not wait.
+    with sesh_bridge.session(player, "visits", "<QQ", path) as fields:
+        assert [0, 0] == fields
+
+
+def test_the_python_client_names_what_went_wrong(
+    bridged: Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    path = socket_of(bridged)
+    with (
+        sesh_bridge.connect("visits", 8, path) as bridge,
+        pytest.raises(sesh_bridge.ProtocolError) as wrong,
+    ):
+        bridge.peek("ab" * 32)
+    assert (
+        "slab 'visits' has 16-byte records (layout '<QQ'), not 8: use that record"
+        " size" == str(wrong.value)
+    )
+    with pytest.raises(sesh_bridge.Unavailable) as missing:
+        sesh_bridge.connect("visits", 16, str(tmp_path / "none.sock"))
+    assert str(missing.value).startswith(
+        f"cannot reach the bridge at {tmp_path / 'none.sock'}: [Errno 2]"
+    )
+    monkeypatch.delenv(sesh_bridge.SOCKET_VARIABLE, raising=False)
+    with pytest.raises(sesh_bridge.Unavailable) as unset:
+        sesh_bridge.connect("visits", 16)
+    assert (
+        "no bridge socket: SESH_BRIDGE_SOCKET is not set (run under jetforce-sesh"
+        " --bridge-socket) and no path was given" == str(unset.value)
+    )
+    monkeypatch.setenv(sesh_bridge.SOCKET_VARIABLE, path)
+    with sesh_bridge.connect("visits", 16, "/elsewhere.sock") as bridge:
+        assert 0 == bridge.peek("cd" * 32).version
+
+
+def test_records_written_over_the_bridge_survive_a_restart_with_state_dir(
+    tmp_path: Path, make_cert: MakeCert
+) -> None:
+    player = make_cert("bridge-persist")
+    where = str(tmp_path / "sesh.sock")
+    args = ["--state-dir", str(tmp_path / "state"), "--bridge-socket", where]
+    first = Server(args)
+    try:
+        with sesh_bridge.session(player.tls_client_hash, "visits", "<QQ", where) as f:
+            f[:] = [7, 7]
+    finally:
+        first.stop()
+    second = Server(args)
+    try:
+        assert 8 == count_of(second.request("/counter", player))
+    finally:
+        second.stop()

@@ -695,7 +695,8 @@ int main(int argc, char **argv) {
     say("release", sesh_release());
 
     say("wrong record size", sesh_init(8, NULL) ? -99 : sesh_lookup(ann, rec));
-    say("unknown slab", sesh_init(16, NULL) ? -99 : sesh_select("nosuch"));
+    say("unknown slab", sesh_init(16, NULL) || sesh_select("nosuch")
+                            ? -99 : sesh_lookup(ann, rec));
     unsetenv("SESH_BRIDGE_SOCKET");
     say("no socket", sesh_init(16, "/nonexistent/sesh.sock") ? -99
                                                               : sesh_select(""));

@@ -56,8 +56,15 @@ static struct state st = {
     -1, 0, SESH_PROTOCOL, 0, "", "", "", 0, 0, 0,
     "sesh_init has not been called"};
 
-/* Four bytes of length prefix, then the request: sent with one write. */
-static unsigned char out[4 + MAX_REQUEST];
+/* A new connection's SELECT, waiting to go out with its first request. */
+#define SELECT_ROOM (4 + 5 + SESH_MAX_SLAB)
+static unsigned char select_frame[SELECT_ROOM];
+static size_t select_size; /* 0: nothing waiting */
+
+/* Four bytes of length prefix, then the request: sent with one write, after
+ * the SELECT waiting, if any, copied into the room before it. */
+static unsigned char frame[SELECT_ROOM + 4 + MAX_REQUEST];
+static unsigned char *const out = frame + SELECT_ROOM;
 static unsigned char in[MAX_REPLY];
 
 static int fail(int code, const char *format, ...) {
@@ -120,6 +127,7 @@ static void disconnect(void) {
         st.fd = -1;
     }
     st.looked_up = 0;
+    select_size = 0;
 }
 
 static int unavailable(const char *what, int error) {
@@ -180,20 +188,42 @@ static int broken(const char *format, ...) {
 /* Send the request of `size` bytes in out[4..], read the reply into in[].
  * SESH_OK: K of exactly `ok_size` bytes. SESH_CONFLICT (only when
  * `may_conflict`): X of the current version and record, checked for size. */
-static int exchange(size_t size, size_t ok_size, int may_conflict) {
+static int read_reply(unsigned long *reply_size) {
     unsigned char prefix[4];
+    int rc = read_all(prefix, 4);
+    if (rc != SESH_OK) return rc;
+    *reply_size = get_u32(prefix);
+    if (*reply_size == 0 || *reply_size > MAX_REPLY)
+        return broken("the bridge sent a reply of %lu bytes (at most %lu)",
+                      *reply_size, (unsigned long)MAX_REPLY);
+    return read_all(in, *reply_size);
+}
+
+static int exchange(size_t size, size_t ok_size, int may_conflict) {
     unsigned long reply_size;
+    size_t selecting = select_size;
     int rc;
     put_u32(out, (unsigned long)size);
-    rc = write_all(out, 4 + size);
+    /* The SELECT goes in the same write: the server answers it at once, so it
+     * costs no round trip of its own. */
+    memcpy(out - selecting, select_frame, selecting);
+    select_size = 0;
+    rc = write_all(out - selecting, selecting + 4 + size);
     if (rc != SESH_OK) return rc;
-    rc = read_all(prefix, 4);
-    if (rc != SESH_OK) return rc;
-    reply_size = get_u32(prefix);
-    if (reply_size == 0 || reply_size > MAX_REPLY)
-        return broken("the bridge sent a reply of %lu bytes (at most %lu)",
-                      reply_size, (unsigned long)MAX_REPLY);
-    rc = read_all(in, reply_size);
+    if (selecting > 0) {
+        rc = read_reply(&reply_size);
+        if (rc != SESH_OK) return rc;
+        if (in[0] == 'E') {
+            take_message(in + 1, reply_size - 1);
+            disconnect(); /* the server has closed its end */
+            return SESH_PROTOCOL;
+        }
+        if (in[0] != 'K' || reply_size != 1)
+            return broken("the bridge's reply to SELECT has code %lu and %lu"
+                          " bytes, not K and 1", (unsigned long)in[0],
+                          reply_size);
+    }
+    rc = read_reply(&reply_size);
     if (rc != SESH_OK) return rc;
     switch (in[0]) {
     case 'K':
@@ -248,7 +278,7 @@ static int ensure_connected(void) {
     struct sockaddr_un address;
     struct timeval timeout;
     size_t name_size;
-    int error, rc;
+    int error;
     if (!st.ready) return st.init_code; /* its message stays */
     if (st.fd >= 0) return SESH_OK;
     st.fd = socket(AF_UNIX, SOCK_STREAM, 0);
@@ -273,14 +303,12 @@ static int ensure_connected(void) {
     error = connect_socket(&address);
     if (error != 0) return unavailable("cannot connect to", error);
     name_size = strlen(st.slab);
-    out[4] = 'S';
-    put_u32(out + 5, (unsigned long)st.record_size);
-    memcpy(out + 9, st.slab, name_size);
-    rc = exchange(5 + name_size, 1, 0);
-    /* A connection that did not select its slab is of no further use: the
-     * protocol has no second SELECT. */
-    if (rc != SESH_OK) disconnect();
-    return rc;
+    put_u32(select_frame, (unsigned long)(5 + name_size));
+    select_frame[4] = 'S';
+    put_u32(select_frame + 5, (unsigned long)st.record_size);
+    memcpy(select_frame + 9, st.slab, name_size);
+    select_size = 9 + name_size;
+    return SESH_OK;
 }
 
 int sesh_init(int record_size, const char *socket_path) {

@@ -71,7 +71,9 @@ int sesh_init(int record_size, const char *socket_path);
 
 /* Choose the slab by name (NULL or "": the capsule's only slab with a layout;
  * that is also the choice when sesh_select is never called), and connect at
- * once, so a wrong record size or an unknown slab shows here as SESH_PROTOCOL
+ * once (SESH_UNAVAILABLE shows here). The SELECT itself goes out with the
+ * first request, in the same write, saving a round trip per CGI request: a
+ * wrong record size or an unknown slab shows at that request, as SESH_PROTOCOL
  * with the server's message. A connection serves one slab: an open one is
  * closed first, ending any turn it held. */
 int sesh_select(const char *slab);

@@ -21,11 +21,12 @@ from jetforce.app.base import (
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import IReactorTime
 
+from jetforce_sesh import embedding
 from jetforce_sesh.answers import reset_path
 from jetforce_sesh.errors import ConfigError
 from jetforce_sesh.keys import FingerprintKeys, IPlayerKeys
 from jetforce_sesh.memory import memory_stores
-from jetforce_sesh.options import OnFull, SlabOptions
+from jetforce_sesh.options import OnFull, SlabOptions, check_grace
 from jetforce_sesh.route import DEFAULT_TIMEOUT, Handler, ResetRoute, SessionRoute
 from jetforce_sesh.slab import Slab, check_same
 from jetforce_sesh.store import StoreFactory
@@ -47,11 +48,22 @@ class SessionApplication(JetforceApplication):
         entry: str = "/",
         description: str = "",
         rate_limiter: RateLimiter | None = None,
+        defaults: SlabOptions | None = None,
+        stores: StoreFactory = memory_stores,
+        grace: float = 10.0,
     ) -> None:
         super().__init__(rate_limiter=rate_limiter)
         self.title = title
         self.entry = entry
         self.description = description
+        #: What a server script opens the slabs with (the launcher passes its
+        #: command line's instead): settings for slabs that set none, the kind
+        #: of store, and the seconds requests in flight get at shutdown.
+        self.defaults = defaults
+        self.stores = stores
+        self.grace = check_grace(grace)
+        #: True once :meth:`open` was called, by whatever runs the application.
+        self.started = False
         self.slabs: dict[type, Slab[Any]] = {}
         self.included: list[SessionApplication] = []
         self.fallback: ApplicationCallable | None = None
@@ -62,6 +74,8 @@ class SessionApplication(JetforceApplication):
         self._resets: dict[str, ResetRoute[Any]] = {}
         # One route serves every slab of the capsule, included games' too.
         self.route(reset_path("(?P<slab_name>[^/]+)"))(self._reset)
+        # A plain `GeminiServer(app).run()` script opens it when it starts.
+        embedding.enrol(self)
 
     # -- declaring -------------------------------------------------------------
 
@@ -181,13 +195,18 @@ class SessionApplication(JetforceApplication):
         self,
         clock: IReactorTime,
         defaults: SlabOptions | None = None,
-        stores: StoreFactory = memory_stores,
+        stores: StoreFactory | None = None,
     ) -> Deferred[list[Slab[Any]]]:
         """Open every slab's store on ``clock``, then run the :meth:`when_opened`
-        callbacks; fires with the slabs once all serve. The launcher calls this.
+        callbacks; fires with the slabs once all serve. The launcher calls this,
+        and a server script's reactor when it starts; ``defaults`` and ``stores``
+        left out are the application's own.
 
         ConfigError at once if a record class or setting cannot work.
         """
+        self.started = True
+        defaults = defaults if defaults is not None else self.defaults
+        stores = stores if stores is not None else self.stores
         slabs = list(self.slabs.values())
         opening = [slab.open(clock, defaults, stores, self.keys) for slab in slabs]
 

@@ -28,7 +28,7 @@ from twisted.logger import (
     textFileLogObserver,
 )
 
-from jetforce_sesh import __version__
+from jetforce_sesh import __version__, embedding
 from jetforce_sesh.adhoc import ad_hoc_certificate
 from jetforce_sesh.application import SessionApplication
 from jetforce_sesh.banner import banner as games_banner
@@ -398,6 +398,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         transfer(given)
         return
     args = build_parser().parse_args(given)
+    # This server opens and closes the applications itself, with the flags'
+    # settings: a SessionApplication must not open on its own as well.
+    embedding.turn_off()
     try:
         app, sessions, ready = configure(args)
     except UsageError as error:

@@ -112,7 +112,9 @@ class SessionRoute(Generic[R]):
         slab = self.slab
         opened = slab._opened
         if opened is None or opened.closing:
-            if opened is not None or slab._closed:
+            # Closing, closed, or still opening (a server script's stores open
+            # as its reactor starts, while it may already accept requests).
+            if opened is not None or slab._closed or slab._change is not None:
                 return SHUTTING_DOWN
             slab._serving()  # raises StoreNotOpen, with the fix in its message
         assert opened is not None

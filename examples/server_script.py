@@ -11,8 +11,8 @@ SIGTERM). Run it from the repository root:
 import sys
 
 import attrs
-from jetforce.server import GeminiServer
 from jetforce.app.base import Request, Response, Status
+from jetforce.server import GeminiServer
 
 from jetforce_sesh import PersistentStores, SessionApplication, SlabOptions
 

@@ -64,6 +64,8 @@ class SessionApplication(JetforceApplication):
         self.grace = check_grace(grace)
         #: True once :meth:`open` was called, by whatever runs the application.
         self.started = False
+        #: Counts requests to session routes by certificate (--rate-limit-cert).
+        self.certificate_limiter: RateLimiter | None = None
         self.slabs: dict[type, Slab[Any]] = {}
         self.included: list[SessionApplication] = []
         self.fallback: ApplicationCallable | None = None
@@ -288,10 +290,15 @@ class SessionApplication(JetforceApplication):
             if refusal is not None:
                 send_status(refusal.status, refusal.meta)
                 return
+        response: Response | DeferredResponse
         for pattern, callback in reversed(self.routes):
             found = pattern.match(request)
             if found is not None:
-                response = callback(request, **found.groupdict())
+                limited = self._limited(callback, request)
+                if limited is not None:
+                    response = limited
+                else:
+                    response = callback(request, **found.groupdict())
                 break
         else:
             if self.fallback is not None:
@@ -309,6 +316,13 @@ class SessionApplication(JetforceApplication):
             yield body
         elif body:
             yield from body
+
+    def _limited(self, callback: object, request: Request) -> Response | None:
+        """``44`` if the request's certificate is over --rate-limit-cert for a
+        session route, else None."""
+        if self.certificate_limiter is None or not isinstance(callback, SessionRoute):
+            return None
+        return self.certificate_limiter.check(request)
 
 
 #: A route path that is a plain path, not a pattern: it can be linked as it is.

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from jetforce.app.base import JetforceApplication, Request, Response, Status
-from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.defer import ensureDeferred
 from twisted.logger import Logger
 
 from jetforce_sesh.banner import size
@@ -32,6 +32,10 @@ MAX_MATCHES = 50
 #: Hex digits of a fingerprint shown or logged: enough to tell players apart,
 #: not enough to be the whole fingerprint.
 SHOWN = 8
+#: Hex digits of a key in a drop page's path: unique among any number of
+#: players a slab holds, and not the whole fingerprint, which the access log
+#: (it logs every path) must not show.
+LINKED = 16
 
 _PREFIX = re.compile(r"[0-9a-f]{1,64}")
 HOME = "=> /admin Back to the dashboard"
@@ -80,7 +84,7 @@ class Admin:
         for path, handler in (
             ("/admin", self.dashboard),
             ("/admin/drop", self.find),
-            (r"/admin/drop/(?P<slab_name>[^/]+)/(?P<key>[0-9a-f]{64})", self.drop),
+            (r"/admin/drop/(?P<slab_name>[^/]+)/(?P<key>[0-9a-f]{16})", self.drop),
             ("/admin/flush", self.flush),
         ):
             app.route(path)(self._guarded(handler))
@@ -143,9 +147,11 @@ class Admin:
         listing = ensureDeferred(self._matches(prefix))
         return _deferred_response(listing.addCallback(self._listed, prefix))
 
-    async def _matches(self, prefix: str) -> list[tuple[Slab[Any], StoredRecord]]:
+    async def _matches(
+        self, prefix: str, slabs: Sequence[Slab[Any]] | None = None
+    ) -> list[tuple[Slab[Any], StoredRecord]]:
         found: list[tuple[Slab[Any], StoredRecord]] = []
-        for slab in open_slabs(self.slabs):
+        for slab in open_slabs(self.slabs if slabs is None else slabs):
             cursor: str | None = None
             while len(found) <= MAX_MATCHES:
                 listed = await slab.store.records(cursor)
@@ -167,9 +173,10 @@ class Admin:
             lines.append(f"No player's fingerprint starts with {prefix}.")
         for slab, record in found[:MAX_MATCHES]:
             used = time.strftime("%Y-%m-%d %H:%M", time.gmtime(record.last_used))
+            linked = record.key.hex()[:LINKED]
             lines.append(
-                f"=> /admin/drop/{slab.name}/{record.key.hex()}"
-                f" {slab.title or slab.name}: {record.key.hex()[:16]}…,"
+                f"=> /admin/drop/{slab.name}/{linked}"
+                f" {slab.title or slab.name}: {linked}…,"
                 f" {len(record.data)} bytes, last used {used} UTC"
             )
         if len(found) > MAX_MATCHES:
@@ -183,7 +190,7 @@ class Admin:
         who = f"{slab.title or slab.name}'s record of player {key[:SHOWN]}"
         if request.query.strip().lower() != "yes":
             return Response(Status.INPUT, f"Type yes to drop {who}")
-        deleted: Deferred[bool] = slab.store.delete(bytes.fromhex(key))
+        dropping = ensureDeferred(self._drop(slab, key))
 
         def done(there: bool) -> Response:
             if not there:
@@ -199,7 +206,17 @@ class Admin:
             )
             return page("# Dropped", "", f"{who} is dropped.", "", HOME)
 
-        return _deferred_response(deleted.addCallback(done))
+        return _deferred_response(dropping.addCallback(done))
+
+    async def _drop(self, slab: Slab[Any], prefix: str) -> bool:
+        """Delete the one record of ``slab`` whose key starts with ``prefix``."""
+        found = await self._matches(prefix, [slab])
+        if len(found) != 1:
+            # None left; or, against odds of 1 in 2**64 per pair of players,
+            # two: drop neither rather than guess.
+            return False
+        deleted: bool = await slab.store.delete(found[0][1].key)
+        return deleted
 
     # -- flushing the record files ----------------------------------------------
 

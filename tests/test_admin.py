@@ -109,12 +109,12 @@ def test_dropping_a_record_lists_the_matches_then_asks(
     assert found.lines == [
         f"# Records of players {ANN[:6]}…",
         "",
-        f"=> /admin/drop/tests.test_admin.Tally/{ANN} Tally: {ANN[:16]}…, 5 bytes,"
+        f"=> /admin/drop/tests.test_admin.Tally/{ANN[:16]} Tally: {ANN[:16]}…, 5 bytes,"
         " last used 2026-01-01 00:00 UTC",
         "",
         "=> /admin Back to the dashboard",
     ]
-    path = f"/admin/drop/tests.test_admin.Tally/{ANN}"
+    path = f"/admin/drop/tests.test_admin.Tally/{ANN[:16]}"
     confirm = harness.get(path, player="root")
     assert (10, f"Type yes to drop Tally's record of player {ANN[:8]}") == (
         confirm.status,

@@ -296,8 +296,8 @@ def add_operations(parser: argparse.ArgumentParser) -> None:
         default="warn",
         choices=LOG_LEVELS,
         help="The least level of Twisted's log shown; debug also shows the bytes of"
-        " records that cannot be read (summaries and admin actions are info, and"
-        " shown unless error is asked for)",
+        " records that cannot be read (summaries, admin actions and certificates"
+        " over their rate are info, and shown unless error is asked for)",
     )
     group.add_argument(
         "--log-format",
@@ -339,7 +339,11 @@ def log_observer(log_format: str, level: str = "warn") -> FilteringLogObserver:
     if level == "warn":
         # Asked for by their flags: shown at the default level too (not with
         # --log-level error, which asks for errors alone).
-        for namespace in ("jetforce_sesh.stats", "jetforce_sesh.admin"):
+        for namespace in (
+            "jetforce_sesh.stats",
+            "jetforce_sesh.admin",
+            "jetforce_sesh.ratelimit",
+        ):
             predicate.setLogLevelForNamespace(namespace, LogLevel.info)
     observer = (
         jsonFileLogObserver(sys.stderr, recordSeparator="")

@@ -14,6 +14,9 @@ from collections import OrderedDict, defaultdict
 
 from jetforce.app.base import RateLimiter, Request, Response, Status
 from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+_log = Logger()
 
 _SECONDS = {"s": 1, "m": 60, "h": 60 * 60, "d": 24 * 60 * 60}
 
@@ -98,6 +101,15 @@ class CertificateRateLimiter(ClockedRateLimiter):
                 self.counts.popitem(last=False)
             count = 0
         self.counts[key] = count = count + 1
+        if count == self.number + 1:
+            # Once a window per certificate, not once a refusal: a noisy client
+            # must not flood the log as well.
+            _log.info(
+                "player {player} is over --rate-limit-cert",
+                player=key[7:15].lower(),
+                event="rate limited",
+                status=44,
+            )
         if count > self.number:
             # Gemini's 44 carries the seconds to wait, and only them.
             return Response(Status.SLOW_DOWN, str(math.ceil(time_left)))

@@ -6,10 +6,11 @@ import attrs
 import pytest
 from jetforce.app.base import Request, Response, Status
 from twisted.internet.task import Clock
+from twisted.logger import capturedLogs, formatEvent
 
 from jetforce_sesh import SessionApplication
 from jetforce_sesh.ratelimit import CAPACITY, CertificateRateLimiter
-from jetforce_sesh.testing import SessionHarness, make_environ
+from jetforce_sesh.testing import SessionHarness, fingerprint_of, make_environ
 
 
 def request(player: str | None) -> Request:
@@ -30,6 +31,22 @@ def test_a_certificate_over_its_rate_is_told_the_seconds_to_wait() -> None:
     assert refused is not None and "1" == refused.meta  # rounded up, never 0
     clock.advance(0.5)
     assert limiter.check(request("ann")) is None
+
+
+def test_the_first_refusal_of_a_window_is_logged_without_the_fingerprint() -> None:
+    clock = Clock()
+    limiter = CertificateRateLimiter("1/1m", clock)
+    with capturedLogs() as events:
+        for _ in range(4):
+            limiter.check(request("ann"))
+        clock.advance(60)
+        for _ in range(3):
+            limiter.check(request("ann"))
+    player = fingerprint_of("ann").hex()[:8]
+    assert 2 * [("rate limited", player, 44)] == [
+        (e["event"], e["player"], e["status"]) for e in events
+    ]
+    assert f"player {player} is over --rate-limit-cert" == formatEvent(events[0])
 
 
 def test_a_request_without_a_certificate_is_left_to_the_address_limit() -> None:

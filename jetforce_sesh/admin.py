@@ -118,7 +118,7 @@ class Admin:
             "## Server",
             "",
             f"* {server_line(stats)}",
-            f"* Up {round(stats.clock.seconds() - stats.started):,} s",
+            f"* Up {uptime(stats.clock.seconds() - stats.started)}",
             "",
             "## Slabs",
         ]
@@ -270,6 +270,17 @@ def fingerprint_prefix(text: str) -> str | None:
         return parse_fingerprint(text).hex()
     except BadFingerprint:
         return None
+
+
+def uptime(seconds: float) -> str:
+    """A time running, in its two largest units: 2 d 3 h, 1 min 30 s, 45 s."""
+    left = round(seconds)
+    parts = []
+    for unit, length in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
+        count, left = divmod(left, length)
+        if count or parts:
+            parts.append(f"{count} {unit}")
+    return " ".join(parts[:2]) if parts else "0 s"
 
 
 def slab_lines(figures: SlabFigures) -> list[str]:

@@ -11,7 +11,7 @@ from jetforce.app.base import Request, Response, Status
 from twisted.logger import capturedLogs
 
 from jetforce_sesh import PersistentStores, SessionApplication
-from jetforce_sesh.admin import Admin, fingerprint_prefix, parse_admin_cert
+from jetforce_sesh.admin import Admin, fingerprint_prefix, parse_admin_cert, uptime
 from jetforce_sesh.banner import size
 from jetforce_sesh.stats import ServerStats
 from jetforce_sesh.testing import SessionHarness, fingerprint_of
@@ -78,7 +78,7 @@ def test_the_dashboard_shows_the_server_and_each_slab(harness: SessionHarness) -
         "## Server",
         "",
         "* 1 requests (1 2x), 0.00/s over the last minute",
-        "* Up 90 s",
+        "* Up 1 min 30 s",
         "",
         "## Slabs",
         "",
@@ -152,6 +152,12 @@ def test_a_prefix_nobody_has_finds_nothing_and_garbage_is_asked_again(
         "'nobody' is not hex digits: give the start of the player's fingerprint,"
         " e.g. 3fa0c2",
     ) == (bad.status, bad.meta)
+
+
+def test_the_uptime_is_shown_in_its_two_largest_units() -> None:
+    assert ["0 s", "45 s", "1 min 30 s", "1 h 0 min", "2 d 3 h"] == [
+        uptime(s) for s in (0, 45, 90, 3600 + 59, 2 * 86400 + 3 * 3600 + 125)
+    ]
 
 
 def test_a_fingerprint_or_its_start_in_any_usual_spelling() -> None:

@@ -3,8 +3,9 @@
 It listens only once every store is open, prints what the capsule holds, learns
 its port when given port 0, and on SIGINT or SIGTERM stops accepting, lets the
 requests in flight finish (each application answers the ones still queued and
-cuts off what outlasts the grace period), and waits for their answers to reach
-the clients before the reactor drops the connections.
+cuts off what outlasts the grace period), waits for their answers to reach
+the clients before the reactor drops the connections, and logs the final
+figures. It counts every request as the access log writes it (``stats``).
 """
 
 from __future__ import annotations

@@ -263,7 +263,7 @@ def add_operations(parser: argparse.ArgumentParser) -> None:
         "--admin-cert",
         type=_checked(parse_admin_cert),
         action="append",
-        default=[],
+        default=None,
         metavar="FINGERPRINT",
         help="A client certificate that may see /admin, the capsule's figures and"
         " actions (repeatable); unset: there is no /admin",

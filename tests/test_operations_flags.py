@@ -50,7 +50,7 @@ def test_a_bad_value_exits_2_with_one_line(args: list[str], message: str) -> Non
 
 def test_everything_is_off_unless_asked_for() -> None:
     args = build_parser().parse_args([])
-    assert ([], None, None, 0.0, "warn", "text") == (
+    assert (None, None, None, 0.0, "warn", "text") == (
         args.admin_cert,
         args.rate_limit_cert,
         args.health_path,

@@ -32,28 +32,37 @@ _log = Logger()
 _enrolled: weakref.WeakSet[SessionApplication] = weakref.WeakSet()
 #: The applications opened here, closed here when the reactor stops.
 _opened: list[SessionApplication] = []
-_state = {"watching": False, "off": False}
+
+
+class _Watch:
+    #: True once the reactor has been asked to open and close the enrolled.
+    watching = False
+    #: True once the caller opens and closes them itself (the launcher).
+    off = False
+
+
+_watch = _Watch()
 
 
 def enrol(app: SessionApplication) -> None:
     """Open ``app`` when the global reactor starts, unless opened by then."""
-    if _state["off"]:
+    if _watch.off:
         return
     _enrolled.add(app)
-    if not _state["watching"]:
+    if not _watch.watching:
         # Imported here, not at the top: jetforce installed the global reactor
         # already (jetforce.server imports it), but this module must not be
         # what picks it for a program that installs another first.
         from twisted.internet import reactor
 
-        _state["watching"] = True
+        _watch.watching = True
         reactor.callWhenRunning(_open_all, reactor)
         reactor.addSystemEventTrigger("before", "shutdown", close_opened)
 
 
 def turn_off() -> None:
     """Leave opening and closing to the caller (the launcher does both)."""
-    _state["off"] = True
+    _watch.off = True
     _enrolled.clear()
 
 
@@ -64,7 +73,7 @@ def served(apps: list[SessionApplication]) -> list[SessionApplication]:
 
 
 def _open_all(reactor: Any) -> Deferred[None] | None:
-    if _state["off"]:
+    if _watch.off:
         return None
     return open_served(list(_enrolled), reactor)
 

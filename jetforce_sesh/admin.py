@@ -275,7 +275,7 @@ def fingerprint_prefix(text: str) -> str | None:
 def uptime(seconds: float) -> str:
     """A time running, in its two largest units: 2 d 3 h, 1 min 30 s, 45 s."""
     left = round(seconds)
-    parts = []
+    parts: list[str] = []
     for unit, length in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
         count, left = divmod(left, length)
         if count or parts:

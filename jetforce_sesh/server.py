@@ -192,6 +192,8 @@ class SessionServer(GeminiServer):
         done.addBoth(lambda _: self.drained(DRAIN_TIMEOUT))
 
         def final(_: object) -> None:
+            if not self.ports:
+                return  # it never served (its stores could not open): no figures
             figures = [SlabFigures.of(slab, store) for slab, store in stores]
             log_summary(self.stats, figures, "final")
 

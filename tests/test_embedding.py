@@ -21,7 +21,7 @@ from twisted.internet.task import Clock
 from jetforce_sesh import SessionApplication, SlabOptions, embedding
 from jetforce_sesh.errors import ConfigError
 from jetforce_sesh.testing import Page, SessionHarness, later_stores
-from tests.support import REPO, ClientCert, Reply, gemini_request
+from tests.support import AGUNUA, REPO, ClientCert, Reply, gemini_request
 
 
 @attrs.define
@@ -180,10 +180,20 @@ def test_a_server_script_serves_keeps_and_closes_its_records(
     assert 60 == anonymous.status
     assert 0 == status
     assert "Traceback" not in output
-    # Closed and flushed at SIGTERM: the next run goes on where it stopped.
+    # Closed and flushed at SIGTERM: the next run goes on where it stopped,
+    # as an independent client sees it.
     script = Script(tmp_path)
     try:
-        again = script.request("/visit", alice)
+        again = subprocess.run(
+            [
+                *(AGUNUA, "--no-tofu"),
+                *("-c", str(alice.cert_path), "-k", str(alice.key_path)),
+                f"gemini://localhost:{script.port}/visit",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     finally:
         status, output = script.stop()
-    assert (Reply(20, "text/gemini", "# Visit 3\n"), 0) == (again, status)
+    assert (0, "# Visit 3", 0) == (again.returncode, again.stdout.strip(), status)

@@ -7,7 +7,8 @@ import json
 import pytest
 from twisted.logger import Logger
 
-from jetforce_sesh.launcher import build_parser, log_observer
+from jetforce_sesh.launcher import build_parser
+from jetforce_sesh.operations import log_observer
 from tests.test_launcher import run
 
 

@@ -21,11 +21,12 @@ from jetforce.app.base import (
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import IReactorTime
 
+from jetforce_sesh import embedding
 from jetforce_sesh.answers import reset_path
 from jetforce_sesh.errors import ConfigError
 from jetforce_sesh.keys import FingerprintKeys, IPlayerKeys
 from jetforce_sesh.memory import memory_stores
-from jetforce_sesh.options import OnFull, SlabOptions
+from jetforce_sesh.options import OnFull, SlabOptions, check_grace
 from jetforce_sesh.route import DEFAULT_TIMEOUT, Handler, ResetRoute, SessionRoute
 from jetforce_sesh.slab import Slab, check_same
 from jetforce_sesh.store import StoreFactory
@@ -47,11 +48,24 @@ class SessionApplication(JetforceApplication):
         entry: str = "/",
         description: str = "",
         rate_limiter: RateLimiter | None = None,
+        defaults: SlabOptions | None = None,
+        stores: StoreFactory = memory_stores,
+        grace: float = 10.0,
     ) -> None:
         super().__init__(rate_limiter=rate_limiter)
         self.title = title
         self.entry = entry
         self.description = description
+        #: What a server script opens the slabs with (the launcher passes its
+        #: command line's instead): settings for slabs that set none, the kind
+        #: of store, and the seconds requests in flight get at shutdown.
+        self.defaults = defaults
+        self.stores = stores
+        self.grace = check_grace(grace)
+        #: True once :meth:`open` was called, by whatever runs the application.
+        self.started = False
+        #: Counts requests to session routes by certificate (--rate-limit-cert).
+        self.certificate_limiter: RateLimiter | None = None
         self.slabs: dict[type, Slab[Any]] = {}
         self.included: list[SessionApplication] = []
         self.fallback: ApplicationCallable | None = None
@@ -62,6 +76,8 @@ class SessionApplication(JetforceApplication):
         self._resets: dict[str, ResetRoute[Any]] = {}
         # One route serves every slab of the capsule, included games' too.
         self.route(reset_path("(?P<slab_name>[^/]+)"))(self._reset)
+        # A plain `GeminiServer(app).run()` script opens it when it starts.
+        embedding.enrol(self)
 
     # -- declaring -------------------------------------------------------------
 
@@ -181,13 +197,18 @@ class SessionApplication(JetforceApplication):
         self,
         clock: IReactorTime,
         defaults: SlabOptions | None = None,
-        stores: StoreFactory = memory_stores,
+        stores: StoreFactory | None = None,
     ) -> Deferred[list[Slab[Any]]]:
         """Open every slab's store on ``clock``, then run the :meth:`when_opened`
-        callbacks; fires with the slabs once all serve. The launcher calls this.
+        callbacks; fires with the slabs once all serve. The launcher calls this,
+        and a server script's reactor when it starts; ``defaults`` and ``stores``
+        left out are the application's own.
 
         ConfigError at once if a record class or setting cannot work.
         """
+        self.started = True
+        defaults = defaults if defaults is not None else self.defaults
+        stores = stores if stores is not None else self.stores
         slabs = list(self.slabs.values())
         opening = [slab.open(clock, defaults, stores, self.keys) for slab in slabs]
 
@@ -269,10 +290,15 @@ class SessionApplication(JetforceApplication):
             if refusal is not None:
                 send_status(refusal.status, refusal.meta)
                 return
+        response: Response | DeferredResponse
         for pattern, callback in reversed(self.routes):
             found = pattern.match(request)
             if found is not None:
-                response = callback(request, **found.groupdict())
+                limited = self._limited(callback, request)
+                if limited is not None:
+                    response = limited
+                else:
+                    response = callback(request, **found.groupdict())
                 break
         else:
             if self.fallback is not None:
@@ -290,6 +316,13 @@ class SessionApplication(JetforceApplication):
             yield body
         elif body:
             yield from body
+
+    def _limited(self, callback: object, request: Request) -> Response | None:
+        """``44`` if the request's certificate is over --rate-limit-cert for a
+        session route, else None."""
+        if self.certificate_limiter is None or not isinstance(callback, SessionRoute):
+            return None
+        return self.certificate_limiter.check(request)
 
 
 #: A route path that is a plain path, not a pattern: it can be linked as it is.

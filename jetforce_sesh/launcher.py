@@ -21,15 +21,9 @@ from jetforce.app.base import JetforceApplication
 from jetforce.app.composite import CompositeApplication
 from twisted.application.service import IService
 from twisted.internet.defer import Deferred, gatherResults
-from twisted.logger import (
-    FilteringLogObserver,
-    LogLevel,
-    LogLevelFilterPredicate,
-    globalLogBeginner,
-    textFileLogObserver,
-)
+from twisted.logger import globalLogBeginner
 
-from jetforce_sesh import __version__
+from jetforce_sesh import __version__, embedding
 from jetforce_sesh.adhoc import ad_hoc_certificate
 from jetforce_sesh.application import SessionApplication
 from jetforce_sesh.banner import banner as games_banner
@@ -46,6 +40,7 @@ from jetforce_sesh.codec import why
 from jetforce_sesh.errors import ConfigError
 from jetforce_sesh.files import CapsuleFiles
 from jetforce_sesh.memory import memory_stores
+from jetforce_sesh.operations import add_operations, log_observer, serve_operations
 from jetforce_sesh.options import (
     ON_FULL_CHOICES,
     SlabOptions,
@@ -197,6 +192,7 @@ def build_parser() -> Parser:
         help="On SIGINT or SIGTERM, how long requests in flight may take to finish"
         " before they are cut off (keeping nothing of their change)",
     )
+    add_operations(parser)
     group = parser.add_argument_group("game records (defaults for games that set none)")
     group.add_argument(
         "--max-records",
@@ -446,6 +442,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         transfer(given)
         return
     args = build_parser().parse_args(given)
+    # This server opens and closes the applications itself, with the flags'
+    # settings: a SessionApplication must not open on its own as well.
+    embedding.turn_off()
     try:
         app, sessions, ready, services = configure(args)
     except UsageError as error:
@@ -453,10 +452,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(2) from None
     # Jetforce prints its own access log; from Twisted's log keep what needs
     # attention (records that could not be saved, handlers that failed).
-    observer = FilteringLogObserver(
-        textFileLogObserver(sys.stderr),
-        [LogLevelFilterPredicate(defaultLogLevel=LogLevel.warn)],
-    )
+    observer = log_observer(args.log_format, args.log_level)
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
     server = SessionServer(
         app=app,
@@ -464,6 +460,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         sessions=sessions,
         grace=args.shutdown_grace,
         services=services,
+        summary_every=args.log_summary,
         host=args.host,
         port=args.port,
         hostname=args.hostname,
@@ -474,6 +471,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         proxy_protocol=args.proxy_protocol,
         use_tls=args.use_tls,
     )
+    serve_operations(args, jetforce_apps(app), server)
     server.run()
     if server.exit_code:
         raise SystemExit(server.exit_code)

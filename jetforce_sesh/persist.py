@@ -464,11 +464,7 @@ class PersistentStore(AnswersAtOnce, TellsHooks):
             # Every record is in the file already; what is left is bookkeeping,
             # and a file that refuses it must not stop the server stopping.
             try:
-                with transaction(db):
-                    done = self._delete_gone(db, len(self._gone))
-                del self._gone[:done]
-                self._write_last_used(db, list(self._touched))
-                self._touched.clear()
+                self._write_pending(db)
                 db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             except sqlite3.Error as error:
                 self._note(
@@ -480,6 +476,27 @@ class PersistentStore(AnswersAtOnce, TellsHooks):
                 db.close()
         self._tell()
         return closed
+
+    def flush(self) -> int:
+        """Write now the deletions and last-use times still pending, which are
+        otherwise written a slice at a time; how many there were. Every saved
+        record is in the file already: this is the bookkeeping (``/admin``)."""
+        db = self._db
+        if db is None:
+            return 0
+        pending = self._write_pending(db)
+        self._tell()
+        return pending
+
+    def _write_pending(self, db: sqlite3.Connection) -> int:
+        pending = len(self._gone) + len(self._touched)
+        with transaction(db):
+            done = self._delete_gone(db, len(self._gone))
+        self.commits += 1
+        del self._gone[:done]
+        self._write_last_used(db, list(self._touched))
+        self._touched.clear()
+        return pending
 
     # -- loading -----------------------------------------------------------------
 

@@ -186,6 +186,7 @@ class SessionProtocol(GeminiProtocol):
             # closed): Jetforce would log nothing of it.
             self.status, self.meta = 0, "no answer: the connection closed first"
         if hasattr(self, "url"):
+            self.server.stats.answered(int(self.status))
             self.url = escaped(self.url)
         if hasattr(self, "meta"):
             self.meta = escaped(self.meta)

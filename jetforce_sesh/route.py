@@ -112,7 +112,9 @@ class SessionRoute(Generic[R]):
         slab = self.slab
         opened = slab._opened
         if opened is None or opened.closing:
-            if opened is not None or slab._closed:
+            # Closing, closed, or still opening (a server script's stores open
+            # as its reactor starts, while it may already accept requests).
+            if opened is not None or slab._closed or slab._change is not None:
                 return SHUTTING_DOWN
             slab._serving()  # raises StoreNotOpen, with the fix in its message
         assert opened is not None
@@ -142,9 +144,14 @@ class SessionRoute(Generic[R]):
         so, with a way to start afresh. Nothing is changed."""
         return unreadable_page(self.slab.title or self.slab.name, self.slab.name)
 
-    def log_failure(self, failure: Failure) -> None:
+    def log_failure(self, failure: Failure, key: bytes = b"") -> None:
         self.slab.stats.failures += 1
-        _log.failure("session route {name} failed", failure, name=self.__name__)
+        _log.failure(
+            "session route {name} failed",
+            failure,
+            name=self.__name__,
+            **fields(self.slab, key, "handler failed", FAILED),
+        )
 
 
 class ResetRoute(SessionRoute[R]):
@@ -298,7 +305,7 @@ class Visit(Generic[R]):
         if self.stopped:
             self.refuse(self.stop_answer)
             return
-        self.route.log_failure(failure)
+        self.route.log_failure(failure, self.key)
         self.refuse(FAILED)
 
     def start(self) -> None:
@@ -426,22 +433,34 @@ class Visit(Generic[R]):
         except StoreFull:
             return FULL
         except StoreUnavailable as error:
-            _log.error("not saved: {error}", error=str(error))
+            _log.error(
+                "not saved: {error}",
+                error=str(error),
+                **fields(slab, key, "not saved", UNAVAILABLE),
+            )
             return UNAVAILABLE
         except RecordTooLarge as error:
             slab.stats.too_large += 1
-            _log.error("not saved: {error}", error=str(error))
+            _log.error(
+                "not saved: {error}",
+                error=str(error),
+                **fields(slab, key, "too large", NOT_SAVED),
+            )
             return NOT_SAVED
         except RecordInvalid:
             if self.stopped:
                 return self.stop_answer
             slab.stats.invalid += 1
-            _log.failure("session route {name} failed", name=route.__name__)
+            _log.failure(
+                "session route {name} failed",
+                name=route.__name__,
+                **fields(slab, key, "record invalid", FAILED),
+            )
             return FAILED
         except Exception:
             if self.stopped:
                 return self.stop_answer
-            route.log_failure(Failure())  # type: ignore[no-untyped-call]
+            route.log_failure(Failure(), key)  # type: ignore[no-untyped-call]
             return FAILED
         self._saved()
         return response
@@ -463,8 +482,8 @@ class Visit(Generic[R]):
         self.timer = None
         _log.warn(
             "slab {slab}: the store did not answer within {timeout} s",
-            slab=self.route.slab.name,
             timeout=STORE_TIMEOUT,
+            **fields(self.route.slab, self.key, "store late", late),
         )
         self.stopped = True
         self.stop_answer = late
@@ -526,6 +545,7 @@ class Visit(Generic[R]):
             "session route {name} took longer than {timeout} s; cancelled",
             name=self.route.__name__,
             timeout=self.route.timeout,
+            **fields(self.route.slab, self.key, "timed out", TOO_SLOW),
         )
         self.stop(TOO_SLOW)
 
@@ -561,6 +581,18 @@ class Visit(Generic[R]):
     def _cancelled(self, answer: Deferred[Outcome]) -> None:
         # Jetforce cancels what it waits on when the client leaves.
         self.stop(None)
+
+
+def fields(slab: Slab[Any], key: bytes, event: str, answer: Response) -> dict[str, Any]:
+    """A log event's fields: the slab, the player (the first 4 bytes of their
+    key, in hex: never the whole fingerprint), what happened, and the status
+    the player got."""
+    return {
+        "slab": slab.name,
+        "player": key[:4].hex(),
+        "event": event,
+        "status": int(answer.status),
+    }
 
 
 def after_save(request: Request, callback: Callable[[], object]) -> None:

@@ -3,8 +3,9 @@
 It listens only once every store is open, prints what the capsule holds, learns
 its port when given port 0, and on SIGINT or SIGTERM stops accepting, lets the
 requests in flight finish (each application answers the ones still queued and
-cuts off what outlasts the grace period), and waits for their answers to reach
-the clients before the reactor drops the connections.
+cuts off what outlasts the grace period), waits for their answers to reach
+the clients before the reactor drops the connections, and logs the final
+figures. It counts every request as the access log writes it (``stats``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,14 @@ from jetforce_sesh.application import SessionApplication, home_url
 from jetforce_sesh.banner import address_line
 from jetforce_sesh.checks import listen_interfaces
 from jetforce_sesh.protocol import SessionProtocol
+from jetforce_sesh.slab import Slab
+from jetforce_sesh.stats import (
+    ServerStats,
+    SlabFigures,
+    Summaries,
+    log_summary,
+    open_slabs,
+)
 
 #: Seconds the stores get to open before the server gives up.
 OPEN_TIMEOUT = 30.0
@@ -59,12 +68,16 @@ class SessionServer(GeminiServer):
         sessions: Sequence[SessionApplication] = (),
         grace: float = 10.0,
         services: Sequence[IService] = (),
+        summary_every: float = 0.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        #: Every request and its answer, counted as the access log writes them.
+        self.stats = ServerStats(self.reactor)
         #: Fires with the banner lines once every store serves.
         self.ready = ready if ready is not None else succeed([])
         self.sessions = list(sessions)
+        self.summaries = Summaries(self.stats, self.slabs(), summary_every)
         self.grace = grace
         #: Started once the stores are open, stopped first at shutdown (the
         #: CGI bridge).
@@ -76,6 +89,11 @@ class SessionServer(GeminiServer):
         self.exit_code = 0
         self._drained: Deferred[None] | None = None
         self._open_late: list[bool] = []
+
+    def slabs(self) -> list[Slab[Any]]:
+        """Every slab served, once each (a game may be in two applications)."""
+        found = {id(slab): slab for a in self.sessions for slab in a.slabs.values()}
+        return list(found.values())
 
     def run(self) -> None:
         # Jetforce's, without its "Server hostname is gemini://..." line, which
@@ -105,6 +123,7 @@ class SessionServer(GeminiServer):
                 return
         for line in banner:
             self.log_message(line)
+        self.summaries.start()
         self._unbound = listen_interfaces(self.host)
         for interface in list(self._unbound):
             self.bind_interface(interface)
@@ -167,7 +186,11 @@ class SessionServer(GeminiServer):
     # -- shutting down ---------------------------------------------------------
 
     def shut_down(self) -> Deferred[None]:
-        """Stop accepting, finish what is in flight, close the stores."""
+        """Stop accepting, finish what is in flight, close the stores, and log
+        the final figures."""
+        self.summaries.stop()
+        # Kept now, for the figures once closed: a closed slab lets go of them.
+        stores = [(slab, slab.store) for slab in open_slabs(self.slabs())]
         for port in self.ports:
             port.stopListening()  # type: ignore[no-untyped-call]
         # A service stopping later (a socket file to remove) is waited for too.
@@ -185,7 +208,15 @@ class SessionServer(GeminiServer):
         late = _give_up_after(done, self.grace + CLOSE_TIMEOUT, self.reactor)
         done.addErrback(self._cannot_close, late)
         done.addBoth(lambda _: gatherResults(stopping, consumeErrors=True))
-        return done.addBoth(lambda _: self.drained(DRAIN_TIMEOUT))
+        done.addBoth(lambda _: self.drained(DRAIN_TIMEOUT))
+
+        def final(_: object) -> None:
+            if not self.ports:
+                return  # it never served (its stores could not open): no figures
+            figures = [SlabFigures.of(slab, store) for slab, store in stores]
+            log_summary(self.stats, figures, "final")
+
+        return done.addCallback(final)
 
     def _cannot_close(self, failure: Failure, late: list[bool]) -> None:
         # Every answered change is in its store already; what a store could not

@@ -379,21 +379,32 @@ class Slab(Generic[R]):
     def unreadable(
         self, key: bytes, stored: Stored | StoredRecord, error: RecordUnreadable
     ) -> None:
-        """Count a record that cannot be read, and log its bytes the first time."""
+        """Count a record that cannot be read, and log it the first time: why,
+        as a warning; its bytes only at level debug (a record's contents are
+        the player's, not for the everyday log)."""
         self.stats.unreadable += 1
         if (key, stored.version) in self._logged:
             return
         if len(self._logged) >= _LOGGED_MAX:
             self._logged.clear()
         self._logged.add((key, stored.version))
+        fields = {
+            "slab": self.name,
+            "player": key[:4].hex(),
+            "event": "unreadable",
+            "version": stored.version,
+        }
         _log.warn(
             "slab {slab}: the record of player {player} cannot be read ({error});"
-            " it is kept as it is, version {version}, bytes {data}",
-            slab=self.name,
-            player=key[:4].hex(),
+            " it is kept as it is, version {version}",
             error=str(error),
-            version=stored.version,
+            **fields,
+        )
+        _log.debug(
+            "slab {slab}: the unreadable record of player {player}, version"
+            " {version}, is bytes {data}",
             data=stored.data.hex(),
+            **fields,
         )
 
     async def records(self, page_size: int = 256) -> AsyncIterator[tuple[bytes, R]]:

@@ -35,6 +35,13 @@ def test_a_request_in_flight_is_answered_before_the_server_exits_0(
     assert (Reply(20, "text/plain", "1"), 0) == (answer, status)
     assert "Traceback" not in output
     assert "Unhandled" not in output
+    # Logged last, once the request in flight was answered: it is counted.
+    final = [line for line in output.splitlines() if "final: slab" in line]
+    assert [
+        "final: slab tests.apps.slow_counter.Count: 1/10000 records (1.1 MiB),"
+        " 0 hits, 1 misses, 1 created, 0 evicted, 0 expired, 0 refused,"
+        " 0 too large, 0 failed, 0 timed out"
+    ] == [line.split("] ", 1)[1] for line in final]
 
 
 def test_a_request_that_outlasts_the_grace_is_cut_off_keeping_nothing(

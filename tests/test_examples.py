@@ -37,7 +37,7 @@ def landing(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
 
 
 def test_there_is_an_example() -> None:
-    assert [path.name for path in EXAMPLES] == ["coin_flip.py"]
+    assert [path.name for path in EXAMPLES] == ["coin_flip.py", "server_script.py"]
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.name)
@@ -47,7 +47,11 @@ def test_an_example_opens_with_a_docstring_that_says_what_it_demonstrates(
     docstring = ast.get_docstring(ast.parse(path.read_text()))
     assert docstring is not None
     assert "demonstrates" in docstring
-    assert f"--app examples.{path.stem}:app" in docstring
+    # How to run it: with the launcher, or a server script on its own.
+    assert (
+        f"--app examples.{path.stem}:app" in docstring
+        or f"python examples/{path.name}" in docstring
+    )
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.name)

@@ -444,9 +444,12 @@ def test_an_unreadable_record_gets_a_page_and_is_kept_and_logged_once() -> None:
         "slab tests.test_route.Tally: the record of player"
         f" {fingerprint_of('alice')[:4].hex()} cannot be read (Tally.count was"
         " stored as 'two' (str) but is now an int: add __sesh_migrate__ to the"
-        " class to carry old records over); it is kept as it is, version 1, bytes"
-        " 0181a5636f756e74a374776f"
+        " class to carry old records over); it is kept as it is, version 1",
+        "slab tests.test_route.Tally: the unreadable record of player"
+        f" {fingerprint_of('alice')[:4].hex()}, version 1, is bytes"
+        " 0181a5636f756e74a374776f",
     ] == [e["log_format"].format(**e) for e in events]
+    assert ["warn", "debug"] == [e["log_level"].name for e in events]
     assert 2 == slab.stats.unreadable
     store = slab.store
     assert isinstance(store, MemoryStore)

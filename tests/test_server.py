@@ -8,6 +8,7 @@ import pytest
 from jetforce.app.base import Request, Response, Status
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import capturedLogs, formatEvent
 
 from jetforce_sesh import MemoryStore, SessionApplication, SlabOptions
 from jetforce_sesh.server import CLOSE_TIMEOUT, OPEN_TIMEOUT, SessionServer
@@ -105,3 +106,29 @@ def test_stores_that_close_stop_the_server_quietly(
     server = server_for(app, reactor, opened.addCallback(lambda _: []))
     stopped = server.shut_down()
     assert (True, "", 0) == (stopped.called, capsys.readouterr().err, server.exit_code)
+
+
+def test_the_final_figures_are_logged_once_stopped_if_it_served() -> None:
+    reactor = MemoryReactorClock()
+    app = capsule()
+    server = server_for(app, reactor, app.open(reactor).addCallback(lambda _: []))
+    server.ports.append(reactor.listenTCP(0, server))  # as once it listens
+    server.stats.answered(20)
+    with capturedLogs() as events:
+        stopped = server.shut_down()
+    assert stopped.called
+    assert [
+        "final: 1 requests (1 2x), 1.00/s over the last minute",
+        "final: slab tests.test_server.Visits: 0/10000 records (1.1 MiB), 0 hits,"
+        " 0 misses, 0 created, 0 evicted, 0 expired, 0 refused, 0 too large,"
+        " 0 failed, 0 timed out",
+    ] == [formatEvent(event) for event in events]
+
+
+def test_a_server_that_never_listened_logs_no_figures() -> None:
+    reactor = MemoryReactorClock()
+    app = capsule()
+    server = server_for(app, reactor, app.open(reactor).addCallback(lambda _: []))
+    with capturedLogs() as events:
+        server.shut_down()
+    assert [] == events

@@ -17,7 +17,7 @@ import attrs
 from jetforce.app.base import Request, Response, Status
 
 from jetforce_sesh import SessionApplication
-from jetforce_sesh.games.names import quoted
+from jetforce_sesh.names import quoted
 
 LIVES = 6
 LETTERS = frozenset(string.ascii_lowercase)

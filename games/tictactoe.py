@@ -14,7 +14,7 @@ import attrs
 from jetforce.app.base import Request, Response, Status
 
 from jetforce_sesh import SessionApplication
-from jetforce_sesh.games.names import quoted
+from jetforce_sesh.names import quoted
 
 app = SessionApplication(
     "Tic-tac-toe",

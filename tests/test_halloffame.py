@@ -13,7 +13,7 @@ from hypothesis import given, settings
 
 from jetforce_sesh import SlabOptions
 from jetforce_sesh.games import guess, halloffame, hangman
-from jetforce_sesh.games.names import MAX_NAME, clean_name, quoted
+from jetforce_sesh.names import MAX_NAME, clean_name, quoted
 from jetforce_sesh.testing import Page, SessionHarness, fingerprint_of, later_stores
 from tests.strategies import player_input
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from jetforce.app.base import (
     ApplicationCallable,
@@ -30,6 +30,9 @@ from jetforce_sesh.options import OnFull, SlabOptions, check_grace
 from jetforce_sesh.route import DEFAULT_TIMEOUT, Handler, ResetRoute, SessionRoute
 from jetforce_sesh.slab import Slab, check_same
 from jetforce_sesh.store import StoreFactory
+
+if TYPE_CHECKING:
+    from jetforce_sesh.accounts import Accounts
 
 R = TypeVar("R")
 
@@ -178,6 +181,21 @@ class SessionApplication(JetforceApplication):
             if callback not in self._close_callbacks
         )
         self.included.append(other)
+
+    def use_accounts(self, accounts: Accounts | None = None) -> Accounts:
+        """Keep every slab's records under the player's account, so that all the
+        certificates linked to it share them; serve the account pages under
+        ``/account``. Players nobody linked keep their records as they are."""
+        from jetforce_sesh.accounts import Accounts
+
+        accounts = accounts or Accounts()
+        self.keys = accounts.keys
+        self.include(accounts.app)
+        own = set(map(id, accounts.app.slabs.values()))
+        accounts.capsule_slabs = lambda: [
+            slab for slab in self.slabs.values() if id(slab) not in own
+        ]
+        return accounts
 
     def when_opened(
         self, callback: Callable[[IReactorTime], None]

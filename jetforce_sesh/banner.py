@@ -53,7 +53,9 @@ def game_line(slab: Slab[Any], defaults: SlabOptions) -> str:
     options = slab.options
     reserved = getattr(slab.store, "reserved_bytes", None)
     where = f", {size(reserved)}" if reserved is not None else ""
-    line = f"  {slab.title or slab.name}: up to {options.max_records:,} players{where}"
+    line = (
+        f"  {slab.title or slab.name}: up to {options.max_records:,} {slab.unit}{where}"
+    )
     if policy(options) != policy(defaults):
         line += f" ({policy(options)})"
     return line
@@ -66,7 +68,10 @@ def banner(slabs: Sequence[Slab[Any]], defaults: SlabOptions) -> list[str]:
     reserved = [getattr(slab.store, "reserved_bytes", None) for slab in slabs]
     total = sum(r for r in reserved if r is not None)
     players = sum(slab.options.max_records for slab in slabs)
-    games = f"{len(slabs)} game{'' if len(slabs) == 1 else 's'}"
+    count = sum(slab.unit == "players" for slab in slabs)
+    games = f"{count} game{'' if count == 1 else 's'}"
+    if count < len(slabs):
+        games += f" and {len(slabs) - count} more slab{'s' * (len(slabs) - count > 1)}"
     return [
         "Games and the players' records they keep:",
         *(game_line(slab, defaults) for slab in slabs),

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterable
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 from jetforce.app.base import Response
 from twisted.application.service import Service
@@ -44,7 +44,7 @@ from jetforce_sesh.errors import (
     StoreUnavailable,
 )
 from jetforce_sesh.identity import BadFingerprint, parse_fingerprint
-from jetforce_sesh.keys import FingerprintKeys
+from jetforce_sesh.keys import IFingerprintKeys
 from jetforce_sesh.slab import Opened, Slab
 from jetforce_sesh.store import ABSENT, ANY_VERSION, Stored
 
@@ -282,11 +282,15 @@ class BridgeProtocol(Int32StringReceiver):
         return b""
 
     def _player(self, text: bytes) -> bytes:
+        """The key of the player whose fingerprint ``text`` spells, through the
+        capsule's key step (an account, when accounts are on)."""
         try:
-            return parse_fingerprint(text.decode("ascii"))
+            fingerprint = parse_fingerprint(text.decode("ascii"))
         except (UnicodeDecodeError, BadFingerprint) as error:
             detail = str(error) if isinstance(error, BadFingerprint) else why(error)
             raise BadMessage(f"not a fingerprint: {detail}") from None
+        keys: Any = self._opened().keys
+        return cast(bytes, keys.key_for_fingerprint(fingerprint))
 
     def _opened(self) -> Opened[Any]:
         assert self.slab is not None
@@ -693,9 +697,9 @@ class BridgeService(Service):
 
 
 def check_keys(slabs: Iterable[Slab[Any]], keys: object) -> None:
-    """ConfigError if the capsule keys records by something other than the
-    certificate's fingerprint: a CGI program knows only that."""
-    if not isinstance(keys, FingerprintKeys):
+    """ConfigError unless the capsule's key step can answer from a fingerprint
+    alone, at once: a CGI program gives nothing more."""
+    if not IFingerprintKeys.providedBy(keys):
         names = ", ".join(slab.name for slab in slabs)
         raise ConfigError(
             f"the bridge serves records keyed by the certificate's fingerprint, and"

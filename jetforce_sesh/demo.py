@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from jetforce.app.base import Request, Response, Status
 
+from jetforce_sesh.accounts import rotation_note
 from jetforce_sesh.application import SessionApplication, links
 from jetforce_sesh.games import counter, guess, halloffame, hangman, pet, tictactoe
 
@@ -17,10 +18,14 @@ for game in (
     halloffame.app,
 ):
     app.include(game)
+# Several certificates per player: link a phone to a laptop, or a new
+# certificate to an expiring one, and keep playing with the same records.
+accounts = app.use_accounts()
 
 
 @app.route("")
 def index(request: Request) -> Response:
+    note = rotation_note(request, accounts.members.now())
     page = "\n".join(
         [
             "# jetforce-sesh demo capsule",
@@ -28,10 +33,16 @@ def index(request: Request) -> Response:
             "Small games that remember you by your client certificate.",
             "Attach a certificate when your client asks for one; each game keeps"
             " its own record of you.",
+            *([] if note is None else ["", note, "=> /account Your account"]),
             "",
             "## Games",
             "",
-            *links(app.included),
+            *links(game for game in app.included if game is not accounts.app),
+            "",
+            "## You",
+            "",
+            *links([accounts.app]),
+            "=> /account/help Certificates, linking and revoking, in plain words",
             "",
         ]
     )

@@ -31,12 +31,23 @@ class IPlayerKeys(Interface):
         """
 
 
-@implementer(IPlayerKeys)
+class IFingerprintKeys(Interface):
+    """A key step that can answer from a fingerprint alone, at once: what the
+    CGI bridge needs, knowing nothing more of a player than that."""
+
+    def key_for_fingerprint(fingerprint: bytes) -> bytes:
+        """The 32-byte key of the player whose certificate has ``fingerprint``."""
+
+
+@implementer(IPlayerKeys, IFingerprintKeys)
 class FingerprintKeys:
     """One certificate, one player: the key is the certificate's fingerprint."""
 
     def key_for(self, request: Request, certificate: Certificate) -> bytes:
         return certificate.fingerprint
+
+    def key_for_fingerprint(self, fingerprint: bytes) -> bytes:
+        return fingerprint
 
 
 def player_key(request: Request) -> bytes:

@@ -149,6 +149,8 @@ class Slab(Generic[R]):
         self.name = ""
         #: The game's name for players, and the page their records belong to.
         self.title = title
+        #: What one record is, in the start-up banner's words.
+        self.unit = "players"
         self.home = home
         self._layout: str | None = None
         self._settings: dict[str, Any] = {}

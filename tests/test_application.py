@@ -84,13 +84,30 @@ def test_open_and_close_callbacks_follow_the_capsule() -> None:
     assert harness.clock.getDelayedCalls() == []
 
 
-def test_demo_capsule_links_every_game() -> None:
+def test_demo_capsule_links_every_game_and_the_account_pages() -> None:
     from jetforce_sesh import app
 
     page = SessionHarness(app).get("/", player=None)
-    assert ["/counter", "/guess", "/hangman", "/tictactoe", "/pet", "/halloffame"] == [
-        line.split()[1] for line in page.lines if line.startswith("=> ")
-    ]
+    assert [
+        "/counter",
+        "/guess",
+        "/hangman",
+        "/tictactoe",
+        "/pet",
+        "/halloffame",
+        "/account",
+        "/account/help",
+    ] == [line.split()[1] for line in page.lines if line.startswith("=> ")]
+
+
+def test_the_demo_index_tells_a_certificate_near_its_end_to_link_a_new_one() -> None:
+    from jetforce_sesh import app
+
+    page = SessionHarness(app).get("/", not_after="2026-01-03T00:00:00Z")
+    assert (
+        "Your certificate expires in 2 days. Make a new one, then link it to your"
+        " account from here, to keep your records."
+    ) in page.lines
 
 
 def test_a_route_may_name_its_record_before_the_slab_is_declared() -> None:

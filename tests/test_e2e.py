@@ -139,11 +139,16 @@ def test_the_banner_lists_each_game_and_ends_with_the_address_to_open(
         "  Tic-tac-toe: up to 10,000 players, 2.0 MiB",
         "  Pet: up to 10,000 players, 3.8 MiB",
         "  Hall of fame: up to 10,000 players, 2.6 MiB",
-        "In all: 6 games, up to 60,000 records, 13.3 MiB reserved.",
+        "  Accounts: certificate links: up to 10,000 certificates, 2.3 MiB",
+        "  Accounts: up to 10,000 accounts, 3.9 MiB",
+        "  Accounts: live link codes: up to 1,000 codes, 183.8 KiB (when a game is"
+        " full, new players are turned away (41); players are never forgotten for"
+        " being away)",
+        "In all: 6 games and 3 more slabs, up to 81,000 records, 19.7 MiB reserved.",
         "When a game is full, the player away longest makes room; players are never"
         " forgotten for being away.",
         f"Listening on 127.0.0.1:{demo_server.port}",
-    ] == games.splitlines()[:10]
+    ] == games.splitlines()[:13]
 
 
 def test_the_address_the_banner_prints_works(

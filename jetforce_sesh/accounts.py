@@ -1,0 +1,688 @@
+"""Accounts: several certificates, one player, linked with a one-time code.
+
+In Gemini a player is a client certificate, and players have several (a phone and
+a laptop) and replace them when they expire. With accounts on, every slab keeps a
+player's records under their **account** instead of under one certificate, so all
+the account's certificates read and write the same records, and take the same
+turns. Nothing changes for handlers: the account is what the key step
+(:class:`~jetforce_sesh.keys.IPlayerKeys`) hands the route.
+
+An account is named by the fingerprint of the first certificate that had it. A
+certificate nobody linked is its own account, so turning accounts on keeps every
+player's records where they are. Three slabs, opened and kept like any other (in
+memory, in ``--state-dir``, in a shared store), hold what accounts need:
+
+- ``accounts.certificates``: per certificate, its account, its common name, when it
+  was first and last seen, and its validity dates;
+- ``accounts``: per account, its certificates and its live link code (the route
+  record of the account pages);
+- ``accounts.codes``: per live code (by its SHA-256), the account it joins, who
+  made it and until when it works.
+
+A player links a new certificate by asking for a code on the account page of one
+that already plays, and entering it from the new one. Codes are 8 characters from
+an alphabet with no look-alikes, made with :mod:`secrets`, single use, valid for
+a few minutes, at most one live per account; wrong codes are limited per
+certificate. See ``docs/explanation/accounts.md``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import hashlib
+import secrets
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+import attrs
+from jetforce.app.base import Request, Response, Status
+from zope.interface import implementer
+
+from jetforce_sesh.errors import Conflict, StoreFull
+from jetforce_sesh.identity import Certificate, fingerprint_of_request, read_certificate
+from jetforce_sesh.keys import IFingerprintKeys, IPlayerKeys, player_key
+from jetforce_sesh.names import clean_name, quoted
+from jetforce_sesh.slab import Slab
+from jetforce_sesh.store import ABSENT, ANY_VERSION
+
+R = TypeVar("R")
+
+#: Characters of a link code: digits and capitals with no look-alikes (no 0 or O,
+#: no 1, I or L, no U or V, which fonts and handwriting confuse).
+ALPHABET = "23456789ABCDEFGHJKMNPQRSTWXYZ"
+CODE_LENGTH = 8
+#: Seconds before a certificate's expiry from which its pages suggest linking a
+#: new one.
+ROTATION_WARNING = 14 * 86400
+#: Seconds between two updates of a certificate's "last seen".
+SEEN_EVERY = 60.0
+#: Names shown on the account page, in characters.
+MAX_SHOWN_NAME = 32
+
+
+@attrs.define
+class Member:
+    """One certificate of an account."""
+
+    account: bytes = b""
+    name: str = ""
+    first_seen: float = 0.0
+    last_seen: float = 0.0
+    not_before: float = 0.0
+    not_after: float = 0.0
+
+
+@attrs.define
+class Account:
+    """An account: its certificates, and its live link code's hash."""
+
+    certificates: list[bytes] = attrs.Factory(list)
+    code: bytes = b""
+    code_expires: float = 0.0
+
+
+@attrs.define
+class LinkCode:
+    """A live link code (kept under its SHA-256, never as itself)."""
+
+    account: bytes = b""
+    made_by: bytes = b""
+    expires: float = 0.0
+
+
+@attrs.frozen
+class AccountOptions:
+    """How accounts behave; see ``docs/reference/accounts.md``."""
+
+    #: Seconds a link code works.
+    code_ttl: float = 600.0
+    #: Certificates one account may have.
+    max_certificates: int = 8
+    #: Certificates the capsule keeps links for (None: ``--max-records``).
+    max_members: int | None = None
+    #: Link codes live at once, over every account.
+    max_codes: int = 1000
+    #: Wrong codes one certificate may enter per ``wrong_window`` seconds.
+    wrong_codes: int = 5
+    wrong_window: float = 900.0
+    #: Certificates the wrong-code counter remembers (the oldest go first).
+    guess_table: int = 10_000
+
+
+class Guesses:
+    """Wrong codes per certificate, in windows of ``window`` seconds, in a table
+    of at most ``capacity`` certificates: a flood of fresh certificates pushes
+    out the oldest entries, and cannot grow it."""
+
+    def __init__(self, limit: int, window: float, capacity: int) -> None:
+        self.limit = limit
+        self.window = window
+        self.capacity = capacity
+        self._table: OrderedDict[bytes, tuple[int, float]] = OrderedDict()
+
+    def wait(self, fingerprint: bytes, now: float) -> int:
+        """Whole seconds ``fingerprint`` must wait before another try (0: none)."""
+        count, since = self._table.get(fingerprint, (0, now))
+        if now - since >= self.window:
+            self._table.pop(fingerprint, None)
+            return 0
+        if count < self.limit:
+            return 0
+        return max(1, int(since + self.window - now + 0.999))
+
+    def wrong(self, fingerprint: bytes, now: float) -> None:
+        count, since = self._table.pop(fingerprint, (0, now))
+        if now - since >= self.window:
+            count, since = 0, now
+        self._table[fingerprint] = (count + 1, since)
+        while len(self._table) > self.capacity:
+            self._table.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+
+class _Table(Generic[R]):
+    """A slab read and written directly, by key, through its store's Deferred
+    methods: for records that are not a route's own."""
+
+    def __init__(self, slab: Slab[R]) -> None:
+        self.slab = slab
+
+    async def get(self, key: bytes) -> tuple[R | None, int]:
+        opened = self.slab.serving
+        stored = await opened.store.peek(key)
+        if stored is None:
+            return None, ABSENT
+        return opened.codec.decode(stored.data), stored.version
+
+    async def change(
+        self, key: bytes, edit: Callable[[R | None], R | None], attempts: int = 5
+    ) -> R | None:
+        """``edit`` the record and store what it returns (None: delete it),
+        reading again and editing again if another writer got there first."""
+        opened = self.slab.serving
+        for attempt in range(attempts):
+            record, version = await self.get(key)
+            new = edit(record)
+            try:
+                if new is None:
+                    if version != ABSENT:
+                        await opened.store.delete(key, version)
+                else:
+                    await opened.store.save(key, opened.codec.encode(new), version)
+            except Conflict:
+                if attempt == attempts - 1:
+                    raise
+                continue
+            return new
+        raise AssertionError("unreachable")
+
+    async def drop(self, key: bytes) -> bool:
+        deleted: bool = await self.slab.serving.store.delete(key, ANY_VERSION)
+        return deleted
+
+
+def code_hash(code: str) -> bytes:
+    return hashlib.sha256(code.encode("ascii")).digest()
+
+
+def normal_code(text: str) -> str | None:
+    """The code a player meant by ``text`` (any case, spaces and dashes
+    ignored), or None if it cannot be one."""
+    code = "".join(text.split()).replace("-", "").upper()
+    if len(code) != CODE_LENGTH or any(char not in ALPHABET for char in code):
+        return None
+    return code
+
+
+def shown_code(code: str) -> str:
+    return f"{code[:4]}-{code[4:]}"
+
+
+def new_code() -> str:
+    return "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
+
+
+def _prefix(fingerprint: bytes) -> str:
+    return fingerprint.hex()[:16]
+
+
+def _date(stamp: float) -> str:
+    if stamp <= 0:
+        return "unknown"
+    return datetime.datetime.fromtimestamp(stamp, datetime.UTC).strftime("%Y-%m-%d")
+
+
+def _moment(stamp: float) -> str:
+    if stamp <= 0:
+        return "never"
+    return datetime.datetime.fromtimestamp(stamp, datetime.UTC).strftime(
+        "%Y-%m-%d %H:%M UTC"
+    )
+
+
+def _stamp(value: float) -> float:
+    """A validity date for a record: 0 when the certificate gave none."""
+    return value if value not in (float("inf"), float("-inf")) else 0.0
+
+
+def _common_name(request: Request) -> str:
+    name = clean_name(str(request.environ.get("REMOTE_USER") or ""))
+    if len(name) > MAX_SHOWN_NAME:
+        name = name[: MAX_SHOWN_NAME - 1] + "…"
+    return name or "(no name)"
+
+
+def rotation_note(request: Request, now: float) -> str | None:
+    """A line for a page when the request's certificate expires within
+    :data:`ROTATION_WARNING`, pointing to the link flow; else None."""
+    try:
+        certificate = read_certificate(request.environ)
+    except ValueError:
+        return None
+    left = certificate.valid_until - now
+    if not 0 <= left <= ROTATION_WARNING:
+        return None
+    days = int(left // 86400)
+    when = "today" if days == 0 else f"in {days} day{'s' if days != 1 else ''}"
+    return (
+        f"Your certificate expires {when}. Make a new one, then link it to your"
+        f" account from here, to keep your records."
+    )
+
+
+@implementer(IPlayerKeys, IFingerprintKeys)
+class AccountKeys:
+    """The key step with accounts: a certificate's account, or its own
+    fingerprint for a certificate nobody linked."""
+
+    def __init__(self, accounts: Accounts) -> None:
+        self.accounts = accounts
+
+    def key_for(self, request: Request, certificate: Certificate) -> bytes:
+        return self.key_for_fingerprint(certificate.fingerprint)
+
+    def key_for_fingerprint(self, fingerprint: bytes) -> bytes:
+        """The key of the player with certificate ``fingerprint`` (also for the
+        CGI bridge, which knows nothing more of the player)."""
+        slab = self.accounts.members
+        opened = slab.serving
+        immediate = opened.immediate
+        if immediate is None:
+            raise TypeError(
+                "accounts need the certificates slab in this process for now:"
+                " keep accounts.certificates in memory or in --state-dir"
+            )
+        stored = immediate.peek_now(fingerprint)
+        if stored is None:
+            return fingerprint
+        member: Member = opened.codec.decode(stored.data)
+        now = opened.clock.seconds()
+        if now - member.last_seen >= SEEN_EVERY:
+            member.last_seen = now
+            # Only "last seen": if it cannot be kept, the next request tries again.
+            with contextlib.suppress(Conflict, StoreFull):
+                immediate.save_now(
+                    fingerprint, opened.codec.encode(member), stored.version
+                )
+        return member.account or fingerprint
+
+
+class Accounts:
+    """Accounts for a capsule: its slabs, key step, pages and settings.
+
+    Turn them on with :meth:`SessionApplication.use_accounts`, which includes
+    :attr:`app` (the pages under ``/account``) and sets :attr:`keys`.
+    """
+
+    def __init__(self, options: AccountOptions | None = None) -> None:
+        from jetforce_sesh.application import SessionApplication
+
+        self.options = options = options or AccountOptions()
+        self.app = SessionApplication(
+            "Your account",
+            entry="/account",
+            description="play from several certificates, link a new one",
+        )
+        self.members: Slab[Member] = self.app.slab(
+            Member,
+            name="accounts.certificates",
+            record_size=160,
+            max_records=options.max_members,
+        )
+        self.accounts: Slab[Account] = self.app.slab(
+            Account,
+            name="accounts",
+            record_size=48 + 35 * options.max_certificates,
+            max_records=options.max_members,
+        )
+        self.codes: Slab[LinkCode] = self.app.slab(
+            LinkCode,
+            name="accounts.codes",
+            record_size=112,
+            max_records=options.max_codes,
+            on_full="refuse",
+        )
+        for slab, title, unit in (
+            (self.members, "Accounts: certificate links", "certificates"),
+            (self.accounts, "Accounts", "accounts"),
+            (self.codes, "Accounts: live link codes", "codes"),
+        ):
+            slab.title, slab.unit = title, unit
+        self.keys = AccountKeys(self)
+        self.guesses = Guesses(
+            options.wrong_codes, options.wrong_window, options.guess_table
+        )
+        self._member_table = _Table(self.members)
+        self._account_table = _Table(self.accounts)
+        self._code_table = _Table(self.codes)
+        #: Every slab of the capsule whose records are kept under the account:
+        #: set by use_accounts().
+        self.capsule_slabs: Callable[[], list[Slab[Any]]] = list
+        route = self.app.session_route
+        route("/account", record=Account)(self.page)
+        route("/account/code", record=Account)(self.make_code)
+        route("/account/link", record=Account)(self.link)
+        route("/account/join/(?P<code>[0-9A-Z]{8})", record=Account)(self.join)
+        route("/account/revoke/(?P<prefix>[0-9a-f]{16})", record=Account)(self.revoke)
+        self.app.route("/account/help")(self.help)
+
+    # -- shared steps ------------------------------------------------------------
+
+    def _now(self) -> float:
+        return self.members.now()
+
+    async def _remember(self, request: Request, account: Account) -> bytes:
+        """The request's certificate, noted in its member record and in the
+        account's list; its fingerprint."""
+        fingerprint = fingerprint_of_request(request)
+        key = player_key(request)
+        certificate = read_certificate(request.environ)
+        now = self._now()
+        name = _common_name(request)
+
+        def note(member: Member | None) -> Member:
+            if member is None:
+                member = Member(account=key, first_seen=now)
+            member.name = name
+            member.last_seen = now
+            member.not_before = _stamp(certificate.valid_from)
+            member.not_after = _stamp(certificate.valid_until)
+            return member
+
+        await self._member_table.change(fingerprint, note)
+        if fingerprint not in account.certificates:
+            account.certificates.append(fingerprint)
+        return fingerprint
+
+    def _page(self, *lines: str) -> Response:
+        body = "\n".join(
+            [
+                "# Your account",
+                "",
+                *lines,
+                "",
+                "=> /account Your account",
+                "=> /account/help How accounts work",
+                "=> / Back to the capsule",
+                "",
+            ]
+        )
+        return Response(Status.SUCCESS, "text/gemini", body)
+
+    # -- pages -------------------------------------------------------------------
+
+    async def page(self, request: Request, record: Account) -> Response:
+        """The account page: its certificates, and what can be done with them."""
+        mine = await self._remember(request, record)
+        now = self._now()
+        lines: list[str] = []
+        note = rotation_note(request, now)
+        if note:
+            lines += [
+                note,
+                "=> /account/code Make a link code for your new certificate",
+                "",
+            ]
+        count = len(record.certificates)
+        lines.append(
+            f"This account has {count} certificate{'s' if count != 1 else ''}; each"
+            f" sees and changes the same records in every game."
+        )
+        lines.append("")
+        for fingerprint in record.certificates:
+            member, _ = await self._member_table.get(fingerprint)
+            this = fingerprint == mine
+            title = member.name if member else "(gone)"
+            lines.append(f"## {title}{' (this certificate)' if this else ''}")
+            lines.append(f"Fingerprint {_prefix(fingerprint)}…")
+            if member is not None:
+                lines.append(
+                    f"First seen {_moment(member.first_seen)}, last seen"
+                    f" {_moment(member.last_seen)}"
+                )
+                lines.append(
+                    f"Valid from {_date(member.not_before)} until"
+                    f" {_date(member.not_after)}"
+                )
+            if not this:
+                lines.append(
+                    f"=> /account/revoke/{_prefix(fingerprint)} Revoke this certificate"
+                )
+            lines.append("")
+        if record.code and record.code_expires > now:
+            lines.append(
+                f"A link code is live until {_moment(record.code_expires)};"
+                f" making a new one replaces it."
+            )
+        lines += [
+            "## Link another certificate",
+            "From this certificate, make a code; then enter it from the other one.",
+            "=> /account/code Make a link code",
+            "=> /account/link Enter a code from another certificate",
+        ]
+        return self._page(*lines)
+
+    async def make_code(self, request: Request, record: Account) -> Response:
+        """A new link code for this account (the previous one stops working)."""
+        mine = await self._remember(request, record)
+        key = player_key(request)
+        now = self._now()
+        if record.code:
+            await self._code_table.drop(record.code)
+        code = new_code()
+        expires = now + self.options.code_ttl
+        try:
+            await self._code_table.change(
+                code_hash(code),
+                lambda _: LinkCode(account=key, made_by=mine, expires=expires),
+            )
+        except StoreFull:
+            record.code = b""
+            return Response(
+                Status.SLOW_DOWN,
+                str(int(self.options.code_ttl)),
+            )
+        record.code = code_hash(code)
+        record.code_expires = expires
+        minutes = int(self.options.code_ttl // 60)
+        return self._page(
+            "Your link code:",
+            "",
+            f"> {shown_code(code)}",
+            "",
+            f"From your other certificate, open this capsule's account page and"
+            f' choose "Enter a code" within {minutes} minutes. The code works once;'
+            f" making another one replaces it.",
+            "=> /account/link Enter a code (from the other certificate)",
+        )
+
+    async def link(self, request: Request, record: Account) -> Response:
+        """Enter a code made from another certificate."""
+        fingerprint = fingerprint_of_request(request)
+        now = self._now()
+        wait = self.guesses.wait(fingerprint, now)
+        if wait:
+            return Response(Status.SLOW_DOWN, str(wait))
+        if not request.query:
+            return Response(
+                Status.INPUT,
+                "Enter the link code shown on your other certificate's account page",
+            )
+        code = normal_code(request.query)
+        if code is None:
+            return Response(
+                Status.INPUT,
+                f"{quoted(request.query)} is not a link code: codes are 8 letters and"
+                f" digits, like ABCD-2345. Enter the code",
+            )
+        found, problem = await self._live(code, player_key(request))
+        if found is None:
+            self.guesses.wrong(fingerprint, now)
+            return Response(Status.INPUT, f"{problem} Enter a live code")
+        if found.account == player_key(request):
+            return self._page(
+                "That code was made from this account: enter it from the certificate"
+                " you want to link."
+            )
+        if await self._has_records(player_key(request), record, fingerprint):
+            return Response(Status.REDIRECT_TEMPORARY, f"/account/join/{code}")
+        return await self._join(request, record, code)
+
+    async def join(self, request: Request, record: Account, code: str) -> Response:
+        """Confirm joining an account, giving up this certificate's records."""
+        answer = request.query.strip().lower()
+        if not request.query:
+            return Response(
+                Status.INPUT,
+                "This certificate has records of its own: linking replaces them with"
+                " the account's, in every game. Type yes to link",
+            )
+        if answer != "yes":
+            return self._page("Not linked: the answer was not yes. Nothing changed.")
+        return await self._join(request, record, code)
+
+    async def _live(self, code: str, key: bytes) -> tuple[LinkCode | None, str]:
+        entry, _ = await self._code_table.get(code_hash(code))
+        if entry is None or entry.expires <= self._now():
+            return None, (
+                f"No live code {shown_code(code)}: it is mistyped, has expired or"
+                f" was used already; make a new one from your other certificate."
+            )
+        return entry, ""
+
+    async def _has_records(
+        self, key: bytes, record: Account, fingerprint: bytes
+    ) -> bool:
+        if any(other != fingerprint for other in record.certificates):
+            return True
+        for slab in self.capsule_slabs():
+            if await slab.peek(key) is not None:
+                return True
+        return False
+
+    async def _join(self, request: Request, record: Account, code: str) -> Response:
+        fingerprint = fingerprint_of_request(request)
+        old = player_key(request)
+        entry, problem = await self._live(code, old)
+        if entry is None:
+            self.guesses.wrong(fingerprint, self._now())
+            return self._page(problem)
+        if entry.account == old:
+            return self._page("That code was made from this account: nothing to do.")
+        target = entry.account
+        full: list[bool] = []
+
+        def add(account: Account | None) -> Account | None:
+            account = account or Account(certificates=[entry.made_by])
+            if fingerprint not in account.certificates:
+                if len(account.certificates) >= self.options.max_certificates:
+                    full.append(True)
+                    return account
+                account.certificates.append(fingerprint)
+            account.code = b""
+            account.code_expires = 0.0
+            return account
+
+        await self._account_table.change(target, add)
+        if full:
+            return self._page(
+                f"That account has {self.options.max_certificates} certificates"
+                f" already: revoke one of them first."
+            )
+        await self._code_table.drop(code_hash(code))
+        now = self._now()
+        certificate = read_certificate(request.environ)
+        name = _common_name(request)
+
+        def point(member: Member | None) -> Member:
+            member = member or Member(first_seen=now)
+            member.account = target
+            member.name = name
+            member.last_seen = now
+            member.not_before = _stamp(certificate.valid_from)
+            member.not_after = _stamp(certificate.valid_until)
+            return member
+
+        await self._member_table.change(fingerprint, point)
+        if fingerprint in record.certificates:
+            record.certificates.remove(fingerprint)
+        if not record.certificates:
+            # Nobody plays the old account any more: the account's records win,
+            # and this certificate's own ones go.
+            for slab in self.capsule_slabs():
+                await _Table(slab).drop(old)
+        return self._page(
+            "Linked. This certificate now shares the account's records in every"
+            " game, and takes turns with its other certificates.",
+        )
+
+    async def revoke(self, request: Request, record: Account, prefix: str) -> Response:
+        """Revoke another certificate of this account, after a confirmation."""
+        mine = fingerprint_of_request(request)
+        targets = [f for f in record.certificates if f.hex().startswith(prefix)]
+        if not targets:
+            return self._page("No certificate of this account starts with that.")
+        target = targets[0]
+        if target == mine:
+            return self._page(
+                "That is the certificate you are using: revoke it from another one"
+                " of this account."
+            )
+        member, _ = await self._member_table.get(target)
+        name = member.name if member else "(gone)"
+        if not request.query:
+            return Response(
+                Status.INPUT,
+                f"Revoke certificate {name} ({prefix[:8]}…)? It will be a new, unknown"
+                f" player from then on. Type yes to revoke",
+            )
+        if request.query.strip().lower() != "yes":
+            return self._page("Not revoked: the answer was not yes.")
+
+        def cut(member: Member | None) -> Member:
+            member = member or Member()
+            # A fresh account nobody has: the certificate starts again, even if
+            # its own fingerprint names this account.
+            member.account = secrets.token_bytes(32)
+            return member
+
+        await self._member_table.change(target, cut)
+        record.certificates.remove(target)
+        return self._page(
+            f"Revoked {name}: from now on it is a new player, and cannot see this"
+            f" account's records."
+        )
+
+    def help(self, request: Request) -> Response:
+        """Certificates, linking and revoking, in plain words."""
+        options = self.options
+        page = HELP.format(
+            minutes=int(options.code_ttl // 60),
+            wrong=options.wrong_codes,
+            window=int(options.wrong_window // 60),
+        )
+        return Response(Status.SUCCESS, "text/gemini", page)
+
+
+HELP = """\
+# Certificates and your account
+
+This capsule knows you by your client certificate: a small file your Gemini
+client shows the capsule instead of a password. Each certificate is one player.
+
+## Playing from two devices
+
+Your phone and your laptop have different certificates, so the capsule would
+see two players. Link them into one account and both see the same games:
+
+* On the device that already plays, open "Your account" and make a link code.
+* On the other device, open "Your account", choose "Enter a code" and type it.
+* The code works once, for {minutes} minutes. Capitals or small letters, with
+  or without the dash, are all fine.
+
+If the new certificate had records of its own, the page asks first: linking
+replaces them with the account's.
+
+## A certificate that expires
+
+Certificates have an end date. A couple of weeks before, the capsule reminds
+you: make a new certificate, then link it as above, and your games carry on.
+
+## Revoking
+
+On the account page, every certificate but the one you are using has a revoke
+link. A revoked certificate becomes a new, unknown player; the account keeps its
+records. Revoke a certificate you lost or gave away.
+
+## Codes and guessing
+
+After {wrong} wrong codes in {window} minutes, a certificate must wait before
+trying again.
+
+=> /account Your account
+=> / Back to the capsule
+"""

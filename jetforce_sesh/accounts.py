@@ -236,6 +236,29 @@ def _common_name(request: Request) -> str:
     return name or "(no name)"
 
 
+def _seen(
+    request: Request, now: float, *, account: bytes | None, new_account: bytes
+) -> Callable[[Member | None], Member]:
+    """An edit of the request's certificate's member record: seen now, with
+    its name and dates, in ``account`` (None: the one it has), or in
+    ``new_account`` if it has no record yet."""
+    certificate = read_certificate(request.environ)
+    name = _common_name(request)
+
+    def edit(member: Member | None) -> Member:
+        if member is None:
+            member = Member(account=new_account, first_seen=now)
+        if account is not None:
+            member.account = account
+        member.name = name
+        member.last_seen = now
+        member.not_before = _stamp(certificate.valid_from)
+        member.not_after = _stamp(certificate.valid_until)
+        return member
+
+    return edit
+
+
 def rotation_note(request: Request, now: float) -> str | None:
     """A line for a page when the request's certificate expires within
     :data:`ROTATION_WARNING`, pointing to the link flow; else None."""
@@ -360,20 +383,9 @@ class Accounts:
         account's list; its fingerprint."""
         fingerprint = fingerprint_of_request(request)
         key = player_key(request)
-        certificate = read_certificate(request.environ)
-        now = self._now()
-        name = _common_name(request)
-
-        def note(member: Member | None) -> Member:
-            if member is None:
-                member = Member(account=key, first_seen=now)
-            member.name = name
-            member.last_seen = now
-            member.not_before = _stamp(certificate.valid_from)
-            member.not_after = _stamp(certificate.valid_until)
-            return member
-
-        await self._member_table.change(fingerprint, note)
+        await self._member_table.change(
+            fingerprint, _seen(request, self._now(), account=None, new_account=key)
+        )
         if fingerprint not in account.certificates:
             account.certificates.append(fingerprint)
         return fingerprint
@@ -575,19 +587,9 @@ class Accounts:
             )
         await self._code_table.drop(code_hash(code))
         now = self._now()
-        certificate = read_certificate(request.environ)
-        name = _common_name(request)
-
-        def point(member: Member | None) -> Member:
-            member = member or Member(first_seen=now)
-            member.account = target
-            member.name = name
-            member.last_seen = now
-            member.not_before = _stamp(certificate.valid_from)
-            member.not_after = _stamp(certificate.valid_until)
-            return member
-
-        await self._member_table.change(fingerprint, point)
+        await self._member_table.change(
+            fingerprint, _seen(request, now, account=target, new_account=target)
+        )
         if fingerprint in record.certificates:
             record.certificates.remove(fingerprint)
         if not record.certificates:

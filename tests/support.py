@@ -136,3 +136,13 @@ def serve(args: Sequence[str], **kwargs: object) -> Iterator[Server]:
         yield server
     finally:
         server.stop()
+
+
+def visit_count(reply: Reply) -> int:
+    """The visit count a visit counter page reports (in-process or CGI)."""
+    assert 20 == reply.status, reply
+    if "Welcome! This is your first visit." in reply.body:
+        return 1
+    found = re.search(r"Visit number (\d+)\.", reply.body)
+    assert found is not None, reply.body
+    return int(found.group(1))

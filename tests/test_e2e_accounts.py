@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import sesh_bridge
-from tests.support import AGUNUA, MakeCert, Reply, Server, serve
+from tests.support import AGUNUA, MakeCert, Reply, Server, serve, visit_count
 
 pytestmark = pytest.mark.e2e
 
@@ -21,15 +21,6 @@ pytestmark = pytest.mark.e2e
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     home = tmp_path_factory.mktemp("accounts")
     yield from serve(["--bridge-socket", str(home / "sesh.sock")])
-
-
-def count_of(reply: Reply) -> int:
-    assert 20 == reply.status, reply
-    if "Welcome! This is your first visit." in reply.body:
-        return 1
-    found = re.search(r"Visit number (\d+)\.", reply.body)
-    assert found is not None, reply.body
-    return int(found.group(1))
 
 
 def code_of(reply: Reply) -> str:
@@ -42,13 +33,15 @@ def test_two_linked_certificates_count_together_and_a_third_stays_apart(
     demo: Server, make_cert: MakeCert
 ) -> None:
     laptop, phone, stranger = (make_cert(f"acct-{n}") for n in ("laptop", "phone", "x"))
-    assert [1, 2] == [count_of(demo.request("/counter", laptop)) for _ in "ab"]
+    assert [1, 2] == [visit_count(demo.request("/counter", laptop)) for _ in "ab"]
     code = code_of(demo.request("/account/code", laptop))
     linked = demo.request("/account/link", phone, query=code.lower())
     assert "Linked. This certificate now shares the account's records" in linked.body
-    counts = [count_of(demo.request("/counter", who)) for who in (phone, laptop, phone)]
+    counts = [
+        visit_count(demo.request("/counter", who)) for who in (phone, laptop, phone)
+    ]
     assert [3, 4, 5] == counts
-    assert 1 == count_of(demo.request("/counter", stranger))
+    assert 1 == visit_count(demo.request("/counter", stranger))
     # The stranger cannot use the spent code.
     again = demo.request("/account/link", stranger, query=code)
     assert (10, f"No live code {code}:") == (again.status, again.meta[:23])
@@ -57,8 +50,8 @@ def test_two_linked_certificates_count_together_and_a_third_stays_apart(
     page = demo.request("/account", laptop)
     assert f"=> /account/revoke/{prefix} Revoke this certificate" in page.body
     demo.request(f"/account/revoke/{prefix}", laptop, query="yes")
-    assert 1 == count_of(demo.request("/counter", phone))
-    assert 6 == count_of(demo.request("/counter", laptop))
+    assert 1 == visit_count(demo.request("/counter", phone))
+    assert 6 == visit_count(demo.request("/counter", laptop))
 
 
 def test_the_bridge_reads_the_account_a_certificate_belongs_to(
@@ -72,7 +65,7 @@ def test_the_bridge_reads_the_account_a_certificate_belongs_to(
     assert found is not None
     with sesh_bridge.session(tablet.tls_client_hash, "visits", "<QQ", found[1]) as f:
         f[0] += 1
-    assert 3 == count_of(demo.request("/counter", desk))
+    assert 3 == visit_count(demo.request("/counter", desk))
 
 
 def test_agunua_follows_the_help_and_account_pages(
@@ -116,6 +109,6 @@ def test_links_survive_a_restart_with_state_dir(
         server.stop()
     server = Server(args)
     try:
-        assert 2 == count_of(server.request("/counter", second))
+        assert 2 == visit_count(server.request("/counter", second))
     finally:
         server.stop()

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 import sesh_bridge
-from tests.support import MakeCert, Reply, Server, serve
+from tests.support import MakeCert, Server, serve, visit_count
 
 pytestmark = pytest.mark.e2e
 
@@ -89,20 +89,11 @@ def socket_of(server: Server) -> str:
     return found.group(1)
 
 
-def count_of(reply: Reply) -> int:
-    assert 20 == reply.status, reply
-    if "Welcome! This is your first visit." in reply.body:
-        return 1
-    found = re.search(r"Visit number (\d+)\.", reply.body)
-    assert found is not None, reply.body
-    return int(found.group(1))
-
-
 def test_one_certificate_counts_up_across_routes_python_cgi_and_c_cgi(
     bridged: Server, make_cert: MakeCert
 ) -> None:
     player = make_cert("bridge-walker")
-    counts = [count_of(bridged.request(path, player)) for path in PATHS * 2]
+    counts = [visit_count(bridged.request(path, player)) for path in PATHS * 2]
     assert [1, 2, 3, 4, 5, 6, 7, 8] == counts
 
 
@@ -118,8 +109,8 @@ def test_300_concurrent_visits_split_four_ways_are_each_counted(
         replies = list(pool.map(lambda path: bridged.request(path, player), paths))
     assert [20] * 300 == [reply.status for reply in replies]
     # Every visit saw a count of its own: none read the same record twice.
-    assert list(range(1, 301)) == sorted(count_of(reply) for reply in replies)
-    assert 301 == count_of(bridged.request("/counter", player))
+    assert list(range(1, 301)) == sorted(visit_count(reply) for reply in replies)
+    assert 301 == visit_count(bridged.request("/counter", player))
 
 
 def test_the_cgi_programs_find_the_socket_in_their_environment(
@@ -146,7 +137,7 @@ def test_garbage_on_the_socket_changes_nothing_while_players_play(
             return sock.recv(4096)
 
     def play(_: int) -> int:
-        return count_of(bridged.request("/counter", player))
+        return visit_count(bridged.request("/counter", player))
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         attacks = pool.map(garbage, range(60))
@@ -344,6 +335,6 @@ def test_records_written_over_the_bridge_survive_a_restart_with_state_dir(
         first.stop()
     second = Server(args)
     try:
-        assert 8 == count_of(second.request("/counter", player))
+        assert 8 == visit_count(second.request("/counter", player))
     finally:
         second.stop()

@@ -19,7 +19,14 @@ from random import Random
 
 import pytest
 
-from tests.support import ClientCert, MakeCert, Reply, Server, gemini_request
+from tests.support import (
+    ClientCert,
+    MakeCert,
+    Reply,
+    Server,
+    gemini_request,
+    visit_count,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -34,18 +41,8 @@ def start(state: Path, *more: str) -> Server:
     return Server(["--app", APP, "--state-dir", str(state), *more])
 
 
-def count_of(reply: Reply) -> int:
-    """The visit count a counter page reports."""
-    assert 20 == reply.status, reply
-    if "Welcome! This is your first visit." in reply.body:
-        return 1
-    found = re.search(r"Visit number (\d+)\.", reply.body)
-    assert found is not None, reply.body
-    return int(found.group(1))
-
-
 def visit(server: Server, player: ClientCert) -> int:
-    return count_of(server.request("/counter", player))
+    return visit_count(server.request("/counter", player))
 
 
 def stop_cleanly(
@@ -113,7 +110,7 @@ class Tally:
         with self.changed:
             self.statuses.add(reply.status)
             if reply.status == 20:
-                self.answered[player] = max(self.answered[player], count_of(reply))
+                self.answered[player] = max(self.answered[player], visit_count(reply))
             self.replies += 1
             self.changed.notify_all()
 

@@ -33,8 +33,9 @@ from twisted.internet.task import Clock
 
 from benchmarks import apps
 from jetforce_sesh import ANY_VERSION, MemoryStore, MsgpackCodec, SlabOptions
+from jetforce_sesh.accounts import Member
 from jetforce_sesh.identity import parse_fingerprint
-from jetforce_sesh.testing import make_client_certificate, make_environ
+from jetforce_sesh.testing import fingerprint_of, make_client_certificate, make_environ
 
 RECORD_SIZE = 64
 PATH_TARGET_US = 10.0
@@ -80,9 +81,11 @@ def _ways(players: int) -> dict[str, Way]:
     """Each way into a route, with the requests (or environs) it is called with."""
     plain_env = environs(apps.PLAIN_PATH, players)
     session_env = environs(apps.COUNTER_PATH, players)
+    linked = [Request(e) for e in session_env]
     return {
         "constant route": (apps.constant, [Request(e) for e in plain_env]),
         "session route": (apps.count_visit, [Request(e) for e in session_env]),
+        "session route, accounts on": (apps.count_account_visit, linked),
         "plain app __call__": (_through_app(apps.plain), plain_env),
         "session app __call__": (_through_app(apps.counter), session_env),
     }
@@ -91,7 +94,16 @@ def _ways(players: int) -> dict[str, Way]:
 def _open_counter(players: int) -> None:
     clock = Clock()
     clock.advance(time.time())  # certificates are checked against this clock
-    apps.counter.open(clock, SlabOptions(max_records=max(players, 16)))
+    options = SlabOptions(max_records=max(players, 16))
+    apps.counter.open(clock, options)
+    apps.accounted.open(clock, options)
+    # Every player linked (a certificate's link record exists): the key step's
+    # dearer case, a hit and a decode, not a miss.
+    members = apps.accounts.members
+    for number in range(players):
+        key = fingerprint_of(f"player{number}")
+        data = members.codec.encode(Member(account=key, last_seen=clock.seconds()))
+        members.serving.immediate.save_now(key, data, ANY_VERSION)  # type: ignore[union-attr]
 
 
 def time_routes(players: int, repeats: int) -> dict[str, list[float]]:
@@ -106,6 +118,7 @@ def time_routes(players: int, repeats: int) -> dict[str, list[float]]:
         for name, (call, items) in ways.items():
             results[name].append(1e6 * _per_call(call, items))
     apps.counter.close(grace=0)
+    apps.accounted.close(grace=0)
     return results
 
 

@@ -19,6 +19,7 @@ from jetforce_sesh.errors import (
     StoreFull,
     StoreNotOpen,
     StoreUnavailable,
+    StoreUnsure,
 )
 from jetforce_sesh.identity import (
     BadFingerprint,
@@ -75,6 +76,7 @@ __all__ = [
     "StoreSpec",
     "StoreStats",
     "StoreUnavailable",
+    "StoreUnsure",
     "Stored",
     "StoredRecord",
     "after_save",

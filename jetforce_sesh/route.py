@@ -57,6 +57,7 @@ from jetforce_sesh.errors import (
     RecordUnreadable,
     StoreFull,
     StoreUnavailable,
+    StoreUnsure,
 )
 from jetforce_sesh.identity import BAD_CERTIFICATE, BadFingerprint, read_certificate
 from jetforce_sesh.keys import ENVIRON_KEY
@@ -425,6 +426,10 @@ class Visit(Generic[R]):
                 return TRY_AGAIN
         except StoreFull:
             return FULL
+        except StoreUnsure as error:
+            # The save's answer was lost: saying "nothing changed" could be false.
+            _log.error("perhaps not saved: {error}", error=str(error))
+            return UNSURE
         except StoreUnavailable as error:
             _log.error("not saved: {error}", error=str(error))
             return UNAVAILABLE

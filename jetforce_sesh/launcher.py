@@ -55,6 +55,8 @@ from jetforce_sesh.options import (
 )
 from jetforce_sesh.persist import PersistentStores, Sync
 from jetforce_sesh.ratelimit import ClockedRateLimiter
+from jetforce_sesh.redisstore import RedisStores
+from jetforce_sesh.redisurl import PASSWORD_ENV
 from jetforce_sesh.server import SessionServer
 from jetforce_sesh.slab import Slab
 from jetforce_sesh.store import StoreFactory
@@ -164,6 +166,23 @@ def build_parser() -> Parser:
         metavar="DIR",
         help="Keep every record in SQLite files in this directory too, so they"
         " survive restarts and crashes; unset: records live in memory only",
+    )
+    group.add_argument(
+        "--store",
+        default="memory",
+        metavar="URL",
+        help="Where records live: memory (this process), or a Redis every process"
+        " of the capsule shares: redis://[:password@]host[:port][/db], rediss://"
+        " (TLS), unix:///path/redis.sock; the password may instead be in"
+        f" ${PASSWORD_ENV}",
+    )
+    group.add_argument(
+        "--store-prefix",
+        default=None,
+        metavar="PREFIX",
+        help="With a Redis --store: start every key with this; unset:"
+        " jetforce-sesh:MODULE:ATTR of --app, so capsules sharing a Redis keep"
+        " apart and the processes of one capsule meet",
     )
     group.add_argument(
         "--sync",
@@ -316,11 +335,18 @@ def configure(
         if args.certfile is None:
             args.certfile, args.keyfile = ad_hoc_certificate(args.hostname)
         check_tls_files(args.certfile, args.keyfile, args.cafile, args.capath)
-    try:
-        check_memory([s for a in sessions for s in a.slabs.values()], defaults)
-    except ConfigError as error:
-        raise UsageError(str(error)) from None
     stores: StoreFactory = memory_stores
+    if args.store != "memory":
+        stores = redis_stores(args, reactor)
+        lines.append(
+            f"Records are kept in Redis at {stores.target.shown} under"
+            f" {stores.prefix!r}: every process given this --store shares them."
+        )
+    else:
+        try:
+            check_memory([s for a in sessions for s in a.slabs.values()], defaults)
+        except ConfigError as error:
+            raise UsageError(str(error)) from None
     if args.sync is not None and args.state_dir is None:
         raise UsageError(
             f"--sync {args.sync} needs --state-dir: without it records live in"
@@ -355,6 +381,21 @@ def configure(
 
     ready = gatherResults(opening, consumeErrors=True).addCallback(described)
     return app, sessions, ready
+
+
+def redis_stores(args: argparse.Namespace, reactor: Any) -> RedisStores:
+    """The Redis store factory ``--store`` asks for; UsageError saying why not."""
+    if args.state_dir is not None:
+        raise UsageError(
+            f"--store {args.store!r} keeps the records in Redis, and --state-dir"
+            f" would keep them in files too: leave --state-dir out (Redis keeps"
+            f" them across restarts with its own persistence)"
+        )
+    prefix = args.store_prefix or f"jetforce-sesh:{args.app}"
+    try:
+        return RedisStores(args.store, prefix=prefix, reactor=reactor)
+    except ConfigError as error:
+        raise UsageError(str(error)) from None
 
 
 def jetforce_apps(app: object) -> list[JetforceApplication]:

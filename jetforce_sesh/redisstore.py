@@ -70,12 +70,13 @@ _log = Logger()
 _PENDING = object()
 
 
-def txredisapi() -> ModuleType:
-    """txredisapi, imported only when a Redis store is chosen."""
+def txredisapi(target: RedisTarget) -> ModuleType:
+    """txredisapi, imported only when a Redis store is chosen: it comes with the
+    redis extra, and a capsule on the memory store needs none of it."""
     try:
         return importlib.import_module("txredisapi")
     except ImportError:
-        raise ConfigError(INSTALL_HINT) from None
+        raise ConfigError(f"--store {target.shown}: {INSTALL_HINT}") from None
 
 
 class RedisLink:
@@ -84,7 +85,7 @@ class RedisLink:
     def __init__(self, target: RedisTarget, reactor: IReactorTime) -> None:
         self.target = target
         self.reactor = reactor
-        self._api = txredisapi()
+        self._api = txredisapi(target)
         self._handler: Any = None
         self._waiters: list[Deferred[None]] = []
         self._outcome: object = _PENDING
@@ -151,8 +152,7 @@ class RedisLink:
 
         def refused(failure: Failure) -> Failure:
             self._handler.disconnect()
-            failure.value = self._start_error(failure)
-            return failure
+            return Failure(self._start_error(failure))
 
         return connected.addBoth(done).addCallbacks(lambda _: None, refused)
 
@@ -223,13 +223,15 @@ class RedisLink:
         def failed(failure: Failure) -> Failure:
             if isinstance(failure.value, api.ConnectionError):
                 kind = StoreUnsure if writes else StoreUnavailable
-                failure.value = kind(
-                    f"Redis at {self.target.shown}: {failure.getErrorMessage()}"
+                return Failure(
+                    kind(f"Redis at {self.target.shown}: {failure.getErrorMessage()}")
                 )
-            elif isinstance(failure.value, api.ResponseError):
-                failure.value = StoreUnavailable(
-                    f"Redis at {self.target.shown} refused the {script.name}:"
-                    f" {failure.getErrorMessage()}"
+            if isinstance(failure.value, api.ResponseError):
+                return Failure(
+                    StoreUnavailable(
+                        f"Redis at {self.target.shown} refused the {script.name}:"
+                        f" {failure.getErrorMessage()}"
+                    )
                 )
             return failure
 

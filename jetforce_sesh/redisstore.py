@@ -22,7 +22,7 @@ from types import ModuleType
 from typing import Any, NoReturn
 
 from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -31,9 +31,6 @@ from zope.interface import implementer
 from jetforce_sesh import redisscripts as scripts
 from jetforce_sesh.errors import (
     ConfigError,
-    Conflict,
-    RecordTooLarge,
-    StoreFull,
     StoreUnavailable,
     StoreUnsure,
 )
@@ -41,9 +38,9 @@ from jetforce_sesh.options import OnFull
 from jetforce_sesh.redisscripts import Script
 from jetforce_sesh.redisurl import PASSWORD_ENV, RedisTarget, parse_store_url
 from jetforce_sesh.store import (
-    ABSENT,
     ANY_VERSION,
     Hooks,
+    IdleSweep,
     ISessionStore,
     RecordPage,
     Stored,
@@ -51,7 +48,10 @@ from jetforce_sesh.store import (
     StoreSpec,
     StoreStats,
     TellsHooks,
+    check_data,
     check_key,
+    conflict,
+    refused,
 )
 
 #: Seconds a script's answer may take before the store gives up on it and drops
@@ -354,8 +354,7 @@ class RedisStore(TellsHooks):
             ),
             0,
         )
-        self._sweeper: LoopingCall | None = None
-        self._more: IDelayedCall | None = None
+        self._sweeper = IdleSweep(self.clock, self.idle_timeout, self.sweep)
 
     # -- life cycle ------------------------------------------------------------
 
@@ -391,21 +390,11 @@ class RedisStore(TellsHooks):
                 f" --store-prefix"
             )
         self._in_use = int(reply[1])
-        if self.idle_timeout > 0 and self._sweeper is None:
-            self._sweeper = LoopingCall(self.sweep)
-            self._sweeper.clock = self.clock
-            interval = max(1.0, min(60.0, self.idle_timeout / 2))
-            self._sweeper.start(interval, now=False)
+        self._sweeper.start()
 
     def close(self) -> Deferred[None]:
         """Stop sweeping and let go of the connection; the records stay."""
-        if self._sweeper is not None:
-            if self._sweeper.running:
-                self._sweeper.stop()
-            self._sweeper = None
-        if self._more is not None and self._more.active():
-            self._more.cancel()
-        self._more = None
+        self._sweeper.stop()
         return self.link.close()
 
     def sweep(self) -> Deferred[int]:
@@ -417,9 +406,8 @@ class RedisStore(TellsHooks):
             for member in reply[1:]:
                 self._expired(member)
             self._hooks.run()
-            more = len(reply) - 1 == SWEEP_BATCH
-            if more and self._sweeper is not None and self._more is None:
-                self._more = self.clock.callLater(0, self._sweep_more)
+            if len(reply) - 1 == SWEEP_BATCH:
+                self._sweeper.more()
             return len(reply) - 1
 
         def away(failure: Failure) -> int | Failure:
@@ -429,10 +417,6 @@ class RedisStore(TellsHooks):
             return 0
 
         return swept.addCallbacks(swept_now, away)
-
-    def _sweep_more(self) -> None:
-        self._more = None
-        self.sweep()
 
     # -- ISessionStore -----------------------------------------------------------
 
@@ -467,7 +451,7 @@ class RedisStore(TellsHooks):
     def save(self, key: bytes, data: bytes, expected: int) -> Deferred[int]:
         try:
             member = check_key(key).hex()
-            self._check_data(data)
+            check_data(data, self.name, self.record_size)
         except Exception:
             return fail()
         refuse = "1" if self.on_full == "refuse" else "0"
@@ -481,19 +465,6 @@ class RedisStore(TellsHooks):
             writes=True,
         )
         return saved.addCallback(self._saved, key, expected)
-
-    def _check_data(self, data: object) -> None:
-        if type(data) is not bytes:
-            raise TypeError(
-                f"record data must be bytes (got {type(data).__name__}): encode"
-                f" the record with the slab's codec"
-            )
-        if len(data) > self.record_size:
-            raise RecordTooLarge(
-                f"record of {len(data)} bytes does not fit slab {self.name!r}"
-                f" ({self.record_size}-byte slots): raise its record_size or"
-                f" store less"
-            )
 
     def _saved(self, reply: list[bytes], key: bytes, expected: int) -> int:
         outcome, self._in_use, number = reply[0], int(reply[1]), int(reply[2])
@@ -512,11 +483,7 @@ class RedisStore(TellsHooks):
                 self._conflict(key, number, expected)
             if outcome == b"full":
                 self._counts["refusals"] += 1
-                raise StoreFull(
-                    f"slab {self.name!r} is full ({self.capacity} records) and"
-                    f" refuses new players: raise max_records or use"
-                    f" on_full='evict'"
-                )
+                raise refused(self.name, self.capacity)
             return number
         finally:
             self._hooks.run()
@@ -578,15 +545,7 @@ class RedisStore(TellsHooks):
 
     def _conflict(self, key: bytes, stored: int, expected: int) -> None:
         self._counts["conflicts"] += 1
-        raise Conflict(
-            f"record {key[:4].hex()}… of slab {self.name!r} is"
-            f" {_version_text(stored)}, not {_version_text(expected)}: load it"
-            f" again and redo the change"
-        )
-
-
-def _version_text(version: int) -> str:
-    return "absent" if version == ABSENT else f"at version {version}"
+        raise conflict(self.name, key, stored, expected)
 
 
 def _is_member(cursor: object) -> bool:

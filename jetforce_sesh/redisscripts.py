@@ -15,7 +15,8 @@ Keys of a slab, under ``BASE`` = ``{prefix}:{slab}:``:
 - ``BASE keys``: sorted set of hex keys, all scored 0: lexicographic order, for
   listing by cursor (a record keeps its place however often it is used).
 - ``BASE seq``: the counter that gives versions and ticks; it is never reset, so
-  no version is given twice.
+  no version is given twice, and if Redis loses it, it starts again from the
+  time, above where it was.
 - ``BASE meta``: a hash saying which program and which codec wrote the slab.
 
 Every script takes ``ARGV[1..4]`` = base, now, idle timeout (s), TTL (ms), and
@@ -46,6 +47,19 @@ end
 local function touch(rec, member, tick)
   redis.call('ZADD', used, tick, member)
   if ttl > 0 then redis.call('PEXPIRE', rec, ttl) end
+end
+-- The next version (or recency tick), as a string of digits. A counter that is
+-- missing (a new slab, or a Redis that lost its data) starts from the time in
+-- units of 100 us: versions given after a loss stay above those given before it
+-- (unless the slab averaged over 10,000 a second), so a save that read a record
+-- before the loss cannot overwrite one made after it.
+local function next_version()
+  local version = redis.call('INCR', base .. 'seq')
+  if version == 1 then
+    version = math.floor(now * 10000)
+    redis.call('SET', base .. 'seq', string.format('%d', version))
+  end
+  return string.format('%d', version)
 end
 """
 
@@ -80,7 +94,7 @@ if idle(r[3]) then
   return {2, redis.call('ZCARD', used)}
 end
 redis.call('HSET', rec, 't', ARGV[2])
-touch(rec, member, redis.call('INCR', base .. 'seq'))
+touch(rec, member, next_version())
 return {1, redis.call('ZCARD', used), r[1], r[2]}
 """,
 )
@@ -148,7 +162,7 @@ if created and redis.call('ZCARD', used) >= tonumber(ARGV[8]) then
     event('e', oldest)
   end
 end
-local version = redis.call('INCR', base .. 'seq')
+local version = next_version()
 redis.call('HSET', rec, 'v', version, 'd', ARGV[7], 't', ARGV[2])
 touch(rec, member, version)
 if created then

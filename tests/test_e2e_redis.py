@@ -20,7 +20,7 @@ from jetforce_sesh.answers import UNAVAILABLE
 from tests.redis_support import RedisServer
 from tests.support import ClientCert, MakeCert, Reply, Server
 from tests.test_e2e_persist import count_of
-from tests.test_games_e2e_words import BinarySearch
+from tests.test_games_e2e_words import BinarySearch, section
 
 pytestmark = pytest.mark.e2e
 
@@ -82,17 +82,26 @@ def test_400_concurrent_visits_split_across_two_processes_all_count(
     assert all(server.process.poll() is None for server in pair)
 
 
-def test_a_game_played_across_both_processes(
+def test_games_played_across_both_processes_rank_in_the_hall_of_fame(
     pair: tuple[Server, Server], make_cert: MakeCert
 ) -> None:
-    """Number guessing, each guess sent to the other process than the last."""
-    player = BinarySearch(pair[0], make_cert("redis-guess"))
-    while not player.done:
-        player.server = pair[player.tries % 2]
-        player.step()
-    assert player.tries <= 7
-    lines = pair[1].request("/guess", player.cert).body.splitlines()
-    assert "Games won: 1" in lines
+    """Number guessing, each guess sent to the other process than the last; the
+    name given to one process and the games won through both are ranked by the
+    hall of fame, which reads every player's record through the store."""
+    cert = make_cert("redis-fame")
+    assert 20 == pair[0].request("/halloffame/name", cert, query="Ada").status
+    tries = 0
+    for game in range(5):  # ranked from five games on
+        player = BinarySearch(pair[game % 2], cert)
+        while not player.done:
+            player.server = pair[(game + player.tries) % 2]
+            player.step()
+        tries += player.tries
+        assert 20 == pair[1 - game % 2].request("/guess/new", cert).status
+    lines = pair[1].request("/halloffame", cert).body.splitlines()
+    assert section(lines, "## Number guessing: fewest tries per game") == [
+        f"* 1. Ada (you): {tries / 5:.1f} tries a game over 5 games"
+    ]
 
 
 def answered_promptly(server: Server, player: ClientCert) -> Reply:

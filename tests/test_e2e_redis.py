@@ -18,7 +18,7 @@ import pytest
 
 from jetforce_sesh.answers import UNAVAILABLE
 from tests.redis_support import RedisServer
-from tests.support import ClientCert, MakeCert, Reply, Server
+from tests.support import REPO, ClientCert, MakeCert, Reply, Server
 from tests.test_e2e_persist import count_of
 from tests.test_games_e2e_words import BinarySearch, section
 
@@ -53,6 +53,44 @@ def pair(redis_server: RedisServer) -> Iterator[tuple[Server, Server]]:
             second.stop()
     finally:
         first.stop()
+
+
+#: What an ACL user needs to run the store: the how-to gives the same list.
+ACL_COMMANDS = (
+    "+evalsha +eval +select +hmget +hget +hset +zadd +zrem +zcard +zrange"
+    " +zrangebylex +del +incr +set +pexpire +type +exists"
+)
+
+
+def test_an_acl_user_limited_to_the_prefix_and_the_stores_commands_serves(
+    redis_server: RedisServer, make_cert: MakeCert, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The how-to's ACL line is enough, and the password comes from the
+    environment, not the command line."""
+    howto = (REPO / "docs" / "howto" / "several-processes.md").read_text()
+    assert f"~jetforce-sesh:* {ACL_COMMANDS}\n" in howto
+    prefix = "acl-test"
+    redis_server.client().execute_command(
+        "ACL",
+        "SETUSER",
+        "capsule",
+        "on",
+        ">from-env",
+        f"~{prefix}:*",
+        *ACL_COMMANDS.split(),
+    )
+    monkeypatch.setenv("JETFORCE_SESH_REDIS_PASSWORD", "from-env")
+    server = Server(
+        [
+            *("--app", APP, "--idle-timeout", "60", "--store-prefix", prefix),
+            *("--store", f"redis://capsule@127.0.0.1:{redis_server.port}/0"),
+        ]
+    )
+    try:
+        player = make_cert("redis-acl")
+        assert [1, 2] == [count_of(server.request("/counter", player)) for _ in "ab"]
+    finally:
+        server.stop()
 
 
 def visit_until_kept(server: Server, player: ClientCert) -> tuple[int, int]:

@@ -87,6 +87,14 @@ def test_an_acl_user_limited_to_the_prefix_and_the_stores_commands_serves(
         ]
     )
     try:
+        shown = f"redis://127.0.0.1:{redis_server.port}/0"  # no password
+        assert (
+            f"Records are kept in Redis at {shown} under 'acl-test': every process"
+            f" given this --store shares them.\n"
+        ) in server.output
+        # Nothing is reserved in this process for the records.
+        [total] = [line for line in server.output if line.startswith("In all: ")]
+        assert total.endswith(" records.\n")
         player = make_cert("redis-acl")
         assert [1, 2] == [count_of(server.request("/counter", player)) for _ in "ab"]
     finally:

@@ -12,7 +12,7 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -182,6 +182,14 @@ def sleep(seconds: float) -> None:
     wait(task.deferLater(reactor, seconds, lambda: None))
 
 
+def until(condition: Callable[[], bool], failure: str) -> None:
+    """Let the reactor run until ``condition`` holds, for 10 s at most."""
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, failure
+        sleep(0.05)
+
+
 def test_redis_away_fails_at_once_and_the_store_comes_back(
     own_redis: RedisServer,
 ) -> None:
@@ -189,7 +197,7 @@ def test_redis_away_fails_at_once_and_the_store_comes_back(
     store, clock = many.start()
     version = wait(store.save(A, b"a", ABSENT))
     own_redis.kill()
-    sleep(0.1)  # the reactor learns that the connection is gone
+    until(lambda: store.link._live() is None, "the store never saw Redis go")
     began = time.monotonic()
     with pytest.raises(StoreUnavailable) as raised:
         wait(store.load(A))
@@ -198,10 +206,7 @@ def test_redis_away_fails_at_once_and_the_store_comes_back(
         f"no connection to Redis at redis://127.0.0.1:{own_redis.port}/0; reconnecting"
     ) == str(raised.value)
     own_redis.start()
-    deadline = time.monotonic() + 10
-    while store.link._live() is None:
-        assert time.monotonic() < deadline, "the store never reconnected"
-        sleep(0.1)
+    until(lambda: store.link._live() is not None, "the store never reconnected")
     # No append-only file: Redis came back empty, and the store serves it. The
     # versions it gives now start from the time (a second on), above those
     # given before.
@@ -228,7 +233,9 @@ def test_a_save_to_a_stalled_redis_fails_unsure_within_the_limit(
     with pytest.raises(StoreUnavailable) as other:
         wait(loading)
     took = time.monotonic() - began
-    assert 1.2 <= took < 1.2 + 0.25 + 0.2
+    # At least the reply timeout; within the 2 s a player may wait (a watchdog
+    # period more, and room for a busy machine).
+    assert 1.2 <= took < 2.0
     assert not isinstance(other.value, StoreUnsure)
     assert str(raised.value).startswith(
         f"Redis at redis://127.0.0.1:{own_redis.port}/0: "

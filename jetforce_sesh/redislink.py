@@ -181,11 +181,15 @@ class RedisLink:
         if self._users > 0 or self._handler is None:
             return succeed(None)
         handler, self._handler, self._outcome = self._handler, None, _PENDING
-        if self._watchdog.running:
-            self._watchdog.stop()
-        # Answers still owed are waited for (each within REPLY_TIMEOUT), so that
-        # their hooks run before the stores are gone.
-        closing = self.quiet().addCallback(lambda _: handler.disconnect())
+
+        def disconnect(_: object) -> Deferred[object]:
+            if self._watchdog.running:
+                self._watchdog.stop()
+            return handler.disconnect()  # type: ignore[no-any-return]
+
+        # Answers still owed are waited for (the watchdog still on guard, so
+        # within REPLY_TIMEOUT), so that their hooks run before the stores go.
+        closing = self.quiet().addCallback(disconnect)
         return closing.addCallback(lambda _: None)
 
     def quiet(self) -> Deferred[None]:

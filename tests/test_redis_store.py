@@ -242,3 +242,19 @@ def test_a_save_to_a_stalled_redis_fails_unsure_within_the_limit(
     )
     os.kill(own_redis.process.pid, signal.SIGCONT)
     many.close()
+
+
+def test_closing_while_redis_stalls_waits_for_the_watchdog_not_forever(
+    own_redis: RedisServer,
+) -> None:
+    """A store closing with a script in flight waits for its answer, and the
+    watchdog still ends that wait when Redis has stopped answering."""
+    store, _ = Processes(own_redis).start()
+    assert own_redis.process is not None
+    os.kill(own_redis.process.pid, signal.SIGSTOP)
+    saving = store.save(A, b"a", ABSENT)
+    began = time.monotonic()
+    wait(store.close())
+    assert time.monotonic() - began < 2.0
+    with pytest.raises(StoreUnsure):
+        wait(saving)

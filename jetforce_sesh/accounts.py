@@ -38,14 +38,15 @@ from typing import Any, Generic, TypeVar
 
 import attrs
 from jetforce.app.base import Request, Response, Status
+from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
 from jetforce_sesh.errors import Conflict, StoreFull
 from jetforce_sesh.identity import Certificate, fingerprint_of_request, read_certificate
 from jetforce_sesh.keys import IFingerprintKeys, IPlayerKeys, player_key
 from jetforce_sesh.names import clean_name, quoted
-from jetforce_sesh.slab import Slab
-from jetforce_sesh.store import ABSENT, ANY_VERSION
+from jetforce_sesh.slab import Opened, Slab
+from jetforce_sesh.store import ABSENT, ANY_VERSION, IImmediateSessionStore, Stored
 
 R = TypeVar("R")
 
@@ -291,29 +292,48 @@ class AccountKeys:
         # the rest of the key step (benchmarks.micro). Bounded: cleared when
         # it reaches the cap.
         self._read: dict[bytes, tuple[int, bytes, float]] = {}
-        # Versions are unique within one opening of a store only.
+        # Versions are unique within one opening of a store only: the table
+        # belongs to the opening it was read from.
         self._read_from: object = None
 
-    def key_for(self, request: Request, certificate: Certificate) -> bytes:
-        return self.key_for_fingerprint(certificate.fingerprint)
+    def key_for(
+        self, request: Request, certificate: Certificate
+    ) -> bytes | Deferred[bytes]:
+        fingerprint = certificate.fingerprint
+        opened = self.accounts.members.serving
+        if opened.immediate is not None:
+            return self.key_for_fingerprint(fingerprint)
+        # Links kept in another process (Redis): read, then map, when it answers.
+        peeked: Deferred[Stored | None] = opened.store.peek(fingerprint)
+        return peeked.addCallback(self._account_of, fingerprint, opened, None)
 
     def key_for_fingerprint(self, fingerprint: bytes) -> bytes:
-        """The key of the player with certificate ``fingerprint`` (also for the
-        CGI bridge, which knows nothing more of the player)."""
-        slab = self.accounts.members
-        opened = slab.serving
+        """The key of the player with certificate ``fingerprint``, at once (also
+        for the CGI bridge, which knows nothing more of the player)."""
+        opened = self.accounts.members.serving
         immediate = opened.immediate
         if immediate is None:
             raise TypeError(
-                "accounts need the certificates slab in this process for now:"
-                " keep accounts.certificates in memory or in --state-dir"
+                "the certificate links live in another process: the bridge cannot"
+                " map a fingerprint to its account at once"
             )
-        if self._read_from is not immediate:
-            self._read.clear()
-            self._read_from = immediate
         stored = immediate.peek_now(fingerprint)
+        return self._account_of(stored, fingerprint, opened, immediate)
+
+    def _account_of(
+        self,
+        stored: Stored | None,
+        fingerprint: bytes,
+        opened: Opened[Member],
+        immediate: IImmediateSessionStore | None,
+    ) -> bytes:
+        """The account ``stored`` (a link record, or None) names; "last seen"
+        is written at most every :data:`SEEN_EVERY` seconds."""
         if stored is None:
             return fingerprint
+        if self._read_from is not opened:
+            self._read.clear()
+            self._read_from = opened
         known = self._read.get(fingerprint)
         if known is None or known[0] != stored.version:
             member: Member = opened.codec.decode(stored.data)
@@ -328,11 +348,14 @@ class AccountKeys:
         if now - known[2] >= SEEN_EVERY:
             member = opened.codec.decode(stored.data)
             member.last_seen = now
+            data = opened.codec.encode(member)
             # Only "last seen": if it cannot be kept, the next request tries again.
-            with contextlib.suppress(Conflict, StoreFull):
-                immediate.save_now(
-                    fingerprint, opened.codec.encode(member), stored.version
-                )
+            if immediate is not None:
+                with contextlib.suppress(Conflict, StoreFull):
+                    immediate.save_now(fingerprint, data, stored.version)
+            else:
+                saving = opened.store.save(fingerprint, data, stored.version)
+                saving.addErrback(lambda _: None)
         return known[1]
 
 

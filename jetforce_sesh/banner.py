@@ -66,7 +66,9 @@ def banner(slabs: Sequence[Slab[Any]], defaults: SlabOptions) -> list[str]:
     if not slabs:
         return []
     reserved = [getattr(slab.store, "reserved_bytes", None) for slab in slabs]
-    total = sum(r for r in reserved if r is not None)
+    known = [r for r in reserved if r is not None]
+    # Stores that reserve nothing here (Redis) have no memory to report.
+    held = f", {size(sum(known))} reserved" if known else ""
     players = sum(slab.options.max_records for slab in slabs)
     count = sum(slab.unit == "players" for slab in slabs)
     games = f"{count} game{'' if count == 1 else 's'}"
@@ -75,7 +77,7 @@ def banner(slabs: Sequence[Slab[Any]], defaults: SlabOptions) -> list[str]:
     return [
         "Games and the players' records they keep:",
         *(game_line(slab, defaults) for slab in slabs),
-        f"In all: {games}, up to {players:,} records, {size(total)} reserved.",
+        f"In all: {games}, up to {players:,} records{held}.",
         policy(defaults).capitalize() + ".",
     ]
 

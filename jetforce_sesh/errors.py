@@ -38,6 +38,11 @@ class StoreUnavailable(RuntimeError):
     this save was kept."""
 
 
+class StoreUnsure(StoreUnavailable):
+    """The store's answer to a save or delete was lost (a connection dropped, a
+    server too slow): the change may or may not have been kept, whole."""
+
+
 class StoreNotOpen(RuntimeError):
     """A session route ran before the application's stores were opened."""
 

@@ -39,6 +39,7 @@ from jetforce_sesh.checks import (
 from jetforce_sesh.codec import why
 from jetforce_sesh.errors import ConfigError
 from jetforce_sesh.files import CapsuleFiles
+from jetforce_sesh.keys import FingerprintKeys
 from jetforce_sesh.memory import memory_stores
 from jetforce_sesh.operations import add_operations, log_observer, serve_operations
 from jetforce_sesh.options import (
@@ -53,6 +54,8 @@ from jetforce_sesh.options import (
 )
 from jetforce_sesh.persist import PersistentStores, Sync
 from jetforce_sesh.ratelimit import ClockedRateLimiter
+from jetforce_sesh.redisstore import RedisStores
+from jetforce_sesh.redisurl import PASSWORD_ENV
 from jetforce_sesh.server import SessionServer
 from jetforce_sesh.slab import Slab
 from jetforce_sesh.store import StoreFactory
@@ -100,6 +103,8 @@ examples:
       your capsule, for everyone, on every address of this machine
   jetforce-sesh --app mycapsule:app --dir capsule/ --idle-timeout 2592000
       files and CGI programs from capsule/ too; players away 30 days forgotten
+  jetforce-sesh --app mycapsule:app --store redis://127.0.0.1:6379/0 --port 1966
+      one more process of the capsule: the records are in Redis, shared by all
 """
 
 #: Jetforce's help for its flags, said again where it misleads here.
@@ -163,6 +168,23 @@ def build_parser() -> Parser:
         metavar="DIR",
         help="Keep every record in SQLite files in this directory too, so they"
         " survive restarts and crashes; unset: records live in memory only",
+    )
+    group.add_argument(
+        "--store",
+        default="memory",
+        metavar="URL",
+        help="Where records live: memory (this process), or a Redis every process"
+        " of the capsule shares: redis://[:password@]host[:port][/db], rediss://"
+        " (TLS), unix:///path/redis.sock; the password may instead be in"
+        f" ${PASSWORD_ENV}",
+    )
+    group.add_argument(
+        "--store-prefix",
+        default=None,
+        metavar="PREFIX",
+        help="With a Redis --store: start every key with this; unset:"
+        " jetforce-sesh:MODULE:ATTR of --app, so capsules sharing a Redis keep"
+        " apart and the processes of one capsule meet",
     )
     group.add_argument(
         "--sync",
@@ -335,11 +357,18 @@ def configure(
         if args.certfile is None:
             args.certfile, args.keyfile = ad_hoc_certificate(args.hostname)
         check_tls_files(args.certfile, args.keyfile, args.cafile, args.capath)
-    try:
-        check_memory([s for a in sessions for s in a.slabs.values()], defaults)
-    except ConfigError as error:
-        raise UsageError(str(error)) from None
     stores: StoreFactory = memory_stores
+    if args.store != "memory":
+        stores = redis_stores(args, reactor)
+        lines.append(
+            f"Records are kept in Redis at {stores.target.shown} under"
+            f" {stores.prefix!r}: every process given this --store shares them."
+        )
+    else:
+        try:
+            check_memory([s for a in sessions for s in a.slabs.values()], defaults)
+        except ConfigError as error:
+            raise UsageError(str(error)) from None
     if args.sync is not None and args.state_dir is None:
         raise UsageError(
             f"--sync {args.sync} needs --state-dir: without it records live in"
@@ -388,6 +417,14 @@ def bridge_services(
             )
         return []
     flag = f"--bridge-socket {args.bridge_socket}"
+    if args.store != "memory" and any(
+        not isinstance(app.keys, FingerprintKeys) for app in sessions
+    ):
+        raise UsageError(
+            f"{flag}: with accounts on, the bridge maps a fingerprint to its account"
+            f" at once, which needs the certificate links in this process: leave"
+            f" --store {args.store} or --bridge-socket out"
+        )
     try:
         slabs = [slab for app in sessions for slab in app.slabs.values()]
         served = bridged(slabs)
@@ -399,6 +436,21 @@ def bridge_services(
         raise UsageError(f"{flag}: {error}") from None
     factory = BridgeFactory(served, reactor)
     return [BridgeService(factory, listener(reactor, args.bridge_socket, gid))]
+
+
+def redis_stores(args: argparse.Namespace, reactor: Any) -> RedisStores:
+    """The Redis store factory ``--store`` asks for; UsageError saying why not."""
+    if args.state_dir is not None:
+        raise UsageError(
+            f"--store {args.store!r} keeps the records in Redis, and --state-dir"
+            f" would keep them in files too: leave --state-dir out (Redis keeps"
+            f" them across restarts with its own persistence)"
+        )
+    prefix = args.store_prefix or f"jetforce-sesh:{args.app}"
+    try:
+        return RedisStores(args.store, prefix=prefix, reactor=reactor)
+    except ConfigError as error:
+        raise UsageError(str(error)) from None
 
 
 def jetforce_apps(app: object) -> list[JetforceApplication]:

@@ -23,11 +23,9 @@ from array import array
 from collections.abc import Callable, Iterable
 
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.internet.task import LoopingCall
+from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
-from jetforce_sesh.errors import Conflict, RecordTooLarge, StoreFull
 from jetforce_sesh.options import (
     OnFull,
     check_idle_timeout,
@@ -41,6 +39,7 @@ from jetforce_sesh.store import (
     KEY_SIZE,
     AnswersAtOnce,
     Hooks,
+    IdleSweep,
     IImmediateSessionStore,
     RecordPage,
     Stored,
@@ -48,7 +47,10 @@ from jetforce_sesh.store import (
     StoreSpec,
     StoreStats,
     TellsHooks,
+    check_data,
     check_key,
+    conflict,
+    refused,
 )
 
 _KEY = KEY_SIZE
@@ -120,8 +122,7 @@ class MemoryStore(AnswersAtOnce, TellsHooks):
         self._conflicts = 0
         self._hooks = Hooks()
         self._pending = self._hooks.pending
-        self._sweeper: LoopingCall | None = None
-        self._more: IDelayedCall | None = None
+        self._sweeper = IdleSweep(clock, self.idle_timeout, self.sweep)
 
     # -- sizes -----------------------------------------------------------------
 
@@ -163,22 +164,12 @@ class MemoryStore(AnswersAtOnce, TellsHooks):
 
     def open(self) -> Deferred[None]:
         """Start the periodic sweep of idle records (none without a timeout)."""
-        if self.idle_timeout > 0 and self._sweeper is None:
-            self._sweeper = LoopingCall(self.sweep)
-            self._sweeper.clock = self.clock
-            interval = max(1.0, min(60.0, self.idle_timeout / 2))
-            self._sweeper.start(interval, now=False)
+        self._sweeper.start()
         return succeed(None)
 
     def close(self) -> Deferred[None]:
         """Stop sweeping; the records go with the store."""
-        if self._sweeper is not None:
-            if self._sweeper.running:
-                self._sweeper.stop()
-            self._sweeper = None
-        if self._more is not None and self._more.active():
-            self._more.cancel()
-        self._more = None
+        self._sweeper.stop()
         return succeed(None)
 
     def sweep(self) -> int:
@@ -202,18 +193,13 @@ class MemoryStore(AnswersAtOnce, TellsHooks):
             # alive to load yet dropped by the sweep (or left out of a listing).
             while self._tail != _NONE and now - seen[self._tail] >= timeout:
                 if dropped == SWEEP_BATCH:
-                    if self._sweeper is not None and self._more is None:
-                        self._more = self.clock.callLater(0, self._sweep_more)
+                    self._sweeper.more()
                     break
                 self._expire(self._tail)
                 dropped += 1
         finally:
             self._hooks.run()
         return dropped
-
-    def _sweep_more(self) -> None:
-        self._more = None
-        self.sweep()
 
     def _expire(self, slot: int) -> None:
         key = self._key_of(slot)
@@ -372,18 +358,8 @@ class MemoryStore(AnswersAtOnce, TellsHooks):
         # Everything that can refuse the save is checked before the first
         # change: a failed save leaves no half-made record behind.
         check_key(key)
-        if type(data) is not bytes:
-            raise TypeError(
-                f"record data must be bytes (got {type(data).__name__}): encode"
-                f" the record with the slab's codec"
-            )
+        check_data(data, self.name, self.record_size)
         size = len(data)
-        if size > self.record_size:
-            raise RecordTooLarge(
-                f"record of {size} bytes does not fit slab {self.name!r}"
-                f" ({self.record_size}-byte slots): raise its record_size or"
-                f" store less"
-            )
         try:
             slot = self._use(key)
             if slot != _NONE:
@@ -409,11 +385,7 @@ class MemoryStore(AnswersAtOnce, TellsHooks):
 
     def _conflict(self, key: bytes, stored: int, expected: int) -> None:
         self._conflicts += 1
-        raise Conflict(
-            f"record {key[:4].hex()}… of slab {self.name!r} is"
-            f" {_version_text(stored)}, not {_version_text(expected)}: load it"
-            f" again and redo the change"
-        )
+        raise conflict(self.name, key, stored, expected)
 
     def _reclaim_idle(self) -> bool:
         """Expire the least recently used record if it is idle; True if it was."""
@@ -433,10 +405,7 @@ class MemoryStore(AnswersAtOnce, TellsHooks):
             return
         if self.on_full == "refuse":
             self._refusals += 1
-            raise StoreFull(
-                f"slab {self.name!r} is full ({self.capacity} records) and"
-                f" refuses new players: raise max_records or use on_full='evict'"
-            )
+            raise refused(self.name, self.capacity)
         victim = self._tail
         victim_key = self._key_of(victim)
         self._drop(victim)
@@ -609,10 +578,6 @@ class MemoryStore(AnswersAtOnce, TellsHooks):
             refusals=self._refusals,
             conflicts=self._conflicts,
         )
-
-
-def _version_text(version: int) -> str:
-    return "absent" if version == ABSENT else f"at version {version}"
 
 
 def _cursor(cursor: str | None, capacity: int) -> int:

@@ -57,6 +57,7 @@ from jetforce_sesh.errors import (
     RecordUnreadable,
     StoreFull,
     StoreUnavailable,
+    StoreUnsure,
 )
 from jetforce_sesh.identity import BAD_CERTIFICATE, BadFingerprint, read_certificate
 from jetforce_sesh.keys import ENVIRON_KEY
@@ -305,6 +306,16 @@ class Visit(Generic[R]):
         if self.stopped:
             self.refuse(self.stop_answer)
             return
+        if isinstance(failure.value, StoreUnavailable):
+            # The key step reads a store too (accounts' links, in Redis): one
+            # that cannot answer is the store's trouble, not the handler's.
+            _log.warn(
+                "key step: {error}",
+                error=str(failure.value),
+                **fields(self.route.slab, b"", "store unavailable", UNAVAILABLE),
+            )
+            self.refuse(UNAVAILABLE)
+            return
         self.route.log_failure(failure, self.key)
         self.refuse(FAILED)
 
@@ -432,6 +443,10 @@ class Visit(Generic[R]):
                 return TRY_AGAIN
         except StoreFull:
             return FULL
+        except StoreUnsure as error:
+            # The save's answer was lost: saying "nothing changed" could be false.
+            _log.error("perhaps not saved: {error}", error=str(error))
+            return UNSURE
         except StoreUnavailable as error:
             _log.error(
                 "not saved: {error}",

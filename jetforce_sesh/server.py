@@ -159,7 +159,9 @@ class SessionServer(GeminiServer):
 
     def _cannot_open(self, failure: Failure) -> None:
         error = failure.value
-        if isinstance(error, FirstError):
+        # Stores open per slab, slabs per application: a failure comes wrapped
+        # once for each gathering.
+        while isinstance(error, FirstError):
             error = error.subFailure.value
         if self._open_late:
             why = (

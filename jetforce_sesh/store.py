@@ -22,11 +22,12 @@ from typing import NamedTuple, Protocol
 
 import attrs
 from twisted.internet.defer import Deferred, maybeDeferred
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from zope.interface import Attribute, Interface
 
-from jetforce_sesh.errors import BadKey
+from jetforce_sesh.errors import BadKey, Conflict, RecordTooLarge, StoreFull
 from jetforce_sesh.options import OnFull, SlabOptions
 
 Hook = Callable[[bytes], None]
@@ -252,6 +253,86 @@ def check_key(key: object) -> bytes:
             f" parse_fingerprint()"
         )
     return key
+
+
+def check_data(data: object, name: str, record_size: int) -> None:
+    """Refuse what a save must not store: not bytes, or more than a slot."""
+    if type(data) is not bytes:
+        raise TypeError(
+            f"record data must be bytes (got {type(data).__name__}): encode"
+            f" the record with the slab's codec"
+        )
+    if len(data) > record_size:
+        raise RecordTooLarge(
+            f"record of {len(data)} bytes does not fit slab {name!r}"
+            f" ({record_size}-byte slots): raise its record_size or store less"
+        )
+
+
+def conflict(name: str, key: bytes, stored: int, expected: int) -> Conflict:
+    """The Conflict of a save or delete that named ``expected`` where the
+    record of ``key`` in slab ``name`` is at ``stored`` (ABSENT: none)."""
+    return Conflict(
+        f"record {key[:4].hex()}… of slab {name!r} is {_version_text(stored)},"
+        f" not {_version_text(expected)}: load it again and redo the change"
+    )
+
+
+def _version_text(version: int) -> str:
+    return "absent" if version == ABSENT else f"at version {version}"
+
+
+def refused(name: str, capacity: int) -> StoreFull:
+    """The StoreFull of a new record in a full slab that refuses newcomers."""
+    return StoreFull(
+        f"slab {name!r} is full ({capacity} records) and refuses new players:"
+        f" raise max_records or use on_full='evict'"
+    )
+
+
+class IdleSweep:
+    """A store's periodic sweep of idle records, on the store's clock.
+
+    One sweep for all records (not a timer per record), every half idle
+    timeout, from 1 to 60 s; a sweep that had more to drop than one pass may
+    asks for another pass at once with :meth:`more`, after other work had its
+    turn.
+    """
+
+    def __init__(
+        self, clock: IReactorTime, idle_timeout: float, sweep: Callable[[], object]
+    ) -> None:
+        self.clock = clock
+        self.idle_timeout = idle_timeout
+        self._sweep = sweep
+        self._loop: LoopingCall | None = None
+        self._more: IDelayedCall | None = None
+
+    def start(self) -> None:
+        """Sweep from now on (never without an idle timeout)."""
+        if self.idle_timeout > 0 and self._loop is None:
+            self._loop = LoopingCall(self._sweep)
+            self._loop.clock = self.clock
+            self._loop.start(max(1.0, min(60.0, self.idle_timeout / 2)), now=False)
+
+    def more(self) -> None:
+        """Sweep again at once, if sweeping, and not asked already."""
+        if self._loop is not None and self._more is None:
+            self._more = self.clock.callLater(0, self._again)
+
+    def _again(self) -> None:
+        self._more = None
+        self._sweep()
+
+    def stop(self) -> None:
+        """Leave nothing scheduled on the clock."""
+        if self._loop is not None:
+            if self._loop.running:
+                self._loop.stop()
+            self._loop = None
+        if self._more is not None and self._more.active():
+            self._more.cancel()
+        self._more = None
 
 
 class Hooks:

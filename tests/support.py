@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -80,6 +81,7 @@ class Server:
         command: Sequence[str] | None = None,
         cwd: Path | None = None,
         listening: str = r"Listening on 127\.0\.0\.1:(\d+)",
+        drain: bool = False,
     ) -> None:
         base = list(command) if command else [sys.executable, "-m", "jetforce_sesh"]
         self.process = subprocess.Popen(
@@ -92,6 +94,17 @@ class Server:
         )
         self.output: list[str] = []
         self.port = self._wait_for_port(listening)
+        #: With ``drain``, a thread keeps reading what the server prints, so a
+        #: long run that logs a lot never blocks on a full pipe.
+        self._reader: threading.Thread | None = None
+        if drain:
+            self._reader = threading.Thread(target=self._read_on, daemon=True)
+            self._reader.start()
+
+    def _read_on(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.output.append(line)
 
     def _wait_for_port(self, listening: str) -> int:
         assert self.process.stdout is not None
@@ -118,6 +131,13 @@ class Server:
         """Stop the server; return everything it printed."""
         if self.process.stdout is None or self.process.stdout.closed:
             return "".join(self.output)  # stopped already
+        if self._reader is not None:
+            if self.process.poll() is None:
+                self.process.terminate()
+            self.process.wait(timeout=20)
+            self._reader.join(timeout=20)
+            self.process.stdout.close()
+            return "".join(self.output)
         if self.process.poll() is None:
             self.process.terminate()
         try:

@@ -9,7 +9,7 @@ from typing import Any
 import attrs
 from jetforce.app.base import DeferredResponse, Request, Response, Status
 from twisted.internet import defer
-from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.task import Clock, deferLater
 from twisted.logger import capturedLogs
 from zope.interface import implementer
@@ -25,6 +25,8 @@ from jetforce_sesh import (
     after_save,
     player_key,
 )
+from jetforce_sesh.answers import UNAVAILABLE
+from jetforce_sesh.errors import StoreUnavailable
 from jetforce_sesh.identity import Certificate
 from jetforce_sesh.memory import memory_stores
 from jetforce_sesh.testing import (
@@ -674,6 +676,27 @@ def test_a_key_step_that_gives_a_bad_key_is_a_failure() -> None:
     with capturedLogs() as events:
         assert 42 == harness.get("/now").status
     assert ["session route {name} failed"] == [e["log_format"] for e in events]
+
+
+def test_a_key_step_whose_store_cannot_answer_is_a_41_not_a_failure() -> None:
+    """Accounts read their links from a store: Redis away is Redis's trouble."""
+
+    @implementer(IPlayerKeys)
+    class Away:
+        def key_for(self, request: Request, certificate: Certificate) -> Any:
+            return fail(StoreUnavailable("Redis at redis://h/0: Lost connection"))
+
+    clock = new_clock()
+    app, slab = waiting_app(clock)
+    app.keys = Away()
+    harness = SessionHarness(app, clock=clock)
+    with capturedLogs() as events:
+        page = harness.get("/now")
+    assert (UNAVAILABLE.status, UNAVAILABLE.meta) == (page.status, page.meta)
+    assert [("key step: {error}", "store unavailable", 41)] == [
+        (e["log_format"], e["event"], e["status"]) for e in events
+    ]
+    assert 0 == slab.stats.failures
 
 
 def test_a_key_step_that_gives_a_short_key_at_once_fails_before_any_turn() -> None:

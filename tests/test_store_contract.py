@@ -17,6 +17,7 @@ memory store.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import suppress
 from itertools import count
@@ -25,8 +26,10 @@ from random import Random
 from typing import TypeVar
 
 import pytest
+import pytest_twisted
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs, formatEvent
@@ -49,8 +52,10 @@ from jetforce_sesh import (
 )
 from jetforce_sesh.options import OnFull, SlabOptions
 from jetforce_sesh.persist import PersistentStore
+from jetforce_sesh.redisstore import RedisStore, RedisStores
 from jetforce_sesh.store import StoreFactory
 from jetforce_sesh.testing import START, fingerprint_of, later_stores
+from tests.redis_support import RedisServer
 
 T = TypeVar("T")
 
@@ -65,14 +70,6 @@ def persistent_stores(directory: Path) -> StoreFactory:
 
     return make
 
-
-#: Every store kind the suite runs against: how to make its factory, given a
-#: directory of the test's own (for stores that keep files).
-STORE_KINDS = [
-    pytest.param(lambda directory: memory_stores, id="memory"),
-    pytest.param(lambda directory: later_stores(0.5), id="later"),
-    pytest.param(persistent_stores, id="persistent"),
-]
 
 #: Less than any store's answer takes: calls made this far apart are both made
 #: before either answers.
@@ -96,7 +93,7 @@ class StoreMaker:
         record_size: int = 16,
     ) -> tuple[ISessionStore, Clock]:
         """An open store on a Clock of its own that starts at ``START``."""
-        self.clock = Clock()
+        self.clock = self.new_clock()
         self.clock.advance(START)
         options = SlabOptions(
             max_records=capacity,
@@ -108,6 +105,9 @@ class StoreMaker:
         self.made.append((store, self.clock))
         self.settle(store.open())
         return store, self.clock
+
+    def new_clock(self) -> Clock:
+        return Clock()
 
     def settle(self, deferred: Deferred[T]) -> T:
         """The result of ``deferred``, moving the clock of the last store made
@@ -137,10 +137,74 @@ class StoreMaker:
             assert [] == clock.getDelayedCalls()
 
 
+def redis_stores(server: RedisServer) -> StoreFactory:
+    """Redis stores on the session's server, each under a prefix of its own so
+    that each starts empty, each on a connection of its own."""
+    made = count()
+    run = uuid.uuid4().hex[:8]
+
+    def make(spec: StoreSpec) -> RedisStore:
+        stores = RedisStores(
+            server.url, prefix=f"contract-{run}-{next(made)}", reactor=reactor
+        )
+        return stores(spec)
+
+    return make
+
+
+class SettlingClock(Clock):
+    """A Clock that, once it has run what was due, waits (on the real reactor)
+    for the answers of the scripts that made Redis stores send: what a sweep
+    found is known when ``advance`` returns, as with stores on the Clock alone."""
+
+    def __init__(self, maker: StoreMaker) -> None:
+        super().__init__()
+        self.maker = maker
+
+    def advance(self, amount: float) -> None:
+        super().advance(amount)
+        for store, _ in self.maker.made:
+            if isinstance(store, RedisStore):
+                while store.link.in_flight:
+                    pytest_twisted.blockon(store.link.quiet())
+
+
+class RedisMaker(StoreMaker):
+    """Redis stores: answers come over a real socket, so settling waits on the
+    reactor (which pytest-twisted runs) instead of moving the Clock."""
+
+    def new_clock(self) -> Clock:
+        return SettlingClock(self)
+
+    def settle(self, deferred: Deferred[T]) -> T:
+        result: T = pytest_twisted.blockon(deferred)
+        return result
+
+
+#: Every store kind the suite runs against: how to make its maker, given the
+#: test's request (for a directory of its own, or a server).
+STORE_KINDS = [
+    pytest.param(lambda request: StoreMaker(memory_stores), id="memory"),
+    pytest.param(lambda request: StoreMaker(later_stores(0.5)), id="later"),
+    pytest.param(
+        lambda request: StoreMaker(
+            persistent_stores(request.getfixturevalue("tmp_path"))
+        ),
+        id="persistent",
+    ),
+    pytest.param(
+        lambda request: RedisMaker(
+            redis_stores(request.getfixturevalue("redis_server"))
+        ),
+        id="redis",
+    ),
+]
+
+
 @pytest.fixture(params=STORE_KINDS)
-def maker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreMaker]:
-    kind: Callable[[Path], StoreFactory] = request.param
-    made = StoreMaker(kind(tmp_path))
+def maker(request: pytest.FixtureRequest) -> Iterator[StoreMaker]:
+    kind: Callable[[pytest.FixtureRequest], StoreMaker] = request.param
+    made = kind(request)
     yield made
     made.close_all()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -71,6 +72,17 @@ def gemini_request(
     return Reply(int(status), meta, body.decode())
 
 
+def interruptible() -> None:
+    """In a server's child process: SIGINT stops it, as Ctrl-C does.
+
+    A shell without job control starts background commands with SIGINT
+    ignored, and the suite started that way would hand that on: a server that
+    inherits it ignores SIGINT, as Python and Twisted leave an ignored signal
+    ignored, and the test of stopping by SIGINT would wait in vain.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Server:
     """A ``jetforce-sesh`` process listening on a port the OS chose."""
 
@@ -91,6 +103,7 @@ class Server:
             text=True,
             cwd=cwd,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            preexec_fn=interruptible,
         )
         self.output: list[str] = []
         self.port = self._wait_for_port(listening)

@@ -51,7 +51,13 @@ def stop_cleanly(
     """SIGTERM, as a service manager stops a server (or SIGINT, as Ctrl-C
     does): its exit status and output."""
     server.process.send_signal(how)
-    status = server.process.wait(timeout=30)
+    try:
+        status = server.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        # Say what the server was doing rather than leave it running.
+        raise AssertionError(
+            f"no exit 30 s after {how.name}:\n{server.stop()}"
+        ) from None
     return status, server.stop()
 
 

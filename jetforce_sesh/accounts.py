@@ -50,6 +50,8 @@ from jetforce_sesh.store import ABSENT, ANY_VERSION, IImmediateSessionStore, Sto
 
 R = TypeVar("R")
 
+#: Paths whose query is a secret (a link code): the access log leaves it out.
+SECRET_QUERIES = frozenset({"/account/link"})
 #: Characters of a link code: digits and capitals with no look-alikes (no 0 or O,
 #: no 1, I or L, no U or V, which fonts and handwriting confuse).
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTWXYZ"
@@ -404,6 +406,9 @@ class Accounts:
         self.guesses = Guesses(
             options.wrong_codes, options.wrong_window, options.guess_table
         )
+        #: Codes entered by certificates that must confirm before they join,
+        #: by fingerprint (at most ``guess_table``; the oldest go first).
+        self.pending: OrderedDict[bytes, str] = OrderedDict()
         self._member_table = _Table(self.members)
         self._account_table = _Table(self.accounts)
         self._code_table = _Table(self.codes)
@@ -414,7 +419,7 @@ class Accounts:
         route("/account", record=Account)(self.page)
         route("/account/code", record=Account)(self.make_code)
         route("/account/link", record=Account)(self.link)
-        route("/account/join/(?P<code>[0-9A-Z]{8})", record=Account)(self.join)
+        route("/account/join", record=Account)(self.join)
         route("/account/revoke/(?P<prefix>[0-9a-f]{16})", record=Account)(self.revoke)
         self.app.route("/account/help")(self.help)
 
@@ -428,10 +433,13 @@ class Accounts:
         account's list; its fingerprint."""
         fingerprint = fingerprint_of_request(request)
         key = player_key(request)
-        await self._member_table.change(
+        member = await self._member_table.change(
             fingerprint, _seen(request, self._now(), account=None, new_account=key)
         )
-        if fingerprint not in account.certificates:
+        # A request keyed before its certificate moved to another account must
+        # not list it here again.
+        listed = fingerprint in account.certificates
+        if member is not None and member.account == key and not listed:
             account.certificates.append(fingerprint)
         return fingerprint
 
@@ -540,8 +548,7 @@ class Accounts:
     async def link(self, request: Request, record: Account) -> Response:
         """Enter a code made from another certificate."""
         fingerprint = fingerprint_of_request(request)
-        now = self._now()
-        wait = self.guesses.wait(fingerprint, now)
+        wait = self.guesses.wait(fingerprint, self._now())
         if wait:
             return Response(Status.SLOW_DOWN, str(wait))
         if not request.query:
@@ -556,40 +563,59 @@ class Accounts:
                 f"{quoted(request.query)} is not a link code: codes are 8 letters and"
                 f" digits, like ABCD-2345. Enter the code",
             )
-        found, problem = await self._live(code, player_key(request))
-        if found is None:
-            self.guesses.wrong(fingerprint, now)
-            return Response(Status.INPUT, f"{problem} Enter a live code")
-        if found.account == player_key(request):
+        found = await self._live(code, fingerprint)
+        if isinstance(found, str):
+            return Response(Status.INPUT, f"{found} Enter a live code")
+        if found[0].account == player_key(request):
             return self._page(
                 "That code was made from this account: enter it from the certificate"
                 " you want to link."
             )
         if await self._has_records(player_key(request), record, fingerprint):
-            return Response(Status.REDIRECT_TEMPORARY, f"/account/join/{code}")
+            # The code waits here, not in the next URL: Jetforce's access log
+            # shows every path.
+            self.pending[fingerprint] = code
+            while len(self.pending) > self.options.guess_table:
+                self.pending.popitem(last=False)
+            return Response(Status.REDIRECT_TEMPORARY, "/account/join")
         return await self._join(request, record, code)
 
-    async def join(self, request: Request, record: Account, code: str) -> Response:
+    async def join(self, request: Request, record: Account) -> Response:
         """Confirm joining an account, giving up this certificate's records."""
-        answer = request.query.strip().lower()
+        fingerprint = fingerprint_of_request(request)
+        code = self.pending.get(fingerprint)
+        if code is None:
+            return self._page(
+                "Nothing to link: enter a link code first.",
+                "=> /account/link Enter a code from another certificate",
+            )
         if not request.query:
             return Response(
                 Status.INPUT,
                 "This certificate has records of its own: linking replaces them with"
                 " the account's, in every game. Type yes to link",
             )
-        if answer != "yes":
+        del self.pending[fingerprint]
+        if request.query.strip().lower() != "yes":
             return self._page("Not linked: the answer was not yes. Nothing changed.")
         return await self._join(request, record, code)
 
-    async def _live(self, code: str, key: bytes) -> tuple[LinkCode | None, str]:
-        entry, _ = await self._code_table.get(code_hash(code))
-        if entry is None or entry.expires <= self._now():
-            return None, (
-                f"No live code {shown_code(code)}: it is mistyped, has expired or"
-                f" was used already; make a new one from your other certificate."
-            )
-        return entry, ""
+    async def _live(self, code: str, fingerprint: bytes) -> tuple[LinkCode, int] | str:
+        """The live code ``code`` and its record's version, or why there is none
+        (which counts as a wrong guess of ``fingerprint``)."""
+        now = self._now()
+        entry, version = await self._code_table.get(code_hash(code))
+        if entry is not None and entry.expires > now:
+            maker, _ = await self._member_table.get(entry.made_by)
+            # A code outlives nothing it was made from: a certificate revoked
+            # or moved since cannot hand out its old account.
+            if maker is None or maker.account == entry.account:
+                return entry, version
+        self.guesses.wrong(fingerprint, now)
+        return (
+            f"No live code {shown_code(code)}: it is mistyped, has expired or was"
+            f" used already; make a new one from your other certificate."
+        )
 
     async def _has_records(
         self, key: bytes, record: Account, fingerprint: bytes
@@ -604,33 +630,43 @@ class Accounts:
     async def _join(self, request: Request, record: Account, code: str) -> Response:
         fingerprint = fingerprint_of_request(request)
         old = player_key(request)
-        entry, problem = await self._live(code, old)
-        if entry is None:
-            self.guesses.wrong(fingerprint, self._now())
-            return self._page(problem)
+        wait = self.guesses.wait(fingerprint, self._now())
+        if wait:
+            return Response(Status.SLOW_DOWN, str(wait))
+        found = await self._live(code, fingerprint)
+        if isinstance(found, str):
+            return self._page(found)
+        entry, version = found
         if entry.account == old:
             return self._page("That code was made from this account: nothing to do.")
         target = entry.account
-        full: list[bool] = []
+        account, _ = await self._account_table.get(target)
+        if account and len(account.certificates) >= self.options.max_certificates:
+            return self._page(
+                f"That account has {self.options.max_certificates} certificates"
+                f" already: revoke one of them first."
+            )
+        # Use the code up first, at the version read: of two certificates
+        # entering it at once, one gets it, the other is told it was used.
+        try:
+            used = await self.codes.serving.store.delete(code_hash(code), version)
+        except Conflict:
+            used = False
+        if not used:
+            return self._page(
+                f"No live code {shown_code(code)}: it was used already; make a new"
+                f" one from your other certificate."
+            )
 
-        def add(account: Account | None) -> Account | None:
+        def add(account: Account | None) -> Account:
             account = account or Account(certificates=[entry.made_by])
             if fingerprint not in account.certificates:
-                if len(account.certificates) >= self.options.max_certificates:
-                    full.append(True)
-                    return account
                 account.certificates.append(fingerprint)
             account.code = b""
             account.code_expires = 0.0
             return account
 
         await self._account_table.change(target, add)
-        if full:
-            return self._page(
-                f"That account has {self.options.max_certificates} certificates"
-                f" already: revoke one of them first."
-            )
-        await self._code_table.drop(code_hash(code))
         now = self._now()
         await self._member_table.change(
             fingerprint, _seen(request, now, account=target, new_account=target)
@@ -670,7 +706,11 @@ class Accounts:
         if request.query.strip().lower() != "yes":
             return self._page("Not revoked: the answer was not yes.")
 
-        def cut(member: Member | None) -> Member:
+        key = player_key(request)
+
+        def cut(member: Member | None) -> Member | None:
+            if member is not None and member.account not in (key, b""):
+                return member  # it moved to another account meanwhile: not ours
             member = member or Member()
             # A fresh account nobody has: the certificate starts again, even if
             # its own fingerprint names this account.
@@ -679,6 +719,11 @@ class Accounts:
 
         await self._member_table.change(target, cut)
         record.certificates.remove(target)
+        # A code the revoked certificate may have made (or seen) dies with it.
+        if record.code:
+            await self._code_table.drop(record.code)
+            record.code = b""
+            record.code_expires = 0.0
         return self._page(
             f"Revoked {name}: from now on it is a new player, and cannot see this"
             f" account's records."

@@ -24,6 +24,7 @@ from jetforce.app.base import Response
 from twisted.application.service import Service
 from twisted.internet.abstract import FileDescriptor
 from twisted.internet.defer import CancelledError, Deferred, maybeDeferred
+from twisted.internet.defer import TimeoutError as TimedOut
 from twisted.internet.interfaces import IListeningPort, IReactorTime, ITransport
 from twisted.internet.protocol import Factory
 from twisted.internet.task import LoopingCall
@@ -474,7 +475,8 @@ def _later(
     def refused(failure: Failure) -> Failure:
         error = failure.value
         if isinstance(
-            error, (StoreFull, StoreUnavailable, CancelledError, TimeoutError)
+            error,
+            (StoreFull, StoreUnavailable, CancelledError, TimeoutError, TimedOut),
         ):
             raise _refusal(error)
         return failure

@@ -31,6 +31,7 @@ from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from jetforce_sesh.accounts import SECRET_QUERIES
 from jetforce_sesh.identity import BAD_CERTIFICATE
 
 if TYPE_CHECKING:
@@ -187,7 +188,7 @@ class SessionProtocol(GeminiProtocol):
             self.status, self.meta = 0, "no answer: the connection closed first"
         if hasattr(self, "url"):
             self.server.stats.answered(int(self.status))
-            self.url = escaped(self.url)
+            self.url = escaped(secret_query_hidden(self.url))
         if hasattr(self, "meta"):
             self.meta = escaped(self.meta)
         super().log_request()
@@ -196,3 +197,12 @@ class SessionProtocol(GeminiProtocol):
         self.resumeProducing()
         super().connectionLost(reason)
         self.server.forget(self)
+
+
+def secret_query_hidden(url: str) -> str:
+    """``url`` with the query of a path that takes a secret (a link code) left
+    out, so the access log does not hand it to whoever reads the log."""
+    path, mark, _ = url.partition("?")
+    if mark and urlsplit(path).path in SECRET_QUERIES:
+        return f"{path}?(hidden)"
+    return url

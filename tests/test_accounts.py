@@ -19,7 +19,8 @@ from jetforce_sesh.accounts import (
     Guesses,
     normal_code,
 )
-from jetforce_sesh.testing import Page, SessionHarness, fingerprint_of
+from jetforce_sesh.protocol import secret_query_hidden
+from jetforce_sesh.testing import Page, SessionHarness, fingerprint_of, later_stores
 from tests.strategies import player_input
 
 app = SessionApplication("accounts test")
@@ -103,7 +104,8 @@ def test_a_certificate_with_records_of_its_own_confirms_first(
         harness.get("/visit", player="laptop")
     code = code_from(harness.get("/account/code", player="ann"))
     asked = harness.get("/account/link", player="laptop", query=code.lower())
-    assert (30, f"/account/join/{code.replace('-', '')}") == (asked.status, asked.meta)
+    # The code stays on the server: the next URL (in the access log) is bare.
+    assert (30, "/account/join") == (asked.status, asked.meta)
     confirm = harness.get(asked.meta, player="laptop")
     assert (
         10,
@@ -113,6 +115,10 @@ def test_a_certificate_with_records_of_its_own_confirms_first(
     no = harness.get(asked.meta, player="laptop", query="no")
     assert "Not linked: the answer was not yes. Nothing changed." in no.body
     assert "6" == harness.get("/visit", player="laptop").body
+    # A "no" lets the code go: it must be entered again.
+    gone = harness.get(asked.meta, player="laptop", query="yes")
+    assert "Nothing to link: enter a link code first." in gone.body
+    harness.get("/account/link", player="laptop", query=code)
     harness.get(asked.meta, player="laptop", query="yes")
     # The account's records win; the certificate's own are gone.
     assert visits.peek_now(fingerprint_of("laptop")) is None
@@ -263,14 +269,89 @@ def test_codes_use_an_alphabet_without_look_alikes() -> None:
 @given(text=player_input)
 def test_no_prompt_answers_an_undocumented_failure(text: str) -> None:
     harness = SessionHarness(app)
-    code = code_from(harness.get("/account/code", player="ann")).replace("-", "")
+    code = code_from(harness.get("/account/code", player="ann"))
+    harness.get("/visit", player="phone")
+    # phone has records of its own: its code waits for the confirmation.
+    assert 30 == harness.get("/account/link", player="phone", query=code).status
     prefix = fingerprint_of("ann").hex()[:16]
     for path in (
+        "/account/join",
         "/account/link",
-        f"/account/join/{code}",
         f"/account/revoke/{prefix}",
         "/account",
         "/account/code",
     ):
         page = harness.get(path, player="phone", query=text)
         assert page.status in (10, 20, 30, 44), (path, page)
+
+
+def test_guesses_cannot_go_around_the_limit_through_the_join_page(
+    harness: SessionHarness,
+) -> None:
+    code = code_from(harness.get("/account/code", player="ann")).replace("-", "")
+    assert (
+        51 == harness.get(f"/account/join/{code}", player="guess", query="yes").status
+    )
+    nothing = harness.get("/account/join", player="guess", query="yes")
+    assert "Nothing to link: enter a link code first." in nothing.body
+    for _ in range(5):
+        harness.get("/account/link", player="guess", query="22222222")
+    assert 44 == harness.get("/account/link", player="guess", query=code).status
+
+
+def test_a_revoked_certificate_cannot_come_back_with_a_code_it_made(
+    harness: SessionHarness,
+) -> None:
+    harness.get("/visit", player="ann")
+    link(harness, "ann", "thief")
+    kept = code_from(harness.get("/account/code", player="thief"))
+    prefix = fingerprint_of("thief").hex()[:16]
+    harness.get(f"/account/revoke/{prefix}", player="ann", query="yes")
+    again = harness.get("/account/link", player="thief", query=kept)
+    assert (10, f"No live code {kept}: it is mistyped, has expired or was used") == (
+        again.status,
+        again.meta[:63],
+    )
+    assert "1" == harness.get("/visit", player="thief").body
+    assert "2" == harness.get("/visit", player="ann").body
+
+
+def test_a_code_made_by_a_certificate_that_left_the_account_is_dead(
+    harness: SessionHarness,
+) -> None:
+    link(harness, "ann", "phone")
+    code = code_from(harness.get("/account/code", player="phone"))
+    prefix = fingerprint_of("phone").hex()[:16]
+    harness.get(f"/account/revoke/{prefix}", player="ann", query="yes")
+    # Even entered before the revoke's own clean-up could matter, by another:
+    assert 10 == harness.get("/account/link", player="other", query=code).status
+
+
+def test_one_code_links_one_certificate_even_when_the_store_answers_later() -> None:
+    harness = SessionHarness(app, stores=later_stores(0.5))
+    harness.clock.pump([0.5] * 4)
+    made: list[Page] = []
+    harness.request("/account/code", player="ann").addCallback(made.append)
+    harness.clock.pump([0.5] * 40)
+    code = code_from(made[0])
+    pages: list[Page] = []
+    for player in ("phone", "tablet"):
+        harness.request("/account/link", player=player, query=code).addCallback(
+            pages.append
+        )
+    harness.clock.pump([0.5] * 60)
+    linked = ["Linked." in page.body for page in pages]
+    assert [True, False] == sorted(linked, reverse=True)
+    (refused,) = [page for page in pages if "Linked." not in page.body]
+    assert refused.body.startswith(
+        f"# Your account\n\nNo live code {code}: it was used already; make a new"
+        " one from your other certificate.\n"
+    )
+
+
+def test_the_access_log_leaves_link_codes_out() -> None:
+    assert "gemini://h:1965/account/link?(hidden)" == secret_query_hidden(
+        "gemini://h:1965/account/link?abcd-2345"
+    )
+    assert "gemini://h/guess?42" == secret_query_hidden("gemini://h/guess?42")
+    assert "gemini://h/account/link" == secret_query_hidden("gemini://h/account/link")

@@ -28,7 +28,7 @@ from jetforce_sesh.bridge import (
 )
 from jetforce_sesh.errors import ConfigError
 from jetforce_sesh.options import SlabOptions
-from jetforce_sesh.testing import SessionHarness, fingerprint_of
+from jetforce_sesh.testing import SessionHarness, fingerprint_of, later_stores
 from tests.strategies import bridge_messages
 
 app = SessionApplication("bridge test")
@@ -556,3 +556,20 @@ def test_no_message_changes_a_record_unless_answered_done(
         fresh = Client(factory)
         fresh.select()
         assert b"K" == fresh.ask(wire.LOOKUP + player.encode())[:1]
+
+
+def test_a_store_that_does_not_answer_in_time_is_a_refusal_not_an_error() -> None:
+    harness = SessionHarness(app, stores=later_stores(WAIT_TIMEOUT + 5))
+    harness.clock.advance(WAIT_TIMEOUT + 5)  # the stores open
+    factory = BridgeFactory(bridged(app.slabs.values()), harness.clock)
+    factory.doStart()
+    client = Client(factory)
+    client.send(wire.SELECT + struct.pack("!I", 16) + b"visits")
+    assert [b"K"] == client.replies()
+    client.send(wire.LOOKUP + HASH.encode())
+    harness.clock.advance(WAIT_TIMEOUT)
+    assert [b"Nthe record store is unavailable: try again later"] == client.replies()
+    assert not client.closed
+    # The LOOKUP that failed holds no turn.
+    assert fingerprint_of("alice") not in app.slabs[Visits].serving.turns
+    factory.doStop()

@@ -34,7 +34,7 @@ import hashlib
 import secrets
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import attrs
 from jetforce.app.base import Request, Response, Status
@@ -97,6 +97,15 @@ class LinkCode:
     expires: float = 0.0
 
 
+@attrs.define
+class Revoked:
+    """The fresh account of a revoked certificate whose fingerprint names an
+    account: kept apart, never forgotten for being idle nor evicted, since
+    without it the certificate would map back to the account it lost."""
+
+    account: bytes = b""
+
+
 @attrs.frozen
 class AccountOptions:
     """How accounts behave; see ``docs/reference/accounts.md``."""
@@ -109,6 +118,8 @@ class AccountOptions:
     max_members: int | None = None
     #: Link codes live at once, over every account.
     max_codes: int = 1000
+    #: Revoked certificates that named their account, kept for good.
+    max_revoked: int = 10_000
     #: Wrong codes one certificate may enter per ``wrong_window`` seconds.
     wrong_codes: int = 5
     wrong_window: float = 900.0
@@ -307,7 +318,13 @@ class AccountKeys:
             return self.key_for_fingerprint(fingerprint)
         # Links kept in another process (Redis): read, then map, when it answers.
         peeked: Deferred[Stored | None] = opened.store.peek(fingerprint)
-        return peeked.addCallback(self._account_of, fingerprint, opened, None)
+
+        def mapped(stored: Stored | None) -> bytes | Deferred[bytes]:
+            if stored is None:
+                return self._unlinked(fingerprint)
+            return self._account_of(stored, fingerprint, opened, None)
+
+        return peeked.addCallback(mapped)
 
     def key_for_fingerprint(self, fingerprint: bytes) -> bytes:
         """The key of the player with certificate ``fingerprint``, at once (also
@@ -320,19 +337,36 @@ class AccountKeys:
                 " map a fingerprint to its account at once"
             )
         stored = immediate.peek_now(fingerprint)
+        if stored is None:
+            return cast(bytes, self._unlinked(fingerprint))
         return self._account_of(stored, fingerprint, opened, immediate)
+
+    def _unlinked(self, fingerprint: bytes) -> bytes | Deferred[bytes]:
+        """The key of a certificate with no link record: its own fingerprint,
+        unless it was revoked from the account that fingerprint names (at once
+        from a store in this process)."""
+        opened = self.accounts.revoked.serving
+
+        def account(stored: Stored | None) -> bytes:
+            if stored is None:
+                return fingerprint
+            revoked: Revoked = opened.codec.decode(stored.data)
+            return revoked.account
+
+        if opened.immediate is not None:
+            return account(opened.immediate.peek_now(fingerprint))
+        peeked: Deferred[Stored | None] = opened.store.peek(fingerprint)
+        return peeked.addCallback(account)
 
     def _account_of(
         self,
-        stored: Stored | None,
+        stored: Stored,
         fingerprint: bytes,
         opened: Opened[Member],
         immediate: IImmediateSessionStore | None,
     ) -> bytes:
-        """The account ``stored`` (a link record, or None) names; "last seen"
-        is written at most every :data:`SEEN_EVERY` seconds."""
-        if stored is None:
-            return fingerprint
+        """The account ``stored`` (a link record) names; "last seen" is written
+        at most every :data:`SEEN_EVERY` seconds."""
         if self._read_from is not opened:
             self._read.clear()
             self._read_from = opened
@@ -396,10 +430,19 @@ class Accounts:
             max_records=options.max_codes,
             on_full="refuse",
         )
+        self.revoked: Slab[Revoked] = self.app.slab(
+            Revoked,
+            name="accounts.revoked",
+            record_size=48,
+            max_records=options.max_revoked,
+            on_full="refuse",
+            idle_timeout=0,
+        )
         for slab, title, unit in (
             (self.members, "Accounts: certificate links", "certificates"),
             (self.accounts, "Accounts", "accounts"),
             (self.codes, "Accounts: live link codes", "codes"),
+            (self.revoked, "Accounts: revoked first certificates", "certificates"),
         ):
             slab.title, slab.unit = title, unit
         self.keys = AccountKeys(self)
@@ -412,6 +455,7 @@ class Accounts:
         self._member_table = _Table(self.members)
         self._account_table = _Table(self.accounts)
         self._code_table = _Table(self.codes)
+        self._revoked_table = _Table(self.revoked)
         #: Every slab of the capsule whose records are kept under the account:
         #: set by use_accounts().
         self.capsule_slabs: Callable[[], list[Slab[Any]]] = list
@@ -707,6 +751,17 @@ class Accounts:
             return self._page("Not revoked: the answer was not yes.")
 
         key = player_key(request)
+        fresh = secrets.token_bytes(32)
+        if target == key:
+            # The certificate names this account: without a record that says
+            # otherwise it would map back to it, so that record is kept for good.
+            try:
+                await self._revoked_table.change(target, lambda _: Revoked(fresh))
+            except StoreFull:
+                return self._page(
+                    "This certificate cannot be revoked right now: the capsule keeps"
+                    " as many revoked ones as it may. Tell the capsule's operator."
+                )
 
         def cut(member: Member | None) -> Member | None:
             if member is not None and member.account not in (key, b""):
@@ -714,7 +769,7 @@ class Accounts:
             member = member or Member()
             # A fresh account nobody has: the certificate starts again, even if
             # its own fingerprint names this account.
-            member.account = secrets.token_bytes(32)
+            member.account = fresh
             return member
 
         await self._member_table.change(target, cut)

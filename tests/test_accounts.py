@@ -355,3 +355,20 @@ def test_the_access_log_leaves_link_codes_out() -> None:
     )
     assert "gemini://h/guess?42" == secret_query_hidden("gemini://h/guess?42")
     assert "gemini://h/account/link" == secret_query_hidden("gemini://h/account/link")
+
+
+def test_a_revoked_first_certificate_stays_out_when_its_link_record_goes(
+    harness: SessionHarness,
+) -> None:
+    """ann's fingerprint names the account: with no record of the revoke, an
+    evicted or expired link record would map ann back to it."""
+    harness.get("/visit", player="ann")
+    link(harness, "ann", "phone")
+    harness.get("/visit", player="phone")
+    prefix = fingerprint_of("ann").hex()[:16]
+    harness.get(f"/account/revoke/{prefix}", player="phone", query="yes")
+    store = accounts.members.serving.immediate
+    assert store is not None
+    assert store.delete_now(fingerprint_of("ann"))  # as an eviction would
+    assert "1" == harness.get("/visit", player="ann").body
+    assert "3" == harness.get("/visit", player="phone").body

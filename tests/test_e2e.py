@@ -144,11 +144,14 @@ def test_the_banner_lists_each_game_and_ends_with_the_address_to_open(
         "  Accounts: live link codes: up to 1,000 codes, 183.8 KiB (when a game is"
         " full, new players are turned away (41); players are never forgotten for"
         " being away)",
-        "In all: 6 games and 3 more slabs, up to 81,000 records, 19.7 MiB reserved.",
+        "  Accounts: revoked first certificates: up to 10,000 certificates, 1.2 MiB"
+        " (when a game is full, new players are turned away (41); players are never"
+        " forgotten for being away)",
+        "In all: 6 games and 4 more slabs, up to 91,000 records, 21.0 MiB reserved.",
         "When a game is full, the player away longest makes room; players are never"
         " forgotten for being away.",
         f"Listening on 127.0.0.1:{demo_server.port}",
-    ] == games.splitlines()[:13]
+    ] == games.splitlines()[:14]
 
 
 def test_the_address_the_banner_prints_works(

@@ -90,12 +90,12 @@ def test_the_admin_writes_what_the_files_owe_once_asked(
 ) -> None:
     admin = make_cert("ops-admin")
     asked = server.request("/admin/flush", admin)
-    assert (10, "Type yes to write now what the files of 9 slab(s) owe") == (
+    assert (10, "Type yes to write now what the files of 10 slab(s) owe") == (
         asked.status,
         asked.meta,
     )
     assert server.request("/admin/flush", admin, query="yes").body.startswith(
-        "# Written\n\n9 slab(s) written: "
+        "# Written\n\n10 slab(s) written: "
     )
 
 

@@ -39,6 +39,9 @@ from typing import Any, Generic, TypeVar, cast
 import attrs
 from jetforce.app.base import Request, Response, Status
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
 from zope.interface import implementer
 
 from jetforce_sesh.errors import Conflict, StoreFull
@@ -49,6 +52,8 @@ from jetforce_sesh.slab import Opened, Slab
 from jetforce_sesh.store import ABSENT, ANY_VERSION, IImmediateSessionStore, Stored
 
 R = TypeVar("R")
+
+_log = Logger()
 
 #: Paths whose query is a secret (a link code): the access log leaves it out.
 SECRET_QUERIES = frozenset({"/account/link"})
@@ -61,6 +66,8 @@ CODE_LENGTH = 8
 ROTATION_WARNING = 14 * 86400
 #: Seconds between two updates of a certificate's "last seen".
 SEEN_EVERY = 60.0
+#: Seconds between two sweeps for accounts no certificate reaches any more.
+SWEEP_EVERY = 3600.0
 #: Link records whose decoded account the key step keeps at hand.
 READ_CACHE = 16384
 #: Names shown on the account page, in characters.
@@ -466,6 +473,63 @@ class Accounts:
         route("/account/join", record=Account)(self.join)
         route("/account/revoke/(?P<prefix>[0-9a-f]{16})", record=Account)(self.revoke)
         self.app.route("/account/help")(self.help)
+        self._sweeping: LoopingCall | None = None
+        self.app.when_opened(self._start_sweep)
+        self.app.when_closed(self._stop_sweep)
+
+    # -- the sweep ---------------------------------------------------------------
+
+    def _start_sweep(self, clock: IReactorTime) -> None:
+        self._stop_sweep()  # opened again without a close: keep a single loop
+        self._sweeping = LoopingCall(self._sweep_tick)
+        self._sweeping.clock = clock
+        self._sweeping.start(SWEEP_EVERY, now=False)
+
+    def _stop_sweep(self) -> None:
+        if self._sweeping is not None and self._sweeping.running:
+            self._sweeping.stop()
+        self._sweeping = None
+
+    def _sweep_tick(self) -> Deferred[int]:
+        sweeping = Deferred.fromCoroutine(self.sweep())
+        # A sweep that fails is logged; the next one tries again.
+        sweeping.addErrback(
+            lambda failure: _log.failure("account sweep failed", failure)
+        )
+        return sweeping
+
+    async def sweep(self) -> int:
+        """Forget every account that no certificate maps to any more (its
+        certificates' links evicted, expired or revoked), and its records in
+        every slab; how many went. Runs every :data:`SWEEP_EVERY` seconds."""
+        gone: list[bytes] = []
+        async for key, account in self.accounts.records():
+            if not await self._reached(key, account):
+                gone.append(key)
+        removed = 0
+        for key in gone:
+            # Reached again meanwhile (a new link, a returning certificate)?
+            again, _ = await self._account_table.get(key)
+            if again is not None and await self._reached(key, again):
+                continue
+            await self._account_table.drop(key)
+            for slab in self.capsule_slabs():
+                await _Table(slab).drop(key)
+            removed += 1
+        return removed
+
+    async def _reached(self, key: bytes, account: Account) -> bool:
+        """Whether some certificate still maps to account ``key``."""
+        for fingerprint in {key, *account.certificates}:
+            member, _ = await self._member_table.get(fingerprint)
+            if member is not None:
+                if member.account == key:
+                    return True
+            elif fingerprint == key:
+                revoked, _ = await self._revoked_table.get(fingerprint)
+                if revoked is None:
+                    return True  # the account's own certificate, unlinked
+        return False
 
     # -- shared steps ------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from twisted.internet.task import deferLater
 from jetforce_sesh import SessionApplication
 from jetforce_sesh.accounts import (
     ALPHABET,
+    SWEEP_EVERY,
     AccountOptions,
     Accounts,
     Guesses,
@@ -372,3 +373,42 @@ def test_a_revoked_first_certificate_stays_out_when_its_link_record_goes(
     assert store.delete_now(fingerprint_of("ann"))  # as an eviction would
     assert "1" == harness.get("/visit", player="ann").body
     assert "3" == harness.get("/visit", player="phone").body
+
+
+def test_an_account_nobody_reaches_any_more_goes_with_its_records(
+    harness: SessionHarness,
+) -> None:
+    harness.get("/visit", player="ann")
+    link(harness, "ann", "phone")
+    harness.get("/visit", player="phone")
+    prefix = fingerprint_of("ann").hex()[:16]
+    harness.get(f"/account/revoke/{prefix}", player="phone", query="yes")
+    store = accounts.members.serving.immediate
+    assert store is not None
+    assert store.delete_now(fingerprint_of("phone"))  # as an eviction would
+    account = fingerprint_of("ann")
+    harness.clock.advance(SWEEP_EVERY - 1)
+    assert Visits(2) == visits.peek_now(account)
+    harness.clock.advance(1)
+    assert (None, None) == (
+        visits.peek_now(account),
+        accounts.accounts.peek_now(account),
+    )
+    assert "1" == harness.get("/visit", player="phone").body
+
+
+def test_the_sweep_keeps_every_account_a_certificate_reaches(
+    harness: SessionHarness,
+) -> None:
+    harness.get("/visit", player="ann")
+    link(harness, "ann", "phone")
+    harness.get("/account", player="solo")
+    harness.get("/visit", player="solo")
+    harness.get("/visit", player="nobody-linked")
+    prefix = fingerprint_of("phone").hex()[:16]
+    harness.get(f"/account/revoke/{prefix}", player="ann", query="yes")
+    harness.clock.advance(SWEEP_EVERY)
+    assert [Visits(1), Visits(1), Visits(1)] == [
+        visits.peek_now(fingerprint_of(name))
+        for name in ("ann", "solo", "nobody-linked")
+    ]

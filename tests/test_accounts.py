@@ -68,6 +68,18 @@ def link(harness: SessionHarness, maker: str, joiner: str) -> Page:
     return harness.get("/account/link", player=joiner, query=code)
 
 
+def revoke(harness: SessionHarness, player: str, *, by: str) -> Page:
+    prefix = fingerprint_of(player).hex()[:16]
+    return harness.get(f"/account/revoke/{prefix}", player=by, query="yes")
+
+
+def evict_link(player: str) -> None:
+    """Drop ``player``'s link record, as an eviction or idle expiry would."""
+    store = accounts.members.serving.immediate
+    assert store is not None
+    assert store.delete_now(fingerprint_of(player))
+
+
 def test_players_nobody_linked_keep_their_own_records(harness: SessionHarness) -> None:
     assert ["1", "2"] == [harness.get("/visit", player="ann").body for _ in "ab"]
     assert Visits(2) == visits.peek_now(fingerprint_of("ann"))
@@ -215,8 +227,7 @@ def test_the_first_certificate_revoked_is_a_new_player_too(
 ) -> None:
     harness.get("/visit", player="ann")
     link(harness, "ann", "phone")
-    prefix = fingerprint_of("ann").hex()[:16]
-    harness.get(f"/account/revoke/{prefix}", player="phone", query="yes")
+    revoke(harness, "ann", by="phone")
     # ann's fingerprint names the account, yet ann starts afresh.
     assert "1" == harness.get("/visit", player="ann").body
     assert "2" == harness.get("/visit", player="phone").body
@@ -306,8 +317,7 @@ def test_a_revoked_certificate_cannot_come_back_with_a_code_it_made(
     harness.get("/visit", player="ann")
     link(harness, "ann", "thief")
     kept = code_from(harness.get("/account/code", player="thief"))
-    prefix = fingerprint_of("thief").hex()[:16]
-    harness.get(f"/account/revoke/{prefix}", player="ann", query="yes")
+    revoke(harness, "thief", by="ann")
     again = harness.get("/account/link", player="thief", query=kept)
     assert (10, f"No live code {kept}: it is mistyped, has expired or was used") == (
         again.status,
@@ -322,8 +332,7 @@ def test_a_code_made_by_a_certificate_that_left_the_account_is_dead(
 ) -> None:
     link(harness, "ann", "phone")
     code = code_from(harness.get("/account/code", player="phone"))
-    prefix = fingerprint_of("phone").hex()[:16]
-    harness.get(f"/account/revoke/{prefix}", player="ann", query="yes")
+    revoke(harness, "phone", by="ann")
     # Even entered before the revoke's own clean-up could matter, by another:
     assert 10 == harness.get("/account/link", player="other", query=code).status
 
@@ -366,11 +375,8 @@ def test_a_revoked_first_certificate_stays_out_when_its_link_record_goes(
     harness.get("/visit", player="ann")
     link(harness, "ann", "phone")
     harness.get("/visit", player="phone")
-    prefix = fingerprint_of("ann").hex()[:16]
-    harness.get(f"/account/revoke/{prefix}", player="phone", query="yes")
-    store = accounts.members.serving.immediate
-    assert store is not None
-    assert store.delete_now(fingerprint_of("ann"))  # as an eviction would
+    revoke(harness, "ann", by="phone")
+    evict_link("ann")
     assert "1" == harness.get("/visit", player="ann").body
     assert "3" == harness.get("/visit", player="phone").body
 
@@ -381,11 +387,8 @@ def test_an_account_nobody_reaches_any_more_goes_with_its_records(
     harness.get("/visit", player="ann")
     link(harness, "ann", "phone")
     harness.get("/visit", player="phone")
-    prefix = fingerprint_of("ann").hex()[:16]
-    harness.get(f"/account/revoke/{prefix}", player="phone", query="yes")
-    store = accounts.members.serving.immediate
-    assert store is not None
-    assert store.delete_now(fingerprint_of("phone"))  # as an eviction would
+    revoke(harness, "ann", by="phone")
+    evict_link("phone")
     account = fingerprint_of("ann")
     harness.clock.advance(SWEEP_EVERY - 1)
     assert Visits(2) == visits.peek_now(account)
@@ -405,8 +408,7 @@ def test_the_sweep_keeps_every_account_a_certificate_reaches(
     harness.get("/account", player="solo")
     harness.get("/visit", player="solo")
     harness.get("/visit", player="nobody-linked")
-    prefix = fingerprint_of("phone").hex()[:16]
-    harness.get(f"/account/revoke/{prefix}", player="ann", query="yes")
+    revoke(harness, "phone", by="ann")
     harness.clock.advance(SWEEP_EVERY)
     assert [Visits(1), Visits(1), Visits(1)] == [
         visits.peek_now(fingerprint_of(name))

@@ -135,6 +135,15 @@ def client(factory: BridgeFactory) -> Client:
     return made
 
 
+def queued_behind(client: Client, factory: BridgeFactory) -> Client:
+    """``client`` holds alice's turn; a second connection waits for it."""
+    other = Client(factory)
+    other.select()
+    client.ask(wire.LOOKUP + HASH.encode())
+    other.send(wire.LOOKUP + HASH.encode())
+    return other
+
+
 def found(version: int, count: int, ever: int = 0) -> bytes:
     return b"K" + VERSION.pack(version) + PAIR.pack(count, ever)
 
@@ -240,10 +249,7 @@ def test_a_lookup_waits_for_an_async_handler_that_waits_then_reads_its_write(
 def test_a_second_lookup_waits_and_then_reads_what_the_first_wrote(
     factory: BridgeFactory, client: Client
 ) -> None:
-    other = Client(factory)
-    other.select()
-    client.ask(wire.LOOKUP + HASH.encode())
-    other.send(wire.LOOKUP + HASH.encode())
+    other = queued_behind(client, factory)
     assert [] == other.replies()
     version = version_of(client.ask(wire.UPDATE + PAIR.pack(1, 1)))
     assert [found(version, 1, 1)] == other.replies()
@@ -252,10 +258,7 @@ def test_a_second_lookup_waits_and_then_reads_what_the_first_wrote(
 def test_a_turn_held_too_long_passes_on_and_the_late_update_conflicts(
     factory: BridgeFactory, client: Client, harness: SessionHarness
 ) -> None:
-    other = Client(factory)
-    other.select()
-    client.ask(wire.LOOKUP + HASH.encode())
-    other.send(wire.LOOKUP + HASH.encode())
+    other = queued_behind(client, factory)
     harness.clock.advance(HOLD_TIMEOUT - 0.5)
     assert [] == other.replies()
     harness.clock.advance(0.5)
@@ -270,10 +273,7 @@ def test_a_turn_held_too_long_passes_on_and_the_late_update_conflicts(
 def test_a_client_that_leaves_while_holding_passes_the_turn_on(
     factory: BridgeFactory, client: Client
 ) -> None:
-    other = Client(factory)
-    other.select()
-    client.ask(wire.LOOKUP + HASH.encode())
-    other.send(wire.LOOKUP + HASH.encode())
+    other = queued_behind(client, factory)
     client.protocol.connectionLost(None)
     assert [found(0, 0)] == other.replies()
 
@@ -333,10 +333,7 @@ def test_a_lookup_that_waits_too_long_is_refused(
 def test_closing_the_slab_refuses_the_lookups_waiting(
     factory: BridgeFactory, client: Client
 ) -> None:
-    other = Client(factory)
-    other.select()
-    client.ask(wire.LOOKUP + HASH.encode())
-    other.send(wire.LOOKUP + HASH.encode())
+    other = queued_behind(client, factory)
     app.close(grace=0)
     (reply,) = other.replies()
     assert b"N" == reply[:1]

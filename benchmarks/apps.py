@@ -13,7 +13,7 @@ import sqlite3
 import attrs
 from jetforce.app.base import Request, Response, Status
 
-from jetforce_sesh import SessionApplication
+from jetforce_sesh import SessionApplication, use_accounts
 
 PLAIN_PATH = "/plain"
 COUNTER_PATH = "/counter"
@@ -145,4 +145,4 @@ def count_account_visit(request: Request, record: AccountVisits) -> Response:
     return Response(Status.SUCCESS, "text/gemini", page(record.count))
 
 
-accounts = accounted.use_accounts()
+accounts = use_accounts(accounted)

@@ -32,9 +32,10 @@ from jetforce.app.base import JetforceApplication, Request
 from twisted.internet.task import Clock
 
 from benchmarks import apps
-from jetforce_sesh import ANY_VERSION, MemoryStore, MsgpackCodec, SlabOptions
-from jetforce_sesh.accounts import Member
+from jetforce_sesh import MsgpackCodec, SlabOptions
+from jetforce_sesh.accounts.records import Member
 from jetforce_sesh.identity import parse_fingerprint
+from jetforce_sesh.stores import ANY_VERSION, MemoryStore
 from jetforce_sesh.testing import fingerprint_of, make_client_certificate, make_environ
 
 RECORD_SIZE = 64

@@ -4,7 +4,7 @@ Three figures, each against its goal from the persistence issue:
 
 - **per operation** (micro): ``save_now`` and ``load_now`` on a
   :class:`~jetforce_sesh.MemoryStore` and on a
-  :class:`~jetforce_sesh.persist.PersistentStore` with ``synchronous=normal``
+  :class:`~jetforce_sesh.stores.sqlite.store.SQLiteStore` with ``synchronous=normal``
   and ``full``, on a real file in a temporary directory; median of repeats,
   interleaved. End to end the same comparison is ``python -m benchmarks
   --scenarios plain,session,persist``.
@@ -38,19 +38,20 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import Clock
 
 from benchmarks.stall import Ticker
-from jetforce_sesh import ANY_VERSION, MemoryStore, SlabOptions
-from jetforce_sesh.persist import (
+from jetforce_sesh import SlabOptions
+from jetforce_sesh.stores import ANY_VERSION, MemoryStore
+from jetforce_sesh.stores.contract import StoreSpec
+from jetforce_sesh.stores.sqlite.store import (
     CHECKPOINT_EVERY,
     FLUSH_EVERY,
     UPSERT,
-    PersistentStore,
-    PersistentStores,
+    SQLiteStore,
+    SQLiteStores,
     checksum,
     connect,
     meta,
     transaction,
 )
-from jetforce_sesh.store import StoreSpec
 
 reactor: Any = _reactor
 
@@ -82,14 +83,14 @@ def _time_ops(run: Callable[[], None], count: int) -> float:
 def _one(kind: str, players: list[bytes], directory: str) -> tuple[float, float]:
     """µs per save and per load on a fresh store of ``kind``."""
     clock = Clock()
-    stores: PersistentStores | None = None
-    store: MemoryStore | PersistentStore
+    stores: SQLiteStores | None = None
+    store: MemoryStore | SQLiteStore
     if kind == "memory":
         store = MemoryStore(
             NAME, record_size=RECORD_SIZE, capacity=len(players), clock=clock
         )
     else:
-        stores = PersistentStores(directory, kind)  # type: ignore[arg-type]
+        stores = SQLiteStores(directory, kind)  # type: ignore[arg-type]
         store = stores(spec(len(players), clock))
     store.open()
 
@@ -159,7 +160,7 @@ class Players(Ticker):
     """A load and a save every tick, on keys spread over the whole file; the
     slowest single save is remembered."""
 
-    def __init__(self, store: MemoryStore | PersistentStore, records: int) -> None:
+    def __init__(self, store: MemoryStore | SQLiteStore, records: int) -> None:
         super().__init__(0.001)
         self.store = store
         self.records = records
@@ -181,7 +182,7 @@ def serve(records: int, seconds: float, directory: Path) -> dict[str, float]:
     the probe), then as long on the persistent store; then close."""
     memory = MemoryStore(NAME, record_size=RECORD_SIZE, capacity=records, clock=reactor)
     memory.restore_many(row(n, records, reactor.seconds())[:4] for n in range(records))
-    stores = PersistentStores(directory)
+    stores = SQLiteStores(directory)
     store = stores(spec(records, reactor))
     started = time.perf_counter()
     write_file(store.path, records, reactor.seconds())
@@ -194,7 +195,7 @@ def serve(records: int, seconds: float, directory: Path) -> dict[str, float]:
     figures: dict[str, float] = {}
 
     def phase(
-        name: str, on: MemoryStore | PersistentStore, then: Callable[[], None]
+        name: str, on: MemoryStore | SQLiteStore, then: Callable[[], None]
     ) -> None:
         probe, players = Ticker(0.001), Players(on, records)
         probe.start()
@@ -259,8 +260,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     for kind, label in (
         ("memory", "MemoryStore"),
-        ("normal", "PersistentStore synchronous=normal"),
-        ("full", "PersistentStore synchronous=full"),
+        ("normal", "SQLiteStore synchronous=normal"),
+        ("full", "SQLiteStore synchronous=full"),
     ):
         save, load = ops[kind]["save"], ops[kind]["load"]
         print(
@@ -285,7 +286,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     for name, label in (
         ("memory", "MemoryStore (floor)"),
-        ("persist", "PersistentStore"),
+        ("persist", "SQLiteStore"),
     ):
         print(
             f"  {label:<20} {figures[f'{name} visits']:>7,.0f} visits, longest stall"

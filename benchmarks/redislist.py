@@ -26,8 +26,8 @@ from twisted.internet.defer import Deferred, gatherResults
 
 from benchmarks.scenarios import valkey_server
 from jetforce_sesh.options import SlabOptions
-from jetforce_sesh.redisstore import RedisStore, RedisStores
-from jetforce_sesh.store import ANY_VERSION, StoreSpec
+from jetforce_sesh.stores.contract import ANY_VERSION, StoreSpec
+from jetforce_sesh.stores.redis.store import RedisStore, RedisStores
 
 #: Saves in flight at once while filling: enough to keep the connection busy.
 BATCH = 2000

@@ -26,7 +26,7 @@ from benchmarks.processes import (
     UnixSocketService,
     cpu_seconds,
 )
-from jetforce_sesh.launcher import build_parser
+from jetforce_sesh.cli.main import build_parser
 
 REPO = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent

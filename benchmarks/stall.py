@@ -29,8 +29,9 @@ from typing import Any
 from twisted.internet import reactor as _reactor
 from twisted.internet.defer import Deferred
 
-from jetforce_sesh import ANY_VERSION, MemoryStore, Slab, SlabOptions
+from jetforce_sesh import Slab, SlabOptions
 from jetforce_sesh.games import counter, guess, halloffame, hangman, pet
+from jetforce_sesh.stores import ANY_VERSION, MemoryStore
 from jetforce_sesh.testing import make_environ
 
 GOAL_MS = 5.0

@@ -14,7 +14,7 @@ import attrs
 from jetforce.app.base import Request, Response, Status
 from jetforce.server import GeminiServer
 
-from jetforce_sesh import PersistentStores, SessionApplication, SlabOptions
+from jetforce_sesh import SessionApplication, SlabOptions, SQLiteStores
 
 app = SessionApplication(
     "Visits", defaults=SlabOptions(max_records=1000, idle_timeout=30 * 86400)
@@ -37,6 +37,6 @@ if __name__ == "__main__":
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 1965
     if len(sys.argv) > 2:
         # Keep the records in SQLite files there too: they survive restarts.
-        app.stores = PersistentStores(sys.argv[2])
+        app.stores = SQLiteStores(sys.argv[2])
     server = GeminiServer(app, port=port)
     server.run()

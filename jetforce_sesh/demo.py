@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from jetforce.app.base import Request, Response, Status
 
-from jetforce_sesh.accounts import rotation_note
-from jetforce_sesh.application import SessionApplication, links
+from jetforce_sesh.accounts import rotation_note, use_accounts
 from jetforce_sesh.games import counter, guess, halloffame, hangman, pet, tictactoe
+from jetforce_sesh.session.application import SessionApplication, links
 
 app = SessionApplication("jetforce-sesh demo capsule")
 for game in (
@@ -20,7 +20,7 @@ for game in (
     app.include(game)
 # Several certificates per player: link a phone to a laptop, or a new
 # certificate to an expiring one, and keep playing with the same records.
-accounts = app.use_accounts()
+accounts = use_accounts(app)
 
 
 @app.route("")

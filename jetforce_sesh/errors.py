@@ -58,3 +58,18 @@ class Abort(Exception):
     def __init__(self, response: Response | DeferredResponse) -> None:
         super().__init__(response)
         self.response = response
+
+
+def why(error: BaseException) -> str:
+    """An exception in one line: its type, and its message if it has one."""
+    message = str(error)
+    args = error.args
+    # attrs validators raise ValueError(message, attribute, ...), which str()
+    # shows as the whole tuple, Attribute repr and all; the message comes first.
+    if (
+        len(args) > 1
+        and isinstance(args[0], str)
+        and type(error).__str__ is BaseException.__str__
+    ):
+        message = args[0]
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__

@@ -33,10 +33,9 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import Clock
 from zope.interface import implementer
 
-from jetforce_sesh.application import SessionApplication
-from jetforce_sesh.memory import MemoryStore, memory_stores
 from jetforce_sesh.options import SlabOptions
-from jetforce_sesh.store import (
+from jetforce_sesh.session.application import SessionApplication
+from jetforce_sesh.stores.contract import (
     ANY_VERSION,
     Hook,
     ISessionStore,
@@ -46,6 +45,7 @@ from jetforce_sesh.store import (
     StoreSpec,
     StoreStats,
 )
+from jetforce_sesh.stores.memory import MemoryStore, memory_stores
 
 #: When a harness's own Clock starts: 2026-01-01 00:00 UTC, inside the validity
 #: dates ``make_environ`` gives certificates.

@@ -9,7 +9,6 @@ from tests.support import REPO
 
 PYTHON_TREES = (
     "jetforce_sesh",
-    "games",
     "tests",
     "examples",
     "benchmarks",

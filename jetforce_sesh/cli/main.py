@@ -1,0 +1,530 @@
+"""``jetforce-sesh``: Jetforce's command line, plus ``--app`` and the slab settings.
+
+This is the one module that touches the global reactor. It reuses Jetforce's own
+argument parser, so every ``jetforce`` flag keeps its meaning and default here,
+except ``--dir``: nothing from the working directory is served unless asked for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib
+import os
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from jetforce.__main__ import parser as jetforce_parser
+from jetforce.app.base import JetforceApplication
+from jetforce.app.composite import CompositeApplication
+from twisted.application.service import IService
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.logger import globalLogBeginner
+
+from jetforce_sesh import __version__
+from jetforce_sesh.bridge.protocol import BridgeFactory
+from jetforce_sesh.bridge.service import BridgeService, bridged, check_keys
+from jetforce_sesh.bridge.socket import check_path, group_id, listener
+from jetforce_sesh.cli.adhoc import ad_hoc_certificate
+from jetforce_sesh.cli.checks import (
+    UsageError,
+    check_hostname,
+    check_memory,
+    check_port,
+    check_tls_files,
+)
+from jetforce_sesh.cli.operations import add_operations, log_observer, serve_operations
+from jetforce_sesh.errors import ConfigError, why
+from jetforce_sesh.keys import FingerprintKeys
+from jetforce_sesh.ops.ratelimit import ClockedRateLimiter
+from jetforce_sesh.options import (
+    ON_FULL_CHOICES,
+    SlabOptions,
+    check_grace,
+    check_idle_timeout,
+    check_max_queued,
+    check_max_records,
+    check_on_full,
+    check_record_size,
+)
+from jetforce_sesh.server.banner import banner as games_banner
+from jetforce_sesh.server.files import CapsuleFiles
+from jetforce_sesh.server.server import SessionServer
+from jetforce_sesh.session import autostart
+from jetforce_sesh.session.application import SessionApplication
+from jetforce_sesh.session.slab import Slab
+from jetforce_sesh.stores.contract import StoreFactory
+from jetforce_sesh.stores.memory import memory_stores
+from jetforce_sesh.stores.redis.store import RedisStores
+from jetforce_sesh.stores.redis.url import PASSWORD_ENV
+from jetforce_sesh.stores.sqlite.store import SQLiteStores, Sync
+from sesh_bridge import SOCKET_VARIABLE
+
+DEFAULT_APP = "jetforce_sesh:app"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, answering a bad value in one line and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        # One line naming the value and the fix; the usage block would bury it.
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _flag(
+    check: Callable[[Any], Any], convert: Callable[[str], Any]
+) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value: Any = convert(text)
+        except ValueError:
+            value = text
+        try:
+            return check(value)
+        except ConfigError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return parse
+
+
+EPILOG = """\
+Players need a Gemini client with a client certificate: each certificate is one
+player, and the capsule answers 60 to a request without one.
+
+With --state-dir, back the records up or move them with:
+  jetforce-sesh export --state-dir DIR [--app MODULE:ATTR] [--slab NAME] > records.jsonl
+  jetforce-sesh import --state-dir DIR [--app MODULE:ATTR] [--slab NAME] < records.jsonl
+
+examples:
+  jetforce-sesh
+      the demo capsule, at gemini://localhost/
+  jetforce-sesh --app mycapsule:app --hostname example.org --host ''
+      your capsule, for everyone, on every address of this machine
+  jetforce-sesh --app mycapsule:app --dir capsule/ --idle-timeout 2592000
+      files and CGI programs from capsule/ too; players away 30 days forgotten
+  jetforce-sesh --app mycapsule:app --store redis://127.0.0.1:6379/0 --port 1966
+      one more process of the capsule: the records are in Redis, shared by all
+"""
+
+#: Jetforce's help for its flags, said again where it misleads here.
+_JETFORCE_HELP = {
+    "hostname": "The host name players use, as in gemini://HOSTNAME/: routes answer"
+    " URLs for it alone (a loopback name answers to every loopback name)",
+    "certfile": "Server TLS certificate (PEM); unset: a self-signed one is made and"
+    " kept in a private temporary directory",
+    "keyfile": "Server TLS private key (PEM); unset: the one made with the certificate",
+    "use_tls": "Serve plain TCP, without TLS: only behind a proxy that ends TLS and"
+    " passes the client certificate on",
+    "root_directory": "Serve static files (and CGI programs from --cgi-dir) from this"
+    " directory for paths the app does not claim; unset: serve none",
+    "cgi_directory": "Directory of CGI programs, inside --dir (only with --dir)",
+    "index_file": "File served for a directory inside --dir, instead of a listing"
+    " (only with --dir)",
+    "default_lang": "Language tag added to text/gemini files served from --dir",
+}
+
+
+class HelpFormatter(
+    argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter
+):
+    """Defaults shown where they say something: not for on/off flags, not None."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or isinstance(action.default, bool):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def build_parser() -> Parser:
+    defaults = SlabOptions()
+    # A copy, so jetforce's own parser stays as jetforce has it.
+    jetforce = copy.deepcopy(jetforce_parser)
+    for action in jetforce._actions:
+        if action.dest in _JETFORCE_HELP:
+            action.help = _JETFORCE_HELP[action.dest]
+        if isinstance(action, argparse._VersionAction):
+            action.version = f"jetforce-sesh {__version__}"
+    parser = Parser(
+        prog="jetforce-sesh",
+        description="Jetforce Gemini server for capsules that remember each player\n"
+        "by their client certificate.",
+        epilog=EPILOG,
+        formatter_class=HelpFormatter,
+        parents=[jetforce],
+        add_help=False,  # jetforce's parser brings its -h
+    )
+    parser.set_defaults(root_directory=None)
+    group = parser.add_argument_group("session application")
+    group.add_argument(
+        "--app",
+        default=DEFAULT_APP,
+        metavar="MODULE:ATTR",
+        help="The Jetforce application to serve",
+    )
+    group.add_argument(
+        "--state-dir",
+        default=None,
+        metavar="DIR",
+        help="Keep every record in SQLite files in this directory too, so they"
+        " survive restarts and crashes; unset: records live in memory only",
+    )
+    group.add_argument(
+        "--store",
+        default="memory",
+        metavar="URL",
+        help="Where records live: memory (this process), or a Redis every process"
+        " of the capsule shares: redis://[:password@]host[:port][/db], rediss://"
+        " (TLS), unix:///path/redis.sock; the password may instead be in"
+        f" ${PASSWORD_ENV}",
+    )
+    group.add_argument(
+        "--store-prefix",
+        default=None,
+        metavar="PREFIX",
+        help="With a Redis --store: start every key with this; unset:"
+        " jetforce-sesh:MODULE:ATTR of --app, so capsules sharing a Redis keep"
+        " apart and the processes of one capsule meet",
+    )
+    group.add_argument(
+        "--sync",
+        default=None,
+        choices=("normal", "full"),
+        help="With --state-dir: normal survives a crash of the server (kill -9);"
+        " full also a power loss, at an fsync per save",
+    )
+    group.add_argument(
+        "--bridge-socket",
+        default=None,
+        metavar="PATH",
+        help="Serve the records of slabs with a fixed layout to CGI programs over"
+        " this UNIX socket (mode 0600); they find it in $SESH_BRIDGE_SOCKET",
+    )
+    group.add_argument(
+        "--bridge-group",
+        default=None,
+        metavar="GROUP",
+        help="With --bridge-socket: let this group's members connect too (mode 0660)",
+    )
+    group.add_argument(
+        "--shutdown-grace",
+        type=_flag(check_grace, float),
+        default=10.0,
+        metavar="SECONDS",
+        help="On SIGINT or SIGTERM, how long requests in flight may take to finish"
+        " before they are cut off (keeping nothing of their change)",
+    )
+    add_operations(parser)
+    group = parser.add_argument_group("game records (defaults for games that set none)")
+    group.add_argument(
+        "--max-records",
+        type=_flag(check_max_records, int),
+        default=defaults.max_records,
+        metavar="N",
+        help="Players each game keeps at most",
+    )
+    group.add_argument(
+        "--record-size",
+        type=_flag(check_record_size, int),
+        default=defaults.record_size,
+        metavar="BYTES",
+        help="Bytes each player's record in a game may take once encoded",
+    )
+    group.add_argument(
+        "--idle-timeout",
+        type=_flag(check_idle_timeout, float),
+        default=defaults.idle_timeout,
+        metavar="SECONDS",
+        help="Forget a player away from a game this long (0: never)",
+    )
+    group.add_argument(
+        "--on-full",
+        type=_flag(check_on_full, str),
+        default=defaults.on_full,
+        choices=ON_FULL_CHOICES,
+        help="When a game is full: evict forgets the player away longest, refuse"
+        " turns new players away with status 41",
+    )
+    group.add_argument(
+        "--max-queued",
+        type=_flag(check_max_queued, int),
+        default=defaults.max_queued,
+        metavar="N",
+        help="Requests of one player that may wait for their turn at a game while"
+        " another of theirs is answered; more get status 44",
+    )
+    return parser
+
+
+def load_app(spec: str) -> JetforceApplication | CompositeApplication:
+    """Import ``MODULE:ATTR`` and check that it is a Jetforce application."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise UsageError(
+            f"--app {spec!r} must be MODULE:ATTR, e.g. --app {DEFAULT_APP}"
+        )
+    # Like `python -m`, find capsules in the directory the server starts from.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name and module_name.startswith(error.name):
+            raise UsageError(
+                f"--app {spec!r}: no module named {error.name!r}; check the name, or"
+                f" start from the directory that holds it"
+            ) from None
+        raise UsageError(
+            f"--app {spec!r}: importing {module_name} failed: {error}"
+        ) from None
+    except SystemExit as error:
+        raise UsageError(
+            f"--app {spec!r}: importing {module_name} called sys.exit({error.code!r});"
+            f" a capsule module must not exit when imported"
+        ) from None
+    except Exception as error:
+        raise UsageError(
+            f"--app {spec!r}: importing {module_name} failed: {why(error)}"
+        ) from None
+    try:
+        app = getattr(module, attr)
+    except AttributeError:
+        raise UsageError(
+            f"--app {spec!r}: module {module_name!r} has no attribute {attr!r};"
+            f" name the application object after the colon"
+        ) from None
+    except Exception as error:
+        raise UsageError(
+            f"--app {spec!r}: reading {attr!r} from {module_name} failed: {why(error)}"
+        ) from None
+    if not isinstance(app, (JetforceApplication, CompositeApplication)):
+        raise UsageError(
+            f"--app {spec!r} is a {type(app).__name__}, not a Jetforce application:"
+            f" point it at a SessionApplication or JetforceApplication"
+        )
+    return app
+
+
+def session_apps(app: object) -> list[SessionApplication]:
+    if isinstance(app, SessionApplication):
+        return [app]
+    if isinstance(app, CompositeApplication):
+        return [
+            a for a in app.application_map.values() if isinstance(a, SessionApplication)
+        ]
+    return []
+
+
+def configure(
+    args: argparse.Namespace,
+) -> tuple[Any, list[SessionApplication], Deferred[list[str]], list[IService]]:
+    """The application to serve, its session applications, a Deferred that
+    fires with the banner lines once their stores serve, and the services to
+    start then. Everything that can be checked before the reactor runs is checked
+    here, and raises UsageError."""
+    from twisted.internet import reactor
+
+    args.hostname = check_hostname(args.hostname)
+    app = load_app(args.app)
+    sessions = session_apps(app)
+    if args.rate_limit:
+        try:
+            limiter = ClockedRateLimiter(args.rate_limit, reactor)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+        for each in jetforce_apps(app):
+            each.rate_limiter = limiter
+    lines: list[str] = []
+    services = bridge_services(args, sessions, reactor)
+    if services:
+        lines.append(f"CGI programs reach the records at {args.bridge_socket}")
+    if args.root_directory is not None:
+        files = static_files(args, has_sessions=bool(sessions))
+        if services:
+            files.cgi_environ[SOCKET_VARIABLE] = os.path.abspath(args.bridge_socket)
+        for session_app in sessions:
+            session_app.serve_unclaimed(files)
+        lines.append(f"Serving unclaimed paths from {args.root_directory}")
+    defaults = SlabOptions(
+        max_records=args.max_records,
+        record_size=args.record_size,
+        idle_timeout=args.idle_timeout,
+        on_full=args.on_full,
+        max_queued=args.max_queued,
+    )
+    check_port(args.host, args.port)
+    if args.use_tls:
+        if args.certfile is None:
+            args.certfile, args.keyfile = ad_hoc_certificate(args.hostname)
+        check_tls_files(args.certfile, args.keyfile, args.cafile, args.capath)
+    stores: StoreFactory = memory_stores
+    if args.store != "memory":
+        stores = redis_stores(args, reactor)
+        lines.append(
+            f"Records are kept in Redis at {stores.target.shown} under"
+            f" {stores.prefix!r}: every process given this --store shares them."
+        )
+    else:
+        try:
+            check_memory([s for a in sessions for s in a.slabs.values()], defaults)
+        except ConfigError as error:
+            raise UsageError(str(error)) from None
+    if args.sync is not None and args.state_dir is None:
+        raise UsageError(
+            f"--sync {args.sync} needs --state-dir: without it records live in"
+            f" memory only and nothing is written to disk"
+        )
+    sync: Sync = args.sync or "normal"
+    if args.state_dir is not None:
+        try:
+            stores = SQLiteStores(args.state_dir, sync)
+        except ConfigError as error:
+            raise UsageError(f"--state-dir: {error}") from None
+        lines.append(
+            f"Records are kept in {args.state_dir} (synchronous={sync}): they"
+            f" survive restarts."
+        )
+    opening = []
+    for session_app in sessions:
+        try:
+            opening.append(session_app.open(reactor, defaults, stores))
+        except ConfigError as error:
+            raise UsageError(str(error)) from None
+        except MemoryError:
+            raise UsageError(
+                f"cannot reserve the memory for the slabs of --app {args.app!r}:"
+                f" lower --max-records or --record-size"
+            ) from None
+
+    def described(opened: list[list[Slab[Any]]]) -> list[str]:
+        return lines + games_banner(
+            [slab for slabs in opened for slab in slabs], defaults
+        )
+
+    ready = gatherResults(opening, consumeErrors=True).addCallback(described)
+    return app, sessions, ready, services
+
+
+def bridge_services(
+    args: argparse.Namespace, sessions: list[SessionApplication], reactor: Any
+) -> list[IService]:
+    """The CGI bridge, if ``--bridge-socket`` asks for one."""
+    if args.bridge_socket is None:
+        if args.bridge_group is not None:
+            raise UsageError(
+                f"--bridge-group {args.bridge_group} needs --bridge-socket: there"
+                f" is no bridge socket to give the group"
+            )
+        return []
+    flag = f"--bridge-socket {args.bridge_socket}"
+    if args.store != "memory" and any(
+        not isinstance(app.keys, FingerprintKeys) for app in sessions
+    ):
+        raise UsageError(
+            f"{flag}: with accounts on, the bridge maps a fingerprint to its account"
+            f" at once, which needs the certificate links in this process: leave"
+            f" --store {args.store} or --bridge-socket out"
+        )
+    try:
+        slabs = [slab for app in sessions for slab in app.slabs.values()]
+        served = bridged(slabs)
+        for app in sessions:
+            check_keys(app.slabs.values(), app.keys)
+        gid = None if args.bridge_group is None else group_id(args.bridge_group)
+        check_path(args.bridge_socket)
+    except ConfigError as error:
+        raise UsageError(f"{flag}: {error}") from None
+    factory = BridgeFactory(served, reactor)
+    return [BridgeService(factory, listener(reactor, args.bridge_socket, gid))]
+
+
+def redis_stores(args: argparse.Namespace, reactor: Any) -> RedisStores:
+    """The Redis store factory ``--store`` asks for; UsageError saying why not."""
+    if args.state_dir is not None:
+        raise UsageError(
+            f"--store {args.store!r} keeps the records in Redis, and --state-dir"
+            f" would keep them in files too: leave --state-dir out (Redis keeps"
+            f" them across restarts with its own persistence)"
+        )
+    prefix = args.store_prefix or f"jetforce-sesh:{args.app}"
+    try:
+        return RedisStores(args.store, prefix=prefix, reactor=reactor)
+    except ConfigError as error:
+        raise UsageError(str(error)) from None
+
+
+def jetforce_apps(app: object) -> list[JetforceApplication]:
+    if isinstance(app, CompositeApplication):
+        return [
+            a
+            for a in app.application_map.values()
+            if isinstance(a, JetforceApplication)
+        ]
+    return [app] if isinstance(app, JetforceApplication) else []
+
+
+def static_files(args: argparse.Namespace, *, has_sessions: bool) -> CapsuleFiles:
+    if not os.path.isdir(args.root_directory):
+        raise UsageError(
+            f"--dir {args.root_directory!r} is not a directory: give the"
+            f" directory of files to serve, or leave --dir out"
+        )
+    if not has_sessions:
+        raise UsageError(
+            f"--dir serves the paths a SessionApplication leaves unclaimed, and"
+            f" --app {args.app!r} is not one: serve it with a SessionApplication,"
+            f" or serve files with stock jetforce"
+        )
+    return CapsuleFiles(
+        root_directory=args.root_directory,
+        index_file=args.index_file,
+        cgi_directory=args.cgi_directory,
+        default_lang=args.default_lang,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    # jetforce 1.0.0 reads a certificate's naive validity dates on every request
+    # that has one; the warning says nothing an operator can act on.
+    warnings.filterwarnings("ignore", message="Properties that return a na")
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given[:1] in (["export"], ["import"]):
+        from jetforce_sesh.cli.transfer import main as transfer
+
+        transfer(given)
+        return
+    args = build_parser().parse_args(given)
+    # This server opens and closes the applications itself, with the flags'
+    # settings: a SessionApplication must not open on its own as well.
+    autostart.turn_off()
+    try:
+        app, sessions, ready, services = configure(args)
+    except UsageError as error:
+        print(f"jetforce-sesh: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    # Jetforce prints its own access log; from Twisted's log keep what needs
+    # attention (records that could not be saved, handlers that failed).
+    observer = log_observer(args.log_format, args.log_level)
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+    server = SessionServer(
+        app=app,
+        ready=ready,
+        sessions=sessions,
+        grace=args.shutdown_grace,
+        services=services,
+        summary_every=args.log_summary,
+        host=args.host,
+        port=args.port,
+        hostname=args.hostname,
+        certfile=args.certfile,
+        keyfile=args.keyfile,
+        cafile=args.cafile,
+        capath=args.capath,
+        proxy_protocol=args.proxy_protocol,
+        use_tls=args.use_tls,
+    )
+    serve_operations(args, jetforce_apps(app), server)
+    server.run()
+    if server.exit_code:
+        raise SystemExit(server.exit_code)

@@ -1,0 +1,233 @@
+"""Number guessing: find the secret number from 1 to 100 in as few tries as you can.
+
+Shows a game whose record holds both the current game (the secret, the range the
+hints have narrowed it to) and the player's history (games won and given up, tries
+in all), with a ``10`` prompt that re-asks, saying why, for anything that is not a
+usable guess, and one that confirms before a game in progress is given up.
+
+The ranking is by tries per game, and a game given up counts as
+:data:`FORFEIT_TRIES`: otherwise a player could guess 50, start again on every
+miss, and reach "1 try" by luck at no cost. Run it alone with
+``jetforce-sesh --app jetforce_sesh.games.guess:app``.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+import attrs
+from jetforce.app.base import Request, Response, Status
+
+from jetforce_sesh import SessionApplication
+from jetforce_sesh.names import quoted
+
+LOWEST = 1
+HIGHEST = 100
+#: What a game given up counts as: more than halving the range ever needs (7).
+FORFEIT_TRIES = 10
+
+#: Where secrets come from; tests may swap in a seeded ``random.Random``.
+rng: random.Random = random.SystemRandom()
+
+app = SessionApplication(
+    "Number guessing",
+    entry="/guess",
+    description="find my secret number from 1 to 100 in as few tries as you can",
+)
+
+
+def new_secret() -> int:
+    return rng.randint(LOWEST, HIGHEST)
+
+
+@attrs.define
+class GuessRecord:
+    secret: int = attrs.Factory(new_secret)
+    # The hints so far say the secret is from `low` to `high`: a guess outside
+    # that range would teach nothing, so it is refused rather than counted.
+    low: int = LOWEST
+    high: int = HIGHEST
+    last: int = 0  # the latest guess of this game; 0 before the first
+    tries: int = 0
+    played: int = 0  # games won; a game ends only when the secret is found
+    best: int = 0  # fewest tries in a won game; 0 until the first win
+    total: int = 0  # tries of all games won
+    forfeits: int = 0  # games given up after at least one guess
+
+    @property
+    def won(self) -> bool:
+        return self.tries > 0 and self.last == self.secret
+
+    @property
+    def going(self) -> bool:
+        """A game with guesses made and the secret not yet found."""
+        return self.tries > 0 and not self.won
+
+    @property
+    def games(self) -> int:
+        return self.played + self.forfeits
+
+    def average(self) -> float:
+        """Tries per game, a game given up counting as FORFEIT_TRIES."""
+        return (self.total + FORFEIT_TRIES * self.forfeits) / self.games
+
+
+# 81 bytes with every number at its largest (tests/games/test_guess.py checks it); the
+# rest is headroom for fields a later version adds.
+slab = app.slab(GuessRecord, record_size=128)
+
+# ASCII digits only: int() also takes "٣" and "1_000", which nobody means here.
+_NUMBER = re.compile(r"[+-]?[0-9]+")
+
+
+def _tries(count: int) -> str:
+    return "1 try" if count == 1 else f"{count} tries"
+
+
+def _status(record: GuessRecord) -> list[str]:
+    if record.tries == 0:
+        return [
+            f"I am thinking of a whole number from {LOWEST} to {HIGHEST}."
+            " Can you find it?"
+        ]
+    if record.won:
+        lines = [
+            f"{record.last} is correct! You found it in {_tries(record.tries)}.",
+        ]
+        if record.tries == record.best:
+            lines.append("That is your best score.")
+        return lines
+    direction = "higher" if record.last < record.secret else "lower"
+    return [
+        f"You guessed {record.last}: the secret is {direction}.",
+        f"It is from {record.low} to {record.high}. Tries so far: {record.tries}.",
+    ]
+
+
+def _page(record: GuessRecord, note: str = "") -> Response:
+    if record.won:
+        actions = ["=> /guess/new Play again"]
+    else:
+        label = "Guess a number" if record.tries == 0 else "Guess again"
+        actions = [f"=> /guess/try {label}"]
+        if record.going:
+            # The game's number in the link: a give-up re-sent later (a client's
+            # Back key fetches it again) cannot give up the game after this one.
+            actions.append(
+                f"=> /guess/giveup/{record.games} Give up and start again (counts as"
+                f" {FORFEIT_TRIES} tries)"
+            )
+    best = _tries(record.best) if record.best else "none yet"
+    history = [f"Games won: {record.played}", f"Best score: {best}"]
+    if record.forfeits:
+        history.append(f"Games given up: {record.forfeits}")
+    if record.games:
+        history.append(
+            f"Tries per game: {record.average():.1f} (a game given up counts as"
+            f" {FORFEIT_TRIES})"
+        )
+    lines = [
+        "# Number guessing",
+        "",
+        *([note] if note else []),
+        *_status(record),
+        "",
+        *actions,
+        "",
+        "## Your record",
+        "",
+        *history,
+        "",
+        "=> / Back to the capsule",
+        "",
+    ]
+    return Response(Status.SUCCESS, "text/gemini", "\n".join(lines))
+
+
+def _ask(record: GuessRecord, problem: str = "") -> Response:
+    wanted = f"a number from {record.low} to {record.high}"
+    if problem:
+        return Response(Status.INPUT, f"{problem}: guess {wanted}")
+    return Response(Status.INPUT, f"Guess {wanted}")
+
+
+def _problem(record: GuessRecord, answer: str) -> str:
+    """What is wrong with ``answer`` as the next guess, or "" if nothing."""
+    if not _NUMBER.fullmatch(answer):
+        return f"{quoted(answer)} is not a whole number"
+    digits = answer.lstrip("+-").lstrip("0")
+    # Compare lengths first so a thousand-digit answer is never made an int.
+    if len(digits) > 3 or not LOWEST <= int(answer) <= HIGHEST:
+        return f"{quoted(answer)} is not from {LOWEST} to {HIGHEST}"
+    number = int(answer)
+    if number < record.low:
+        return f"The secret is higher than {record.low - 1}"
+    if number > record.high:
+        return f"The secret is lower than {record.high + 1}"
+    return ""
+
+
+@app.session_route("/guess", record=GuessRecord)
+def show(request: Request, record: GuessRecord) -> Response:
+    return _page(record)
+
+
+@app.session_route("/guess/try", record=GuessRecord)
+def guess(request: Request, record: GuessRecord) -> Response:
+    if record.won:
+        # An old prompt answered again (a reload, a back button): no new game
+        # starts without the player asking for one.
+        return _page(record, "This game is over: start a new one to guess again.")
+    answer = request.query.strip()
+    if not answer:
+        return _ask(record)
+    problem = _problem(record, answer)
+    if problem:
+        return _ask(record, problem)
+    number = int(answer)
+    record.last = number
+    record.tries += 1
+    if number < record.secret:
+        record.low = number + 1
+    elif number > record.secret:
+        record.high = number - 1
+    else:
+        record.played += 1
+        record.total += record.tries
+        if record.best == 0 or record.tries < record.best:
+            record.best = record.tries
+    return _page(record)
+
+
+@app.session_route("/guess/new", record=GuessRecord)
+def new_game(request: Request, record: GuessRecord) -> Response:
+    if record.going:
+        return _page(record, "This game is still going: finish it, or give it up.")
+    _restart(record)
+    return _page(record)
+
+
+@app.session_route("/guess/giveup/(?P<game>[0-9]{1,12})", record=GuessRecord)
+def give_up(request: Request, record: GuessRecord, game: str) -> Response:
+    if int(game) != record.games or not record.going:
+        return _page(record, "That game is over already: nothing was given up.")
+    answer = request.query.strip().lower()
+    if not answer:
+        return Response(
+            Status.INPUT,
+            f"Give up this game? It counts as {FORFEIT_TRIES} tries. Type yes to"
+            " give up",
+        )
+    if answer != "yes":
+        return _page(record, "Not given up: the answer was not yes.")
+    record.forfeits += 1
+    note = f"You gave up: the secret was {record.secret}."
+    _restart(record)
+    return _page(record, note)
+
+
+def _restart(record: GuessRecord) -> None:
+    record.secret = new_secret()
+    record.low, record.high = LOWEST, HIGHEST
+    record.last = record.tries = 0

@@ -1,0 +1,296 @@
+"""The Redis store's connection: one per store factory, shared by its slabs.
+
+txredisapi makes and remakes the connection; this adds what a session store needs
+of it: a clear line when Redis cannot be reached or refuses us at start-up,
+failing at once while there is no connection (instead of queueing behind a
+reconnect), a watchdog that drops a connection whose answers stopped coming,
+and scripts sent by their SHA-1.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections import deque
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any, NoReturn
+
+from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from jetforce_sesh.errors import ConfigError, StoreUnavailable, StoreUnsure
+from jetforce_sesh.stores.redis.scripts import Script
+from jetforce_sesh.stores.redis.url import PASSWORD_ENV, RedisTarget
+
+_log = Logger()
+
+#: Seconds a script's answer may take before the store gives up on it and drops
+#: the connection: with the watchdog's period, under the 2 s in which a player
+#: must hear that the records are away.
+REPLY_TIMEOUT = 1.2
+#: Seconds between two looks of the watchdog at the oldest unanswered script.
+#: One periodic look instead of a timer per script (txredisapi's replyTimeout):
+#: two timers less on every request.
+WATCH_PERIOD = 0.25
+#: Seconds the first connection may take at start-up.
+CONNECT_TIMEOUT = 3.0
+#: Most seconds between two reconnection attempts (txredisapi's default is 10).
+MAX_RECONNECT_DELAY = 2.0
+INSTALL_HINT = "the Redis store needs txredisapi: pip install 'jetforce-sesh[redis]'"
+
+_log = Logger()
+_PENDING = object()
+
+
+def txredisapi(target: RedisTarget) -> ModuleType:
+    """txredisapi, imported only when a Redis store is chosen: it comes with the
+    redis extra, and a capsule on the memory store needs none of it."""
+    try:
+        return importlib.import_module("txredisapi")
+    except ImportError:
+        raise ConfigError(f"--store {target.shown}: {INSTALL_HINT}") from None
+
+
+class RedisLink:
+    """One connection to one Redis, shared by the stores of one factory."""
+
+    def __init__(self, target: RedisTarget, reactor: IReactorTime) -> None:
+        self.target = target
+        self.reactor = reactor
+        self._api = txredisapi(target)
+        self._handler: Any = None
+        self._waiters: list[Deferred[None]] = []
+        self._outcome: object = _PENDING
+        self._users = 0
+        #: Scripts sent and not yet answered.
+        self.in_flight = 0
+        #: When each of them was sent, and on which connection, oldest first.
+        self._sent: deque[tuple[float, Any]] = deque()
+        self._watchdog = LoopingCall(self._watch)
+        self._watchdog.clock = reactor
+        self._quiet: list[Deferred[None]] = []
+
+    def open(self) -> Deferred[None]:
+        """Connect, once for every store of the factory; fails with one line
+        saying what is wrong if Redis cannot be reached or refuses us."""
+        self._users += 1
+        waiter: Deferred[None] = Deferred()
+        self._waiters.append(waiter)
+        if self._handler is None:
+            self._connect().addBoth(self._connected)
+        elif self._outcome is not _PENDING:
+            self._tell()
+        return waiter
+
+    def _connected(self, outcome: object) -> None:
+        self._outcome = outcome
+        self._tell()
+
+    def _tell(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if isinstance(self._outcome, Failure):
+                waiter.errback(self._outcome)
+            else:
+                waiter.callback(None)
+
+    def _connect(self) -> Deferred[None]:
+        api, target = self._api, self.target
+        common: dict[str, Any] = {
+            "dbid": target.db,
+            "reconnect": True,
+            "charset": None,
+            "password": target.password,
+            "connectTimeout": CONNECT_TIMEOUT,
+            "replyTimeout": None,  # the watchdog's job
+            "convertNumbers": False,
+        }
+        if target.path is not None:
+            self._handler = api.lazyUnixConnection(target.path, **common)
+        else:
+            self._handler = api.lazyConnection(
+                target.host,
+                target.port,
+                ssl_context_factory=_tls(target) or False,
+                username=target.username,
+                **common,
+            )
+        factory = self._handler._factory
+        # Connections are made later, on the reactor: the factory makes them of
+        # this class from the first on.
+        factory.protocol = _protocol_class(api)
+        factory.initialDelay = 0.5
+        factory.maxDelay = MAX_RECONNECT_DELAY
+        connected: Deferred[Any] = self._handler._connected
+        timer = self.reactor.callLater(CONNECT_TIMEOUT, connected.cancel)
+
+        def done(result: object) -> object:
+            if timer.active():
+                timer.cancel()
+            return result
+
+        def refused(failure: Failure) -> NoReturn:
+            self._handler.disconnect()
+            raise self._start_error(failure)
+
+        def ready(_: object) -> None:
+            self._watchdog.start(WATCH_PERIOD, now=False)
+
+        return connected.addBoth(done).addCallbacks(ready, refused)
+
+    def _watch(self) -> None:
+        if not self._sent:
+            return
+        sent_at, connection = self._sent[0]
+        if self.reactor.seconds() - sent_at < REPLY_TIMEOUT:
+            return
+        _log.warn(
+            "Redis at {url} did not answer within {timeout} s: reconnecting",
+            url=self.target.shown,
+            timeout=REPLY_TIMEOUT,
+        )
+        # Every script waiting on this connection then fails (StoreUnavailable,
+        # or StoreUnsure for writes), and txredisapi connects again.
+        if connection.transport is not None:
+            connection.transport.abortConnection()
+
+    def _start_error(self, failure: Failure) -> Exception:
+        shown = self.target.shown
+        said = failure.getErrorMessage()
+        if "could not auth" in said:
+            return ConfigError(
+                f"Redis at {shown} refused the password ({_after(said)}): check the"
+                f" URL of --store, or ${PASSWORD_ENV}"
+            )
+        if "could not set dbid" in said:
+            return ConfigError(
+                f"Redis at {shown} has no database {self.target.db}"
+                f" ({_after(said)}): give one it has, such as /0"
+            )
+        return StoreUnavailable(
+            f"Redis at {shown} did not answer within {CONNECT_TIMEOUT:g} s: start it,"
+            f" or check --store"
+        )
+
+    def close(self) -> Deferred[None]:
+        """Disconnect once the last store using the link has closed."""
+        self._users -= 1
+        if self._users > 0 or self._handler is None:
+            return succeed(None)
+        handler, self._handler, self._outcome = self._handler, None, _PENDING
+
+        def disconnect(_: object) -> Deferred[object]:
+            if self._watchdog.running:
+                self._watchdog.stop()
+            return handler.disconnect()  # type: ignore[no-any-return]
+
+        # Answers still owed are waited for (the watchdog still on guard, so
+        # within REPLY_TIMEOUT), so that their hooks run before the stores go.
+        closing = self.quiet().addCallback(disconnect)
+        return closing.addCallback(lambda _: None)
+
+    def quiet(self) -> Deferred[None]:
+        """Fires once no script is waiting for its answer."""
+        if not self.in_flight:
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._quiet.append(waiter)
+        return waiter
+
+    def _answered(self, result: object) -> object:
+        self.in_flight -= 1
+        if self._sent:
+            self._sent.popleft()
+        if not self.in_flight and self._quiet:
+            # Told on the next turn: the stores' callbacks on this answer (and
+            # their hooks) run first.
+            waiters, self._quiet = self._quiet, []
+            for waiter in waiters:
+                self.reactor.callLater(0, waiter.callback, None)
+        return result
+
+    def run(
+        self, script: Script, args: Sequence[str | bytes], writes: bool
+    ) -> Deferred[Any]:
+        """Run ``script``; StoreUnavailable at once if there is no connection.
+
+        A write whose answer is lost may have been made: it fails with
+        StoreUnsure, a StoreUnavailable that says so.
+        """
+        connection = self._live()
+        if connection is None:
+            return fail(
+                StoreUnavailable(
+                    f"no connection to Redis at {self.target.shown}; reconnecting"
+                )
+            )
+        api = self._api
+
+        def failed(failure: Failure) -> Failure:
+            if isinstance(failure.value, api.ConnectionError):
+                kind = StoreUnsure if writes else StoreUnavailable
+                raise kind(f"Redis at {self.target.shown}: {failure.getErrorMessage()}")
+            if isinstance(failure.value, api.ResponseError):
+                raise StoreUnavailable(
+                    f"Redis at {self.target.shown} refused the {script.name}:"
+                    f" {failure.getErrorMessage()}"
+                )
+            return failure
+
+        def unknown(failure: Failure) -> Any:
+            # Redis forgets scripts when it restarts: send this one whole, which
+            # also makes Redis keep it for the next EVALSHA.
+            said = failure.value
+            if isinstance(said, api.ResponseError) and str(said).startswith("NOSCRIPT"):
+                return connection.execute_command("EVAL", script.source, 0, *args)
+            return failure
+
+        self.in_flight += 1
+        self._sent.append((self.reactor.seconds(), connection))
+        sent = maybeDeferred(
+            connection.execute_command, "EVALSHA", script.sha, 0, *args
+        )
+        return sent.addErrback(unknown).addBoth(self._answered).addErrback(failed)
+
+    def _live(self) -> Any:
+        if self._handler is None:
+            return None
+        for connection in self._handler._factory.pool:
+            if connection.connected:
+                return connection
+        return None
+
+
+def _protocol_class(api: ModuleType) -> type:
+    """txredisapi's protocol, building each command in one join (it encodes
+    every argument and every length separately: a fifth of a store call)."""
+
+    class Protocol(api.RedisProtocol):  # type: ignore[misc, name-defined]
+        def _build_command(self, *args: Any, **kwargs: Any) -> bytes:
+            parts = [b"*%d\r\n" % len(args)]
+            for arg in args:
+                if type(arg) is not bytes:
+                    arg = self._encode_value(arg)
+                parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
+            return b"".join(parts)
+
+    return Protocol
+
+
+def _after(said: str) -> str:
+    return said.rpartition(": ")[2].strip()
+
+
+def _tls(target: RedisTarget) -> Any:
+    if not target.tls:
+        return None
+    from twisted.internet.ssl import Certificate, optionsForClientTLS
+
+    if target.ca is None:
+        return optionsForClientTLS(target.host or "")
+    with open(target.ca, "rb") as pem:
+        authority = Certificate.loadPEM(pem.read())
+    return optionsForClientTLS(target.host or "", trustRoot=authority)

@@ -1,0 +1,966 @@
+"""Persistence: a slab's records survive restarts and crashes, in SQLite.
+
+``SQLiteStore`` keeps every record in a :class:`MemoryStore`, the fast read
+path and the memory bound, and writes each change through to one SQLite file per
+slab in the same step, before the player is answered: a change a player was told
+about is in the file, whatever happens to the process next. SQLite runs in WAL
+mode; what a ``kill -9`` leaves in the WAL, SQLite recovers on the next open.
+
+- **Saves** are one transaction each: the record, and the deletion of any record
+  its save evicted or expired, so the file never holds a player the memory store
+  had to forget to make room. A save the file refuses (a full disk) is undone
+  in memory too, and no hook hears of it.
+- **Last-use times** change on every read, too often to write each one: they are
+  written in batches every :data:`FLUSH_EVERY` seconds, a slice at a time, and all
+  at a clean stop. After a crash, a record's idle time may restart up to that much
+  too early; never too late.
+- **Checkpoints** (copying the WAL into the database file) run in a thread of their
+  own, on a connection of their own, so none ever holds up a request; each
+  repeats its pass until one finds nothing saved meanwhile, so the WAL empties
+  and starts afresh instead of growing a page per save.
+- Every row carries a CRC-32 of its key, bytes and version: a row damaged on disk
+  is never loaded. A file that cannot be read whole is moved aside (never
+  deleted), the rows it still holds that check out are loaded, and the capsule
+  serves.
+
+The guarantees, in one table, are in ``docs/explanation/persistence.md``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sqlite3
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Literal
+
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from jetforce_sesh.errors import (
+    BadKey,
+    ConfigError,
+    Conflict,
+    RecordTooLarge,
+    StoreFull,
+    StoreUnavailable,
+)
+from jetforce_sesh.stores.contract import (
+    ANY_VERSION,
+    Hook,
+    IImmediateSessionStore,
+    RecordPage,
+    Stored,
+    StoreSpec,
+    StoreStats,
+)
+from jetforce_sesh.stores.memory import MemoryStore
+from jetforce_sesh.stores.support import DeferredMethods, HookMethods, Hooks
+
+Sync = Literal["normal", "full"]
+Row = tuple[bytes, bytes, int, float]
+
+#: The layout of our SQLite files; a file of another gets moved aside.
+FILE_FORMAT = "jetforce-sesh/1"
+#: Seconds between two writes of the last-use times.
+FLUSH_EVERY = 10.0
+#: Rows written in one go, before the reactor serves other requests.
+FLUSH_SLICE = 500
+#: Seconds between two checkpoints, in the checkpoint thread.
+CHECKPOINT_EVERY = 5.0
+#: Passes one checkpoint makes at most, back to back, until one finds no save
+#: made while it copied (see :class:`Checkpoints`).
+CATCH_UP_PASSES = 50
+#: Seconds between two of those passes: back to back, they held SQLite's locks
+#: so often that a save now and then waited for one (4 ms, measured).
+PASS_PAUSE = 0.002
+#: Bytes the WAL file is cut back to once a checkpoint has emptied it. Large:
+#: a WAL cut back after every checkpoint grows again by fresh pages, and that
+#: costs more CPU per save than writing over pages it already has (measured: a
+#: 4 MiB limit made a save 7% of a request dearer end to end).
+WAL_LIMIT = 64 * 1024 * 1024
+#: Rows read at a time at start-up.
+READ_BATCH = 10_000
+#: Seconds a write waits for the file's lock: nothing else should hold it (the
+#: state directory is ours alone), and a request must never wait long.
+BUSY_TIMEOUT = 0.1
+
+_log = Logger()
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS records (
+    key BLOB PRIMARY KEY,
+    data BLOB NOT NULL,
+    version INTEGER NOT NULL,
+    last_used REAL NOT NULL,
+    checksum INTEGER NOT NULL
+) WITHOUT ROWID;
+"""
+_SALVAGE = "SELECT key, data, version, last_used, checksum FROM records"
+UPSERT = (
+    "INSERT INTO records (key, data, version, last_used, checksum)"
+    " VALUES (?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET data = excluded.data,"
+    " version = excluded.version, last_used = excluded.last_used,"
+    " checksum = excluded.checksum"
+)
+_FLOOR = "INSERT OR REPLACE INTO meta (name, value) VALUES ('version', ?)"
+
+
+def checksum(key: bytes, data: bytes, version: int) -> int:
+    """CRC-32 of a row's key, bytes and version."""
+    return zlib.crc32(data, zlib.crc32(key + version.to_bytes(8, "little")))
+
+
+def _make_private(path: Path) -> None:
+    """Make ``path`` empty and 0600 if it does not exist: SQLite then writes
+    into it (and makes its ``-wal`` and ``-shm`` with the same mode), so no
+    record is ever in a file others may read, whatever the umask."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+def connect(path: Path, sync: Sync = "normal") -> sqlite3.Connection:
+    """A slab's file, made (mode 0600) with its tables if it is new."""
+    _make_private(path)
+    db = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT
+    )
+    try:
+        db.execute("PRAGMA journal_mode=wal")
+        db.execute(f"PRAGMA synchronous={sync}")
+        db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
+        db.executescript(_SCHEMA)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def meta(slab: str, codec_format: str) -> dict[str, str]:
+    """What a slab's file says of itself: its format, its slab, its codec."""
+    return {"format": FILE_FORMAT, "slab": slab, "codec": codec_format}
+
+
+def whole(
+    key: object, data: object, version: object, used: object, check: object
+) -> bool:
+    """Whether a row read from a file is a record, untouched since it was written."""
+    return (
+        type(key) is bytes
+        and len(key) == 32
+        and type(data) is bytes
+        and type(version) is int
+        and version > 0
+        and type(used) is float
+        and checksum(key, data, version) == check
+    )
+
+
+@contextlib.contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[None]:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def records_text(count: int) -> str:
+    """ "1 record", "2 records": for messages."""
+    return f"{count} record" if count == 1 else f"{count} records"
+
+
+def _stamp() -> str:
+    return time.strftime("%Y%m%dT%H%M%S")
+
+
+def _free_name(path: Path, why: str) -> Path:
+    """A name next to ``path`` that says why and when, and is nobody's yet."""
+    target = path.with_name(f"{path.name}.{why}-{_stamp()}")
+    number = 1
+    while any(Path(f"{target}{s}").exists() for s in ("", "-wal", "-shm")):
+        number += 1
+        target = path.with_name(f"{path.name}.{why}-{_stamp()}-{number}")
+    return target
+
+
+def _aside(path: Path, why: str) -> Path:
+    """Move ``path`` (with its WAL and index files) to a name that says why."""
+    target = _free_name(path, why)
+    for suffix in ("", "-wal", "-shm"):
+        source = Path(str(path) + suffix)
+        if source.exists():
+            os.replace(source, Path(str(target) + suffix))
+    return target
+
+
+def _copy_aside(path: Path, why: str, db: sqlite3.Connection) -> Path:
+    """A copy of the database as it is now, next to it, by SQLite's backup API."""
+    target = _free_name(path, why)
+    _make_private(target)
+    copy = sqlite3.connect(target)
+    try:
+        db.backup(copy)
+    finally:
+        copy.close()
+    return target
+
+
+class StateDirectory:
+    """``--state-dir``: made if need be, checked, and locked for this process.
+
+    Two servers writing one slab file would each overwrite the other's players:
+    the lock (``flock`` on ``jetforce-sesh.lock``) lets one server use the
+    directory at a time, and goes with the process, however it ends.
+    """
+
+    LOCK = "jetforce-sesh.lock"
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        try:
+            self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as error:
+            raise ConfigError(
+                f"state directory {str(self.path)!r} cannot be made"
+                f" ({error.strerror}): give a directory this user may write"
+            ) from None
+        if not self.path.is_dir() or not os.access(self.path, os.W_OK | os.X_OK):
+            raise ConfigError(
+                f"state directory {str(self.path)!r} is not a directory this user"
+                f" may write: give another, or fix its owner and mode"
+            )
+        handle = os.open(self.path / self.LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(handle, 32).decode(errors="replace").strip()
+            os.close(handle)
+            raise ConfigError(
+                f"state directory {str(self.path)!r} is in use by another server"
+                f" (pid {holder or 'unknown'}): stop it, or give another directory"
+            ) from None
+        os.ftruncate(handle, 0)
+        os.write(handle, f"{os.getpid()}\n".encode())
+        self._lock = handle
+
+    def file_for(self, slab: str) -> Path:
+        return self.path / f"{slab}.sqlite3"
+
+    def release(self) -> None:
+        """Unlock the directory (the process ending does it too)."""
+        if self._lock >= 0:
+            os.close(self._lock)
+            self._lock = -1
+
+
+class SQLiteStores:
+    """A store factory: one :class:`SQLiteStore` per slab, in ``state_dir``."""
+
+    def __init__(
+        self, state_dir: str | os.PathLike[str], sync: Sync = "normal"
+    ) -> None:
+        if sync not in ("normal", "full"):
+            raise ConfigError(
+                f"sync must be 'normal' or 'full' (got {sync!r}): 'full' also"
+                f" survives power loss, at an fsync per save"
+            )
+        self.directory = StateDirectory(state_dir)
+        self.sync: Sync = sync
+
+    def __call__(self, spec: StoreSpec) -> SQLiteStore:
+        return SQLiteStore(spec, self.directory.file_for(spec.name), self.sync)
+
+
+class Checkpoints(threading.Thread):
+    """Copies the WAL into the database file now and then, off the reactor.
+
+    SQLite starts the WAL from its beginning again only when a save finds all
+    of it copied. A copy made while the reactor saves leaves the saves made
+    meanwhile, so under steady saves a single pass never gets there and the
+    WAL grows by a page per save, without end (measured: 49 MB after 12,000
+    saves). So a copy repeats its pass, each copying only what came since,
+    until one ends with all of the WAL copied and no save made while it ran.
+    Nothing of this waits on the reactor or makes it wait: the reactor never
+    runs a checkpoint, and never an ``fsync`` with ``--sync normal``.
+    """
+
+    def __init__(self, path: Path, saves: Callable[[], int]) -> None:
+        super().__init__(name=f"checkpoints of {path.name}", daemon=True)
+        self.path = path
+        #: The writer's count of transactions committed so far.
+        self.saves = saves
+        self.done = threading.Event()
+        self._db: sqlite3.Connection | None = None
+
+    def copy(self) -> bool:
+        """Copy the WAL into the database file; whether all of it is now."""
+        if self._db is None:
+            self._db = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False
+            )
+            self._db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
+        for number in range(CATCH_UP_PASSES):
+            if number and self.done.wait(PASS_PAUSE):
+                return False  # stopping: the close checkpoints
+            begun = self.saves()
+            try:
+                busy, log, copied = self._db.execute(
+                    "PRAGMA wal_checkpoint(PASSIVE)"
+                ).fetchone()
+            except sqlite3.Error:
+                return False
+            overtaken = self.saves() != begun
+            if not busy and log == copied and not overtaken:
+                return True
+        return False
+
+    def run(self) -> None:
+        try:
+            while not self.done.wait(CHECKPOINT_EVERY):
+                self.copy()
+        finally:
+            self.close()
+
+    def stop(self) -> None:
+        self.done.set()
+        if self.is_alive():
+            self.join()
+        self.close()
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
+@implementer(IImmediateSessionStore)
+class SQLiteStore(DeferredMethods, HookMethods):
+    """A :class:`MemoryStore` whose every change is also written to SQLite."""
+
+    def __init__(self, spec: StoreSpec, path: Path, sync: Sync = "normal") -> None:
+        options = spec.options
+        self.name = spec.name
+        self.record_size = spec.record_size
+        self.capacity = options.max_records
+        self.on_full = options.on_full
+        self.idle_timeout = options.idle_timeout
+        self.clock: IReactorTime = spec.clock
+        self.path = path
+        self.sync: Sync = sync
+        self.codec_format = spec.codec_format
+        self._db: sqlite3.Connection | None = None
+        # The slab's hooks: told of a change only once the file has it too.
+        self.hooks = Hooks()
+        # What the memory store did in the operation under way, not yet told.
+        self._told: list[tuple[list[Hook], bytes]] = []
+        self._evicted: list[bytes] = []
+        # Keys the memory store dropped whose rows are still to be deleted.
+        self._gone: list[bytes] = []
+        self._touched: set[bytes] = set()
+        self._flusher: LoopingCall | None = None
+        self._later_gone: IDelayedCall | None = None
+        self._later_used: IDelayedCall | None = None
+        self.checkpoints: Checkpoints | None = None
+        #: Transactions committed, for the checkpoint thread to tell whether a
+        #: save came while it copied.
+        self.commits = 0
+        self.memory = self._new_memory()
+
+    def _new_memory(self) -> MemoryStore:
+        memory = MemoryStore(
+            self.name,
+            record_size=self.record_size,
+            capacity=self.capacity,
+            clock=self.clock,
+            idle_timeout=self.idle_timeout,
+            on_full=self.on_full,
+        )
+        memory.on_created(self._created)
+        memory.on_evicted(self._was_evicted)
+        memory.on_expired(self._expired)
+        return memory
+
+    def _created(self, key: bytes) -> None:
+        self._told.append((self.hooks.created, key))
+
+    def _was_evicted(self, key: bytes) -> None:
+        self._evicted.append(key)
+        self._forget(key)
+        self._told.append((self.hooks.evicted, key))
+
+    def _expired(self, key: bytes) -> None:
+        self._forget(key)
+        self._told.append((self.hooks.expired, key))
+
+    def _tell(self) -> None:
+        """Run the slab's hooks for what the memory store did, now that the file
+        has it too."""
+        if not self._told:
+            return
+        told, self._told[:] = list(self._told), []
+        self._evicted.clear()
+        for hooks, key in told:
+            self.hooks.queue(hooks, key)
+        self.hooks.run()
+
+    # -- sizes and life cycle ----------------------------------------------------
+
+    @property
+    def reserved_bytes(self) -> int:
+        return self.memory.reserved_bytes
+
+    def __len__(self) -> int:
+        return len(self.memory)
+
+    def open(self) -> Deferred[None]:
+        """Read the file into memory (moving a bad one aside), then serve."""
+        try:
+            self._load()
+        except sqlite3.OperationalError as error:
+            return fail(
+                StoreUnavailable(
+                    f"{self.path} cannot be used ({error}): is another program"
+                    f" writing to it? It is left as it is"
+                )
+            )
+        except (sqlite3.Error, OSError) as error:
+            return fail(error)
+        self._flusher = LoopingCall(self._flush_used)
+        self._flusher.clock = self.clock
+        self._flusher.start(FLUSH_EVERY, now=False)
+        self.checkpoints = Checkpoints(self.path, lambda: self.commits)
+        self.checkpoints.start()
+        return self.memory.open()
+
+    def close(self) -> Deferred[None]:
+        """Write what is left (last-use times, deletions), checkpoint, close."""
+        if self._flusher is not None and self._flusher.running:
+            self._flusher.stop()
+        for later in (self._later_gone, self._later_used):
+            if later is not None and later.active():
+                later.cancel()
+        self._flusher = None
+        self._later_gone = self._later_used = None
+        if self.checkpoints is not None:
+            self.checkpoints.stop()
+            self.checkpoints = None
+        closed = self.memory.close()
+        db, self._db = self._db, None
+        if db is not None:
+            # Every record is in the file already; what is left is bookkeeping,
+            # and a file that refuses it must not stop the server stopping.
+            try:
+                self._write_pending(db)
+                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as error:
+                self._note(
+                    f"{self.path}: could not write the last-use times and deletions"
+                    f" at close ({error}): records idle may be kept longer, deleted"
+                    f" ones may come back at the next start"
+                )
+            finally:
+                db.close()
+        self._tell()
+        return closed
+
+    def flush(self) -> int:
+        """Write now the deletions and last-use times still pending, which are
+        otherwise written a slice at a time; how many there were. Every saved
+        record is in the file already: this is the bookkeeping (``/admin``)."""
+        db = self._db
+        if db is None:
+            return 0
+        pending = self._write_pending(db)
+        self._tell()
+        return pending
+
+    def _write_pending(self, db: sqlite3.Connection) -> int:
+        pending = len(self._gone) + len(self._touched)
+        with transaction(db):
+            done = self._delete_gone(db, len(self._gone))
+        self.commits += 1
+        del self._gone[:done]
+        self._write_last_used(db, list(self._touched))
+        self._touched.clear()
+        return pending
+
+    # -- loading -----------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        db = connect(self.path, self.sync)
+        # Checkpoints are the checkpoint thread's: a commit never waits for one.
+        db.execute("PRAGMA wal_autocheckpoint=0")
+        return db
+
+    def _stamp_meta(self, db: sqlite3.Connection) -> None:
+        db.executemany(
+            "INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)",
+            meta(self.name, self.codec_format).items(),
+        )
+
+    def _load(self) -> None:
+        db: sqlite3.Connection | None = None
+        try:
+            db = self._connect()
+            found = dict(db.execute("SELECT name, value FROM meta").fetchall())
+            floor = int(found.pop("version", "0") or 0)
+            if found and found != meta(self.name, self.codec_format):
+                db.close()
+                moved = _aside(self.path, "foreign")
+                self._note(
+                    f"{self.path} was written by {found.get('format', '?')} for slab"
+                    f" {found.get('slab', '?')!r} in {found.get('codec', '?')}, not"
+                    f" {FILE_FORMAT} for {self.name!r} in {self.codec_format}: moved"
+                    f" to {moved.name}; this slab starts empty"
+                )
+                db = self._connect()
+                found, floor = {}, 0
+            if not found:
+                self._stamp_meta(db)
+            self._db = db
+            self._restore(db, floor)
+        except sqlite3.OperationalError:
+            # Locked, or an I/O error: nothing says the file is damaged, so it
+            # stays where it is and the slab does not open.
+            if db is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    db.close()
+            self._db = None
+            raise
+        except sqlite3.DatabaseError as error:
+            if db is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    db.close()
+            self._db = None
+            self.memory = self._new_memory()
+            self._told.clear()
+            moved = _aside(self.path, "bad")
+            rows, damaged = self._salvage(moved)
+            self._note(
+                f"{self.path} cannot be read ({error}): moved to {moved.name};"
+                f" {len(rows)} records that check out are loaded from it"
+                f"{f', {damaged} damaged ones are not' if damaged else ''}"
+            )
+            db = self._connect()
+            self._stamp_meta(db)
+            with transaction(db):
+                db.executemany(
+                    UPSERT,
+                    (
+                        (key, data, version, used, checksum(key, data, version))
+                        for key, data, version, used in rows
+                    ),
+                )
+            self._db = db
+            self._restore(db, 0)
+
+    def _restore(self, db: sqlite3.Connection, floor: int) -> None:
+        """Read the file into the memory store, oldest use first, so the recency
+        order comes back too.
+
+        Rows that fail their checksum, that outlived ``idle_timeout`` while the
+        server was down, that no longer fit ``record_size``, or that
+        ``max_records`` has no room for (the least recently used) are left out,
+        and said so; the file as it was is kept aside first when records had to
+        be left out for a smaller setting or for damage. Versions go on above
+        the highest the file ever gave.
+        """
+        total = db.execute("SELECT count(*) FROM records").fetchone()[0]
+        now = self.clock.seconds()
+        idle = self.idle_timeout
+        expired: list[bytes] = []
+        too_large: list[bytes] = []
+        damaged: list[bytes] = []
+        room = self.capacity
+        record_size = self.record_size
+        counted = 0
+
+        def live() -> Iterator[Row]:
+            nonlocal counted, floor
+            cursor = db.execute(_SALVAGE + " ORDER BY last_used")
+            while batch := cursor.fetchmany(READ_BATCH):
+                for key, data, version, used, check in batch:
+                    if not whole(key, data, version, used, check):
+                        damaged.append(key)
+                        continue
+                    floor = max(floor, version)
+                    if idle > 0 and now - used >= idle:
+                        expired.append(key)
+                    elif len(data) > record_size:
+                        too_large.append(key)
+                    else:
+                        counted += 1
+                        yield key, data, version, used
+
+        rows = list(live()) if total > room else None
+        dropped = max(0, len(rows) - room) if rows is not None else 0
+        if rows is not None:
+            self.memory.restore_many(rows[dropped:])
+        else:
+            self.memory.restore_many(live())
+        self.memory.version_floor(floor)
+        if too_large or dropped or damaged:
+            moved = _copy_aside(self.path, "before", db)
+            if damaged:
+                self._note(
+                    f"{self.path}: {len(damaged)} records fail their checksum: not"
+                    f" loaded; the file as it was is kept as {moved.name}"
+                )
+            if too_large:
+                self._note(
+                    f"{self.path}: {len(too_large)} records are larger than"
+                    f" record_size {record_size}: not loaded; the file as it was is"
+                    f" kept as {moved.name}"
+                )
+            if dropped:
+                self._note(
+                    f"{self.path}: {counted} records but max_records {room}: the"
+                    f" {dropped} least recently used are not loaded; the file as it"
+                    f" was is kept as {moved.name}"
+                )
+        gone = expired + too_large + damaged
+        gone += [row[0] for row in (rows or [])[:dropped]]
+        if gone:
+            with transaction(db):
+                db.executemany(
+                    "DELETE FROM records WHERE key = ?", ((k,) for k in gone)
+                )
+                db.execute(_FLOOR, (str(floor),))
+        # Players away too long while the server was down: gone, and told so.
+        for key in expired:
+            self.hooks.queue(self.hooks.expired, key)
+        self.hooks.run()
+
+    def _salvage(self, moved: Path) -> tuple[list[Row], int]:
+        """The rows of a damaged file that can still be read and check out.
+
+        Keys are read in order; where a damaged page stops the reading, the read
+        starts again just past it (found by probing ever further ahead, then
+        closing back in), so a damaged page costs the rows SQLite can no longer
+        reach through it, not the rest of the file. A file shorter than its
+        header says (a full disk) is read as far as it goes.
+        """
+        rows: list[Row] = []
+        damaged = 0
+        try:
+            db = sqlite3.connect(f"file:{moved}?mode=ro&immutable=1", uri=True)
+        except sqlite3.Error:
+            return rows, 0
+        end = 1 << 256
+
+        def first(start: int) -> tuple[object, ...] | None:
+            """The first row from ``start`` on, or None; DatabaseError if the
+            page it is on cannot be read."""
+            row: tuple[object, ...] | None = db.execute(
+                _SALVAGE + " WHERE key >= ? ORDER BY key LIMIT 1",
+                (start.to_bytes(32, "big"),),
+            ).fetchone()
+            return row
+
+        def readable(start: int) -> bool:
+            try:
+                first(start)
+            except sqlite3.DatabaseError:
+                return False
+            return True
+
+        def take(
+            key: object, data: object, version: object, used: object, check: object
+        ) -> None:
+            nonlocal damaged
+            if whole(key, data, version, used, check):
+                rows.append((key, data, version, used))  # type: ignore[arg-type]
+            else:
+                damaged += 1
+
+        try:
+            with contextlib.suppress(sqlite3.DatabaseError):
+                db.execute("PRAGMA writable_schema=ON")
+            start = 0
+            stuck = -1
+            # However damaged the file, the salvage ends: a bounded number of
+            # restarts, each one past the last.
+            for _ in range(100_000):
+                if start >= end:
+                    break
+                try:
+                    cursor = db.execute(
+                        _SALVAGE + " WHERE key >= ? ORDER BY key",
+                        (start.to_bytes(32, "big"),),
+                    )
+                    for key, data, version, used, check in cursor:
+                        take(key, data, version, used, check)
+                        if type(key) is bytes and len(key) == 32:
+                            start = int.from_bytes(key, "big") + 1
+                    break
+                except sqlite3.DatabaseError:
+                    pass
+                # The fast reading reads a row ahead: go on a row at a time up
+                # to the damage itself, so no readable row is left behind.
+                while start < end:
+                    try:
+                        row = first(start)
+                    except sqlite3.DatabaseError:
+                        break
+                    if row is None:
+                        start = end
+                        break
+                    take(*row)
+                    found = row[0]
+                    if type(found) is not bytes or len(found) != 32:
+                        break
+                    start = int.from_bytes(found, "big") + 1
+                if start >= end:
+                    break
+                if start <= stuck:
+                    start = stuck + 1  # failed here before: go on past it
+                stuck = start
+                # Damage at ``start``: probe ever further ahead for a point the
+                # reading can go on from, then close back in on the damage.
+                step = 1
+                while start + step < end and not readable(start + step):
+                    step <<= 1
+                if start + step >= end:
+                    break
+                failing, working = start, start + step
+                while working - failing > 1:
+                    middle = (failing + working) // 2
+                    if readable(middle):
+                        working = middle
+                    else:
+                        failing = middle
+                start = working
+        except sqlite3.Error:
+            pass
+        finally:
+            db.close()
+        return rows, damaged
+
+    def _note(self, message: str) -> None:
+        _log.warn("{message}", message=message)
+
+    # -- writing -------------------------------------------------------------------
+
+    def _write(self, key: bytes) -> None:
+        """Write ``key``'s record as the memory store has it, and every deletion
+        the memory store owes the file, in one transaction."""
+        db = self._db
+        if db is None:
+            return
+        found = self.memory.peek_now(key)
+        with transaction(db):
+            # Deletions owed first: the key itself may be among them (a hook
+            # that saves the record it was told expired), and its latest
+            # state is what the file must keep.
+            done = self._delete_gone(db, len(self._gone))
+            if found is None:
+                db.execute("DELETE FROM records WHERE key = ?", (key,))
+                # The record may have held the highest version given.
+                db.execute(_FLOOR, (str(self.memory.last_version),))
+            else:
+                self._upsert(db, key, found.data, found.version)
+        self.commits += 1
+        del self._gone[:done]
+
+    def _write_saved(self, key: bytes, data: bytes, version: int) -> None:
+        """:meth:`_write` for a record just saved, whose bytes and version are
+        known: the path of every save, so nothing is looked up twice."""
+        db = self._db
+        if db is None:
+            return
+        with transaction(db):
+            done = self._delete_gone(db, len(self._gone)) if self._gone else 0
+            self._upsert(db, key, data, version)  # after: see _write
+        self.commits += 1
+        del self._gone[:done]
+
+    def _upsert(
+        self, db: sqlite3.Connection, key: bytes, data: bytes, version: int
+    ) -> None:
+        used = self.memory.last_used(key)
+        db.execute(UPSERT, (key, data, version, used, checksum(key, data, version)))
+
+    def _delete_gone(self, db: sqlite3.Connection, most: int) -> int:
+        """Delete up to ``most`` rows the memory store dropped, within a
+        transaction; how many. The caller takes them off the list once the
+        transaction commits: if it does not, they are deleted next time. The
+        highest version given goes to the file too, so a version a dropped
+        record held is never given again after a restart."""
+        gone = self._gone[:most] if most > 0 else []
+        if not gone:
+            return 0
+        db.executemany("DELETE FROM records WHERE key = ?", ((k,) for k in gone))
+        db.execute(_FLOOR, (str(self.memory.last_version),))
+        return len(gone)
+
+    def _forget(self, key: bytes) -> None:
+        """The memory store dropped ``key``'s record: delete its row too. A save
+        does that in its own transaction; otherwise (the sweep) soon, a slice
+        at a time."""
+        self._gone.append(key)
+        self._touched.discard(key)
+        if self._later_gone is None or not self._later_gone.active():
+            self._later_gone = self.clock.callLater(0, self._flush_gone)
+
+    def _flush_gone(self) -> None:
+        self._later_gone = None
+        db = self._db
+        if db is not None and self._gone:
+            try:
+                with transaction(db):
+                    done = self._delete_gone(db, FLUSH_SLICE)
+            except sqlite3.Error as error:
+                self._note(
+                    f"{self.path}: could not delete {records_text(len(self._gone))}"
+                    f" the slab let go ({error}): trying again in {FLUSH_EVERY:g} s"
+                )
+                self._later_gone = self.clock.callLater(FLUSH_EVERY, self._flush_gone)
+                return
+            self.commits += 1
+            del self._gone[:done]
+        self._tell()
+        if self._gone:
+            self._later_gone = self.clock.callLater(0, self._flush_gone)
+
+    def _flush_used(self) -> None:
+        """Write the last-use times of records read since the last flush, a
+        slice per reactor turn."""
+        self._later_used = None
+        db = self._db
+        if db is None or not self._touched:
+            return
+        keys = [
+            self._touched.pop() for _ in range(min(FLUSH_SLICE, len(self._touched)))
+        ]
+        try:
+            self._write_last_used(db, keys)
+        except sqlite3.Error as error:
+            self._touched.update(keys)  # the next flush tries them again
+            self._note(
+                f"{self.path}: could not write the last-use times of"
+                f" {records_text(len(self._touched))} ({error}): trying again in"
+                f" {FLUSH_EVERY:g} s"
+            )
+            return
+        if self._touched:
+            self._later_used = self.clock.callLater(0, self._flush_used)
+
+    def _write_last_used(self, db: sqlite3.Connection, keys: list[bytes]) -> None:
+        updates = []
+        for key in keys:
+            used = self.memory.last_used(key)
+            if used is not None:
+                updates.append((used, key))
+        if updates:
+            with transaction(db):
+                db.executemany(
+                    "UPDATE records SET last_used = ? WHERE key = ?", updates
+                )
+            self.commits += 1
+
+    def _undo(self, key: bytes, before: Stored | None, used: float | None) -> None:
+        """Put the memory store back as the file still has it, after a write to
+        the file failed: the record saved goes, what was evicted to make room for
+        it comes back as the least recently used, and no hook hears of either."""
+        created = sum(1 for hooks, _ in self._told if hooks is self.hooks.created)
+        evicted = list(self._evicted)
+        self._told[:] = [
+            (hooks, k) for hooks, k in self._told if hooks is self.hooks.expired
+        ]
+        self._evicted.clear()
+        self._gone[:] = [k for k in self._gone if k not in evicted]
+        self.memory.delete_now(key)
+        if before is not None and used is not None:
+            self.memory.restore_now(key, before.data, before.version, used)
+        db = self._db
+        for victim in evicted:
+            row = None
+            if db is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    row = db.execute(
+                        "SELECT data, version, last_used FROM records WHERE key = ?",
+                        (victim,),
+                    ).fetchone()
+            if row is not None:
+                with contextlib.suppress(ValueError):
+                    data, version, last_used = row
+                    self.memory.restore_now(
+                        victim, data, version, last_used, oldest=True
+                    )
+        self.memory.take_back(creations=created, evictions=len(evicted))
+
+    # -- IImmediateSessionStore ----------------------------------------------------
+
+    def load_now(self, key: bytes) -> Stored | None:
+        found = self.memory.load_now(key)
+        if found is not None:
+            self._touched.add(key)
+        if self._told:
+            self._tell()  # the record was idle: gone, and told now
+        return found
+
+    def peek_now(self, key: bytes) -> Stored | None:
+        return self.memory.peek_now(key)
+
+    def save_now(self, key: bytes, data: bytes, expected: int) -> int:
+        before = self.memory.peek_now(key)
+        used = self.memory.last_used(key)
+        try:
+            version = self.memory.save_now(key, data, expected)
+        except (BadKey, Conflict, RecordTooLarge, StoreFull, TypeError):
+            self._tell()  # an idle record may have expired on the way
+            raise
+        self._touched.discard(key)
+        try:
+            self._write_saved(key, data, version)
+        except sqlite3.Error as error:
+            self._undo(key, before, used)
+            self._tell()
+            raise StoreUnavailable(
+                f"slab {self.name!r} could not write {self.path} ({error}): the"
+                f" previous record is kept"
+            ) from None
+        self._tell()
+        return version
+
+    def delete_now(self, key: bytes, expected: int = ANY_VERSION) -> bool:
+        before = self.memory.peek_now(key)
+        used = self.memory.last_used(key)
+        deleted = self.memory.delete_now(key, expected)
+        if deleted:
+            self._touched.discard(key)
+            try:
+                self._write(key)
+            except sqlite3.Error as error:
+                if before is not None and used is not None:
+                    self.memory.restore_now(key, before.data, before.version, used)
+                self._tell()
+                raise StoreUnavailable(
+                    f"slab {self.name!r} could not write {self.path} ({error}): the"
+                    f" record is kept"
+                ) from None
+        self._tell()
+        return deleted
+
+    def records_now(self, cursor: str | None = None, limit: int = 256) -> RecordPage:
+        return self.memory.records_now(cursor, limit)
+
+    def sweep(self) -> int:
+        return self.memory.sweep()
+
+    # -- ISessionStore -----------------------------------------------------------
+
+    def stats(self) -> StoreStats:
+        return self.memory.stats()

@@ -1,0 +1,233 @@
+"""Tic-tac-toe and the pet over real TLS, each served alone as its docstring says.
+
+Every request is a real Gemini request from a real client certificate to the real
+``jetforce-sesh`` launcher. The pet's slow side (falling ill after hours, getting
+better after half an hour) cannot be reached here without waiting: it is pinned
+on a Clock in tests/games/test_pet.py. Here the pet is fed, played with and named.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.support import ClientCert, Reply, Server, serve
+
+pytestmark = pytest.mark.e2e
+
+MakeCert = Callable[[str], ClientCert]
+
+
+@pytest.fixture(scope="module")
+def board_server() -> Iterator[Server]:
+    yield from serve(["--app", "jetforce_sesh.games.tictactoe:app"])
+
+
+@pytest.fixture(scope="module")
+def pet_server() -> Iterator[Server]:
+    yield from serve(["--app", "jetforce_sesh.games.pet:app"])
+
+
+def lines(reply: Reply) -> list[str]:
+    assert (reply.status, reply.meta) == (20, "text/gemini"), reply
+    return reply.body.splitlines()
+
+
+def board(server: Server, cert: ClientCert) -> list[str]:
+    page = lines(server.request("/tictactoe", cert))
+    start = page.index("```Tic-tac-toe board") + 1
+    return page[start : start + 5 : 2]
+
+
+def free_cells(page: list[str]) -> list[str]:
+    return [
+        line.split()[1]
+        for line in page
+        if line.startswith("=> /tictactoe/move/") and not line.endswith(")")
+    ]
+
+
+# -- tic-tac-toe --------------------------------------------------------------
+
+
+def test_tictactoe_scripted_player_loses(
+    board_server: Server, make_cert: MakeCert
+) -> None:
+    cert = make_cert("ttt-loser")
+    for cell in (1, 2):
+        lines(board_server.request(f"/tictactoe/move/{cell}", cert))
+    page = lines(board_server.request("/tictactoe/move/4", cert))
+    assert page[2] == "You played cell 4. I played cell 7."
+    assert "I win: three in a row. Better luck next game." in page
+    assert "Games: 1. Won 0, drawn 0, lost 1." in page
+    assert board(board_server, cert) == [" X | X | O", " X | O | 6", " O | 8 | 9"]
+
+
+def test_tictactoe_best_a_player_can_do_is_draw(
+    board_server: Server, make_cert: MakeCert
+) -> None:
+    """There is no win to script: perfect play by the player ends in a draw."""
+    cert = make_cert("ttt-drawer")
+    for cell in (1, 2, 7, 6):
+        lines(board_server.request(f"/tictactoe/move/{cell}", cert))
+    page = lines(board_server.request("/tictactoe/move/9", cert))
+    assert "A draw. Nobody beats perfect play, but you did not lose." in page
+    assert "Games: 1. Won 0, drawn 1, lost 0." in page
+    page = lines(board_server.request("/tictactoe/new", cert))
+    assert page[2] == "New game: I start, in cell 1."
+
+
+def test_tictactoe_random_players_never_win_over_tls(
+    board_server: Server, make_cert: MakeCert
+) -> None:
+    """Two random legal players, their games interleaved move by move."""
+    rng = random.Random(7)
+    certs = [make_cert("ttt-random-a"), make_cert("ttt-random-b")]
+    pages = {
+        cert.name: lines(board_server.request("/tictactoe", cert)) for cert in certs
+    }
+    games = dict.fromkeys(pages, 0)
+    while min(games.values()) < 6:
+        for cert in certs:
+            page = pages[cert.name]
+            if "=> /tictactoe/new Play again (I start)" in page or (
+                "=> /tictactoe/new Play again (you start)" in page
+            ):
+                games[cert.name] += 1
+                page = lines(board_server.request("/tictactoe/new", cert))
+            else:
+                page = lines(board_server.request(rng.choice(free_cells(page)), cert))
+            pages[cert.name] = page
+    for cert in certs:
+        tally = next(line for line in pages[cert.name] if line.startswith("Games:"))
+        assert tally.startswith(f"Games: {games[cert.name]}. Won 0,"), tally
+
+
+def test_tictactoe_players_are_kept_apart(
+    board_server: Server, make_cert: MakeCert
+) -> None:
+    alice, bob = make_cert("ttt-alice"), make_cert("ttt-bob")
+    board_server.request("/tictactoe/move/5", alice)
+    board_server.request("/tictactoe/move/1", bob)
+    page = lines(board_server.request("/tictactoe/move/1", alice))
+    assert page[2] == "Cell 1 is taken: pick a free cell."
+    page = lines(board_server.request("/tictactoe/move/5", bob))
+    assert page[2] == "Cell 5 is taken: pick a free cell."
+    assert board(board_server, alice) == [" O | 2 | 3", " 4 | X | 6", " 7 | 8 | 9"]
+    assert board(board_server, bob) == [" X | 2 | 3", " 4 | O | 6", " 7 | 8 | 9"]
+
+
+@pytest.mark.parametrize(
+    ("cell", "note"),
+    [
+        ("0", "There is no cell '0': the cells are numbered 1 to 9."),
+        ("10", "There is no cell '10': the cells are numbered 1 to 9."),
+        ("x", "'x' is not a cell: pick a number from 1 to 9."),
+        ("%00%0D%0A", "'\\x00' is not a cell: pick a number from 1 to 9."),
+        ("%E6%BC%A2%E5%AD%97", "'漢字' is not a cell: pick a number from 1 to 9."),
+        (
+            "9" * 400,
+            "There is no cell '" + "9" * 24 + "…': the cells are numbered 1 to 9.",
+        ),
+    ],
+)
+def test_tictactoe_bad_cells_over_tls_get_a_page(
+    board_server: Server, make_cert: MakeCert, cell: str, note: str
+) -> None:
+    cert = make_cert("ttt-typo")
+    page = lines(board_server.request(f"/tictactoe/move/{cell}", cert))
+    assert page[2] == note
+
+
+def test_tictactoe_typed_move_over_tls(
+    board_server: Server, make_cert: MakeCert
+) -> None:
+    cert = make_cert("ttt-typist")
+    reply = board_server.request("/tictactoe/move", cert)
+    assert (reply.status, reply.meta) == (
+        10,
+        "Which cell? 1 to 9, row by row from top left",
+    )
+    reply = board_server.request("/tictactoe/move", cert, query="ten")
+    assert (reply.status, reply.meta) == (
+        10,
+        "'ten' is not a cell: pick a number from 1 to 9",
+    )
+    page = lines(board_server.request("/tictactoe/move", cert, query="5"))
+    assert page[2] == "You played cell 5. I played cell 1."
+    # A client that follows links by number: link [n] is cell n, taken or not.
+    links = [line for line in page if line.startswith("=> ")]
+    assert [f"=> /tictactoe/move/{n} " for n in range(1, 10)] == [
+        line[: len("=> /tictactoe/move/1 ")] for line in links[:9]
+    ]
+    taken = lines(board_server.request(links[0].split()[1], cert))
+    assert taken[2] == "Cell 1 is taken: pick a free cell."
+
+
+def test_tictactoe_without_a_certificate_is_60(board_server: Server) -> None:
+    reply = board_server.request("/tictactoe")
+    assert reply.status == 60
+
+
+# -- the pet ---------------------------------------------------------------------
+
+
+def test_pet_fed_and_played_with_is_happy(
+    pet_server: Server, make_cert: MakeCert
+) -> None:
+    """The pet's win: from hatching to happy in two actions."""
+    cert = make_cert("pet-keeper")
+    page = lines(pet_server.request("/pet", cert))
+    assert page[2] == "An egg hatched! This little one is yours to look after."
+    assert "Your pet is content." in page
+    page = lines(pet_server.request("/pet/feed", cert))
+    assert page[2] == "Munch munch."
+    page = lines(pet_server.request("/pet/play", cert))
+    assert page[2] == "You play chase."
+    assert "Your pet is happy." in page
+    assert "  (^_^)" in page
+    assert "Hatched just now. Meals: 1. Games: 1. Times ill: 0." in page
+
+
+def test_pet_refuses_a_second_meal(pet_server: Server, make_cert: MakeCert) -> None:
+    cert = make_cert("pet-feeder")
+    pet_server.request("/pet/feed", cert)
+    page = lines(pet_server.request("/pet/feed", cert))
+    assert page[2] == "It is not hungry: it sniffs the food and walks off."
+
+
+def test_pet_naming_over_tls(pet_server: Server, make_cert: MakeCert) -> None:
+    cert = make_cert("pet-namer")
+    reply = pet_server.request("/pet/name", cert)
+    assert (reply.status, reply.meta) == (10, "What will you call your pet?")
+    reply = pet_server.request("/pet/name", cert, query="a\x1b[31mred")
+    assert (reply.status, reply.meta) == (
+        10,
+        "A name cannot hold control or invisible characters: try another",
+    )
+    reply = pet_server.request("/pet/name", cert, query="x" * 300)
+    assert (reply.status, reply.meta) == (
+        10,
+        "That name is 300 characters long; the most is 20: try a shorter name",
+    )
+    page = lines(pet_server.request("/pet/name", cert, query="Mochi 🐱"))
+    assert page[2] == (
+        "An egg hatched! This little one is yours to look after. Your pet is called"
+        " Mochi 🐱 now."
+    )
+    assert "```Mochi 🐱, content" in page
+
+
+def test_pet_players_are_kept_apart(pet_server: Server, make_cert: MakeCert) -> None:
+    alice, bob = make_cert("pet-alice"), make_cert("pet-bob")
+    pet_server.request("/pet/name", alice, query="Ada")
+    pet_server.request("/pet/play", bob)
+    pet_server.request("/pet/feed", alice)
+    alice_page = lines(pet_server.request("/pet", alice))
+    bob_page = lines(pet_server.request("/pet", bob))
+    assert "Ada is content." in alice_page
+    assert "Hatched just now. Meals: 1. Games: 0. Times ill: 0." in alice_page
+    assert "Your pet is content." in bob_page
+    assert "Hatched just now. Meals: 0. Games: 1. Times ill: 0." in bob_page

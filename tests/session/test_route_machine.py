@@ -1,0 +1,277 @@
+"""The route at its seams, as a hypothesis state machine against a model.
+
+Players make requests that hold their record, queue behind each other, finish,
+fail, time out, swallow their cancellation, lose their client, meet a record
+changed behind their back, and meet the capsule closing. After every step the
+stored record is exactly what the answers told the players, and once everything
+has settled, every request whose client stayed has exactly one answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from jetforce.app.base import Request, Response, Status
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.task import Clock
+from twisted.logger import globalLogPublisher
+
+from jetforce_sesh import SessionApplication
+from jetforce_sesh.stores import ANY_VERSION, MemoryStore
+from jetforce_sesh.testing import START, fingerprint_of, make_environ
+
+PLAYERS = ("ann", "bob")
+TIMEOUT = 5.0
+MAX_QUEUED = 2
+
+
+@attrs.define
+class Tally:
+    count: int = 0
+
+
+class Exchange:
+    """One request as Jetforce runs it: status, then the body chunk by chunk,
+    waiting for each Deferred; ``leave()`` is the client disconnecting."""
+
+    def __init__(self, app: SessionApplication, path: str, player: str) -> None:
+        self.player = player
+        self.path = path
+        self.answers: list[tuple[int, str]] = []
+        self.body: list[str] = []
+        self.done = False
+        self.left = False
+        self.waiting: Deferred[Any] | None = None
+        self.chunks = iter(app(make_environ(path, player=player), self._status))
+        self._pump()
+
+    def _status(self, status: int, meta: str) -> None:
+        self.answers.append((status, meta))
+
+    def _pump(self, data: object = None) -> None:
+        self.waiting = None
+        if isinstance(data, str):
+            self.body.append(data)
+        for chunk in self.chunks:
+            if isinstance(chunk, Deferred):
+                self.waiting = chunk
+                chunk.addCallbacks(self._pump, self._lost)
+                return
+            if isinstance(chunk, str):
+                self.body.append(chunk)
+        self.done = True
+
+    def _lost(self, failure: Any) -> None:
+        failure.trap(CancelledError)
+        self.done = True
+
+    def leave(self) -> None:
+        self.left = True
+        if self.waiting is not None:
+            self.waiting.cancel()
+
+    @property
+    def text(self) -> str:
+        return "".join(self.body)
+
+
+def make_app(clock: Clock, gates: list[Deferred[None]]) -> SessionApplication:
+    app = SessionApplication("machine")
+    app.slab(Tally, record_size=32, max_queued=MAX_QUEUED)
+
+    @app.session_route("/inc", record=Tally)
+    def inc(request: Request, record: Tally) -> Response:
+        record.count += 1
+        return Response(Status.SUCCESS, "text/plain", f"count {record.count}")
+
+    @app.session_route("/gate", record=Tally, timeout=TIMEOUT)
+    async def gate(request: Request, record: Tally) -> Response:
+        record.count += 1
+        waiting: Deferred[None] = Deferred()
+        gates.append(waiting)
+        await waiting
+        return Response(Status.SUCCESS, "text/plain", f"count {record.count}")
+
+    @app.session_route("/fail", record=Tally, timeout=TIMEOUT)
+    async def fail(request: Request, record: Tally) -> Response:
+        record.count += 1000
+        waiting: Deferred[None] = Deferred()
+        gates.append(waiting)
+        await waiting
+        raise RuntimeError("late bug")
+
+    @app.session_route("/stubborn", record=Tally, timeout=TIMEOUT)
+    async def stubborn(request: Request, record: Tally) -> Response:
+        waiting: Deferred[None] = Deferred()
+        gates.append(waiting)
+        try:
+            await waiting
+        except CancelledError:
+            record.count += 100  # a fallback that must never be kept
+        record.count += 1
+        return Response(Status.SUCCESS, "text/plain", f"count {record.count}")
+
+    return app
+
+
+ALLOWED_FAILURES = {
+    40: {
+        "The game took too long to answer; your previous state is kept",
+        "Your game changed elsewhere while this request was played; nothing of"
+        " it was kept: try again",
+    },
+    41: {
+        "The capsule is restarting; your previous state is kept: try again in a moment"
+    },
+    42: {"An unexpected error occurred; your previous state is kept"},
+    44: {
+        "Your earlier requests to this game are still being answered: wait for"
+        " them, then try again"
+    },
+}
+
+
+class RouteMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = Clock()
+        self.clock.advance(START)
+        self.gates: list[Deferred[None]] = []
+        self.app = make_app(self.clock, self.gates)
+        self.app.open(self.clock)
+        self.exchanges: list[Exchange] = []
+        self.model = dict.fromkeys(PLAYERS, 0)
+        self.seen = 0  # answers already checked against the model
+        self.closing: Deferred[None] | None = None
+        # Failures are logged on purpose here: keep them off the test output.
+        self.events: list[Any] = []
+        globalLogPublisher.addObserver(self.events.append)
+
+    def teardown(self) -> None:
+        globalLogPublisher.removeObserver(self.events.append)
+        self.app.close(grace=0)
+
+    @property
+    def store(self) -> MemoryStore | None:
+        opened = self.app.slabs[Tally]._opened
+        if opened is None:
+            return None
+        assert isinstance(opened.store, MemoryStore)
+        return opened.store
+
+    def stored(self, player: str) -> int:
+        store = self.store
+        assert store is not None
+        found = store.peek_now(fingerprint_of(player))
+        return (
+            0 if found is None else self.app.slabs[Tally].codec.decode(found.data).count
+        )
+
+    # -- rules ---------------------------------------------------------------
+
+    @rule(
+        player=st.sampled_from(PLAYERS),
+        path=st.sampled_from(["/inc", "/gate", "/fail", "/stubborn"]),
+    )
+    def request(self, player: str, path: str) -> None:
+        self.exchanges.append(Exchange(self.app, path, player))
+        self.check_answers()
+
+    @precondition(lambda self: bool(self.gates))
+    @rule(data=st.data())
+    def open_gate(self, data: st.DataObject) -> None:
+        index = data.draw(st.integers(0, len(self.gates) - 1))
+        gate = self.gates.pop(index)
+        if not gate.called:
+            gate.callback(None)
+        self.check_answers()
+
+    @rule(seconds=st.sampled_from([0.5, 1.0, TIMEOUT]))
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+        self.check_answers()
+
+    @precondition(lambda self: any(not e.done for e in self.exchanges))
+    @rule(data=st.data())
+    def leave(self, data: st.DataObject) -> None:
+        waiting = [e for e in self.exchanges if not e.done]
+        data.draw(st.sampled_from(waiting)).leave()
+        self.check_answers()
+
+    @precondition(lambda self: self.store is not None and self.closing is None)
+    @rule(player=st.sampled_from(PLAYERS), count=st.integers(0, 50))
+    def meddle(self, player: str, count: int) -> None:
+        """Another process changes the record behind the route's back."""
+        store = self.store
+        assert store is not None
+        data = self.app.slabs[Tally].codec.encode(Tally(count=count))
+        store.save_now(fingerprint_of(player), data, ANY_VERSION)
+        self.model[player] = count
+
+    @precondition(lambda self: self.closing is None)
+    @rule(grace=st.sampled_from([0.0, 1.0, TIMEOUT * 2]))
+    def close(self, grace: float) -> None:
+        self.closing = self.app.close(grace=grace)
+        self.check_answers()
+
+    @precondition(lambda self: self.closing is not None and self.closing.called)
+    @rule()
+    def reopen(self) -> None:
+        self.check_answers()
+        self.closing = None
+        self.app.open(self.clock)
+        self.model = dict.fromkeys(PLAYERS, 0)  # memory records go with the store
+
+    # -- checks ----------------------------------------------------------------
+
+    def check_answers(self) -> None:
+        """Answers arrive in the order their saves happened: replay them on the
+        model, in order, as they come."""
+        for exchange in self.exchanges:
+            answers = exchange.answers
+            assert len(answers) <= 1, answers
+        # Answers of 20 carry the count they saved; check each once, in order.
+        fresh = [
+            e for e in self.exchanges if e.answers and not getattr(e, "checked", False)
+        ]
+        for exchange in fresh:
+            exchange.checked = True  # type: ignore[attr-defined]
+            status, meta = exchange.answers[0]
+            if status == 20:
+                assert not exchange.left
+                assert exchange.path in ("/inc", "/gate", "/stubborn")
+                self.model[exchange.player] += 1
+                assert f"count {self.model[exchange.player]}" == exchange.text
+            else:
+                assert meta in ALLOWED_FAILURES[status], (status, meta)
+
+    @invariant()
+    def the_record_is_what_the_answers_said(self) -> None:
+        if self.store is None:
+            return
+        for player in PLAYERS:
+            assert self.model[player] == self.stored(player), player
+
+    @invariant()
+    def a_closed_capsule_has_answered_everyone_still_there(self) -> None:
+        if self.closing is not None and self.closing.called:
+            for exchange in self.exchanges:
+                assert exchange.done or exchange.left, exchange.path
+
+    @invariant()
+    def nothing_waits_once_everything_is_done(self) -> None:
+        if all(e.done for e in self.exchanges) and not self.gates:
+            opened = self.app.slabs[Tally]._opened
+            if opened is not None:
+                assert 0 == len(opened.turns)
+                assert not opened.running
+
+
+RouteMachine.TestCase.settings = settings(
+    max_examples=150, stateful_step_count=40, deadline=None
+)
+test_route_against_its_model = RouteMachine.TestCase

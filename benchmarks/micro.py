@@ -104,7 +104,7 @@ def _open_counter(players: int) -> None:
     for number in range(players):
         key = fingerprint_of(f"player{number}")
         data = members.codec.encode(Member(account=key, last_seen=clock.seconds()))
-        members.serving.immediate.save_now(key, data, ANY_VERSION)  # type: ignore[union-attr]
+        members.opened.immediate.save_now(key, data, ANY_VERSION)  # type: ignore[union-attr]
 
 
 def time_routes(players: int, repeats: int) -> dict[str, list[float]]:

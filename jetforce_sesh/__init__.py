@@ -58,8 +58,9 @@ if TYPE_CHECKING:
     from jetforce_sesh.options import SlabOptions
     from jetforce_sesh.records import LayoutCodec, MsgpackCodec, reset
     from jetforce_sesh.session.application import SessionApplication
-    from jetforce_sesh.session.route import SessionRoute, after_save
+    from jetforce_sesh.session.route import SessionRoute
     from jetforce_sesh.session.slab import Slab, SlabStats
+    from jetforce_sesh.session.visit import after_save
     from jetforce_sesh.stores.memory import memory_stores
     from jetforce_sesh.stores.redis import RedisStores
     from jetforce_sesh.stores.sqlite import SQLiteStores
@@ -95,7 +96,7 @@ _HOMES: dict[str, str] = {
     "StoreNotOpen": "jetforce_sesh.errors",
     "StoreUnavailable": "jetforce_sesh.errors",
     "StoreUnsure": "jetforce_sesh.errors",
-    "after_save": "jetforce_sesh.session.route",
+    "after_save": "jetforce_sesh.session.visit",
     "clean_name": "jetforce_sesh.names",
     "fingerprint_of_request": "jetforce_sesh.identity",
     "memory_stores": "jetforce_sesh.stores.memory",

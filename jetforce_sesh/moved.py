@@ -94,7 +94,11 @@ RENAMED: dict[tuple[str, str], tuple[str, str]] = {
     ("jetforce_sesh", "PersistentStore"): ("jetforce_sesh.stores", "SQLiteStore"),
     ("jetforce_sesh", "PersistentStores"): ("jetforce_sesh.stores", "SQLiteStores"),
     ("jetforce_sesh.slab", "Opened"): ("jetforce_sesh.session.slab", "OpenSlab"),
-    ("jetforce_sesh.route", "Visit"): ("jetforce_sesh.session.visit", "Visit"),
+    **{
+        ("jetforce_sesh.route", name): ("jetforce_sesh.session.visit", name)
+        for name in ("ATTEMPTS", "ENVIRON_VISIT", "STORE_TIMEOUT", "Visit", "fields")
+    },
+    ("jetforce_sesh.route", "Outcome"): ("jetforce_sesh.session.answers", "Outcome"),
 }
 
 

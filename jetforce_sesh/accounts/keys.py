@@ -13,7 +13,7 @@ from jetforce_sesh.accounts.records import Member, Revoked
 from jetforce_sesh.errors import Conflict, StoreFull
 from jetforce_sesh.identity import Certificate
 from jetforce_sesh.keys import IFingerprintKeys, IPlayerKeys
-from jetforce_sesh.session.slab import Opened, Slab
+from jetforce_sesh.session.slab import OpenSlab, Slab
 from jetforce_sesh.stores.contract import IImmediateSessionStore, Stored
 
 #: Seconds between two updates of a certificate's "last seen".
@@ -43,7 +43,7 @@ class AccountKeys:
         self, request: Request, certificate: Certificate
     ) -> bytes | Deferred[bytes]:
         fingerprint = certificate.fingerprint
-        opened = self.members.serving
+        opened = self.members.opened
         if opened.immediate is not None:
             return self.key_for_fingerprint(fingerprint)
         # Links kept in another process (Redis): read, then map, when it answers.
@@ -59,7 +59,7 @@ class AccountKeys:
     def key_for_fingerprint(self, fingerprint: bytes) -> bytes:
         """The key of the player with certificate ``fingerprint``, at once (also
         for the CGI bridge, which knows nothing more of the player)."""
-        opened = self.members.serving
+        opened = self.members.opened
         immediate = opened.immediate
         if immediate is None:
             raise TypeError(
@@ -75,7 +75,7 @@ class AccountKeys:
         """The key of a certificate with no link record: its own fingerprint,
         unless it was revoked from the account that fingerprint names (at once
         from a store in this process)."""
-        opened = self.revoked.serving
+        opened = self.revoked.opened
 
         def account(stored: Stored | None) -> bytes:
             if stored is None:
@@ -92,7 +92,7 @@ class AccountKeys:
         self,
         stored: Stored,
         fingerprint: bytes,
-        opened: Opened[Member],
+        opened: OpenSlab[Member],
         immediate: IImmediateSessionStore | None,
     ) -> bytes:
         """The account ``stored`` (a link record) names; "last seen" is written

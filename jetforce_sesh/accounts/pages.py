@@ -32,7 +32,7 @@ import datetime
 import secrets
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from jetforce.app.base import Request, Response, Status
 from twisted.internet.defer import Deferred
@@ -61,17 +61,11 @@ from jetforce_sesh.keys import player_key
 from jetforce_sesh.names import clean_name, quoted
 from jetforce_sesh.session.application import SessionApplication
 from jetforce_sesh.session.slab import Slab
-from jetforce_sesh.stores.contract import (
-    ABSENT,
-    ANY_VERSION,
-)
 
 R = TypeVar("R")
 
 _log = Logger()
 
-#: Paths whose query is a secret (a link code): the access log leaves it out.
-SECRET_QUERIES = frozenset({"/account/link"})
 #: Seconds before a certificate's expiry from which its pages suggest linking a
 #: new one.
 ROTATION_WARNING = 14 * 86400
@@ -79,47 +73,6 @@ ROTATION_WARNING = 14 * 86400
 SWEEP_EVERY = 3600.0
 #: Names shown on the account page, in characters.
 MAX_SHOWN_NAME = 32
-
-
-class _Table(Generic[R]):
-    """A slab read and written directly, by key, through its store's Deferred
-    methods: for records that are not a route's own."""
-
-    def __init__(self, slab: Slab[R]) -> None:
-        self.slab = slab
-
-    async def get(self, key: bytes) -> tuple[R | None, int]:
-        opened = self.slab.serving
-        stored = await opened.store.peek(key)
-        if stored is None:
-            return None, ABSENT
-        return opened.codec.decode(stored.data), stored.version
-
-    async def change(
-        self, key: bytes, edit: Callable[[R | None], R | None], attempts: int = 5
-    ) -> R | None:
-        """``edit`` the record and store what it returns (None: delete it),
-        reading again and editing again if another writer got there first."""
-        opened = self.slab.serving
-        for attempt in range(attempts):
-            record, version = await self.get(key)
-            new = edit(record)
-            try:
-                if new is None:
-                    if version != ABSENT:
-                        await opened.store.delete(key, version)
-                else:
-                    await opened.store.save(key, opened.codec.encode(new), version)
-            except Conflict:
-                if attempt == attempts - 1:
-                    raise
-                continue
-            return new
-        raise AssertionError("unreachable")
-
-    async def drop(self, key: bytes) -> bool:
-        deleted: bool = await self.slab.serving.store.delete(key, ANY_VERSION)
-        return deleted
 
 
 def _prefix(fingerprint: bytes) -> str:
@@ -248,17 +201,13 @@ class Accounts:
         #: Codes entered by certificates that must confirm before they join,
         #: by fingerprint (at most ``guess_table``; the oldest go first).
         self.pending: OrderedDict[bytes, str] = OrderedDict()
-        self._member_table = _Table(self.members)
-        self._account_table = _Table(self.accounts)
-        self._code_table = _Table(self.codes)
-        self._revoked_table = _Table(self.revoked)
         #: Every slab of the capsule whose records are kept under the account:
         #: set by use_accounts().
         self.capsule_slabs: Callable[[], list[Slab[Any]]] = list
         route = self.app.session_route
         route("/account", record=Account)(self.page)
         route("/account/code", record=Account)(self.make_code)
-        route("/account/link", record=Account)(self.link)
+        route("/account/link", record=Account, secret=True)(self.link)
         route("/account/join", record=Account)(self.join)
         route("/account/revoke/(?P<prefix>[0-9a-f]{16})", record=Account)(self.revoke)
         self.app.route("/account/help")(self.help)
@@ -298,24 +247,24 @@ class Accounts:
         removed = 0
         for key in gone:
             # Reached again meanwhile (a new link, a returning certificate)?
-            again, _ = await self._account_table.get(key)
+            again, _ = await self.accounts.fetch(key)
             if again is not None and await self._reached(key, again):
                 continue
-            await self._account_table.drop(key)
+            await self.accounts.drop(key)
             for slab in self.capsule_slabs():
-                await _Table(slab).drop(key)
+                await slab.drop(key)
             removed += 1
         return removed
 
     async def _reached(self, key: bytes, account: Account) -> bool:
         """Whether some certificate still maps to account ``key``."""
         for fingerprint in {key, *account.certificates}:
-            member, _ = await self._member_table.get(fingerprint)
+            member, _ = await self.members.fetch(fingerprint)
             if member is not None:
                 if member.account == key:
                     return True
             elif fingerprint == key:
-                revoked, _ = await self._revoked_table.get(fingerprint)
+                revoked, _ = await self.revoked.fetch(fingerprint)
                 if revoked is None:
                     return True  # the account's own certificate, unlinked
         return False
@@ -330,7 +279,7 @@ class Accounts:
         account's list; its fingerprint."""
         fingerprint = fingerprint_of_request(request)
         key = player_key(request)
-        member = await self._member_table.change(
+        member = await self.members.change(
             fingerprint, _seen(request, self._now(), account=None, new_account=key)
         )
         # A request keyed before its certificate moved to another account must
@@ -376,7 +325,7 @@ class Accounts:
         )
         lines.append("")
         for fingerprint in record.certificates:
-            member, _ = await self._member_table.get(fingerprint)
+            member, _ = await self.members.fetch(fingerprint)
             this = fingerprint == mine
             title = member.name if member else "(gone)"
             lines.append(f"## {title}{' (this certificate)' if this else ''}")
@@ -414,11 +363,11 @@ class Accounts:
         key = player_key(request)
         now = self._now()
         if record.code:
-            await self._code_table.drop(record.code)
+            await self.codes.drop(record.code)
         code = new_code()
         expires = now + self.options.code_ttl
         try:
-            await self._code_table.change(
+            await self.codes.change(
                 code_hash(code),
                 lambda _: LinkCode(account=key, made_by=mine, expires=expires),
             )
@@ -501,9 +450,9 @@ class Accounts:
         """The live code ``code`` and its record's version, or why there is none
         (which counts as a wrong guess of ``fingerprint``)."""
         now = self._now()
-        entry, version = await self._code_table.get(code_hash(code))
+        entry, version = await self.codes.fetch(code_hash(code))
         if entry is not None and entry.expires > now:
-            maker, _ = await self._member_table.get(entry.made_by)
+            maker, _ = await self.members.fetch(entry.made_by)
             # A code outlives nothing it was made from: a certificate revoked
             # or moved since cannot hand out its old account.
             if maker is None or maker.account == entry.account:
@@ -537,7 +486,7 @@ class Accounts:
         if entry.account == old:
             return self._page("That code was made from this account: nothing to do.")
         target = entry.account
-        account, _ = await self._account_table.get(target)
+        account, _ = await self.accounts.fetch(target)
         if account and len(account.certificates) >= self.options.max_certificates:
             return self._page(
                 f"That account has {self.options.max_certificates} certificates"
@@ -546,7 +495,7 @@ class Accounts:
         # Use the code up first, at the version read: of two certificates
         # entering it at once, one gets it, the other is told it was used.
         try:
-            used = await self.codes.serving.store.delete(code_hash(code), version)
+            used = await self.codes.opened.store.delete(code_hash(code), version)
         except Conflict:
             used = False
         if not used:
@@ -563,9 +512,9 @@ class Accounts:
             account.code_expires = 0.0
             return account
 
-        await self._account_table.change(target, add)
+        await self.accounts.change(target, add)
         now = self._now()
-        await self._member_table.change(
+        await self.members.change(
             fingerprint, _seen(request, now, account=target, new_account=target)
         )
         if fingerprint in record.certificates:
@@ -574,7 +523,7 @@ class Accounts:
             # Nobody plays the old account any more: the account's records win,
             # and this certificate's own ones go.
             for slab in self.capsule_slabs():
-                await _Table(slab).drop(old)
+                await slab.drop(old)
         return self._page(
             "Linked. This certificate now shares the account's records in every"
             " game, and takes turns with its other certificates.",
@@ -592,7 +541,7 @@ class Accounts:
                 "That is the certificate you are using: revoke it from another one"
                 " of this account."
             )
-        member, _ = await self._member_table.get(target)
+        member, _ = await self.members.fetch(target)
         name = member.name if member else "(gone)"
         if not request.query:
             return Response(
@@ -609,7 +558,7 @@ class Accounts:
             # The certificate names this account: without a record that says
             # otherwise it would map back to it, so that record is kept for good.
             try:
-                await self._revoked_table.change(target, lambda _: Revoked(fresh))
+                await self.revoked.change(target, lambda _: Revoked(fresh))
             except StoreFull:
                 return self._page(
                     "This certificate cannot be revoked right now: the capsule keeps"
@@ -625,11 +574,11 @@ class Accounts:
             member.account = fresh
             return member
 
-        await self._member_table.change(target, cut)
+        await self.members.change(target, cut)
         record.certificates.remove(target)
         # A code the revoked certificate may have made (or seen) dies with it.
         if record.code:
-            await self._code_table.drop(record.code)
+            await self.codes.drop(record.code)
             record.code = b""
             record.code_expires = 0.0
         return self._page(

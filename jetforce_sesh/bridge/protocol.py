@@ -44,7 +44,7 @@ from jetforce_sesh.errors import (
 )
 from jetforce_sesh.identity import BadFingerprint, parse_fingerprint
 from jetforce_sesh.records.codec import Codec
-from jetforce_sesh.session.slab import Opened, Slab
+from jetforce_sesh.session.slab import OpenSlab, Slab
 from jetforce_sesh.stores.contract import ABSENT, ANY_VERSION, Stored
 
 #: Seconds a connection may stay without sending a complete message: longer than
@@ -267,10 +267,10 @@ class BridgeProtocol(Int32StringReceiver):
         keys: Any = self._opened().keys
         return cast(bytes, keys.key_for_fingerprint(fingerprint))
 
-    def _opened(self) -> Opened[Any]:
+    def _opened(self) -> OpenSlab[Any]:
         assert self.slab is not None
         try:
-            opened = self.slab.serving
+            opened = self.slab.opened
         except StoreNotOpen:
             raise Refusal("the capsule is not serving now: try again later") from None
         if opened.closing:
@@ -297,7 +297,7 @@ class BridgeProtocol(Int32StringReceiver):
     # for a store that answers later.
 
     def _read(
-        self, opened: Opened[Any], key: bytes, *, load: bool = False
+        self, opened: OpenSlab[Any], key: bytes, *, load: bool = False
     ) -> bytes | Deferred[bytes]:
         store = opened.immediate
         if store is None:
@@ -366,7 +366,7 @@ class BridgeProtocol(Int32StringReceiver):
         return b"\x01" if existed else b"\x00"
 
     def _settle(
-        self, opened: Opened[Any], key: bytes, answer: Deferred[bytes]
+        self, opened: OpenSlab[Any], key: bytes, answer: Deferred[bytes]
     ) -> Deferred[bytes]:
         """A write through a store that answers later: a Conflict becomes the
         record there now, and the write ends the turn as :meth:`_wrote` says."""
@@ -395,7 +395,7 @@ class BridgeProtocol(Int32StringReceiver):
         if self.turn is not None and self.turn.key == key:
             self._end_turn()
 
-    def _check(self, opened: Opened[Any], data: bytes) -> None:
+    def _check(self, opened: OpenSlab[Any], data: bytes) -> None:
         """Refuse ``data`` unless it reads as a record of the slab, as an
         in-process route would read it (every field decoded, the class's
         validators run)."""
@@ -439,7 +439,7 @@ def write_now(transport: ITransport, data: bytes) -> None:
 
 
 def _later(
-    opened: Opened[Any], method: Callable[..., Deferred[Any]], *args: Any
+    opened: OpenSlab[Any], method: Callable[..., Deferred[Any]], *args: Any
 ) -> Deferred[Any]:
     """``method(*args)`` of a store that answers later, within
     :data:`WAIT_TIMEOUT`; a store that cannot answer is a Refusal."""
@@ -492,7 +492,7 @@ class _Turn:
     then given back. The bridge's sweep ends one that outlasts its limit."""
 
     def __init__(
-        self, protocol: BridgeProtocol, opened: Opened[Any], key: bytes
+        self, protocol: BridgeProtocol, opened: OpenSlab[Any], key: bytes
     ) -> None:
         self.protocol = protocol
         self.opened = opened

@@ -17,6 +17,7 @@ from typing import Any
 from OpenSSL import SSL
 
 from jetforce_sesh.options import SlabOptions
+from jetforce_sesh.server.interfaces import listen_interfaces
 from jetforce_sesh.session.slab import Slab
 from jetforce_sesh.stores.memory import MemoryStore
 
@@ -57,24 +58,6 @@ def check_hostname(text: str) -> str:
         )
         raise UsageError(f"--hostname {text!r} is not a host name ({why}): {fix}")
     return ascii_name
-
-
-def listen_interfaces(host: str) -> list[str]:
-    """Where to listen for ``--host``: "" means every address, IPv4 and IPv6.
-
-    On a system whose IPv6 sockets also take IPv4 (Linux's default), one socket
-    on ``::`` does both; binding ``0.0.0.0`` too would then fail.
-    """
-    if host:
-        return [host]
-    if not socket.has_ipv6:
-        return ["0.0.0.0"]
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
-            dual = not probe.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
-    except OSError:
-        return ["0.0.0.0"]
-    return ["::"] if dual else ["0.0.0.0", "::"]
 
 
 def check_port(host: str, port: int) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import importlib
 import os
 import sys
 import warnings
@@ -17,8 +16,6 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from jetforce.__main__ import parser as jetforce_parser
-from jetforce.app.base import JetforceApplication
-from jetforce.app.composite import CompositeApplication
 from twisted.application.service import IService
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import globalLogBeginner
@@ -28,6 +25,7 @@ from jetforce_sesh.bridge.protocol import BridgeFactory
 from jetforce_sesh.bridge.service import BridgeService, bridged, check_keys
 from jetforce_sesh.bridge.socket import check_path, group_id, listener
 from jetforce_sesh.cli.adhoc import ad_hoc_certificate
+from jetforce_sesh.cli.apps import DEFAULT_APP, jetforce_apps, load_app, session_apps
 from jetforce_sesh.cli.checks import (
     UsageError,
     check_hostname,
@@ -36,7 +34,8 @@ from jetforce_sesh.cli.checks import (
     check_tls_files,
 )
 from jetforce_sesh.cli.operations import add_operations, log_observer, serve_operations
-from jetforce_sesh.errors import ConfigError, why
+from jetforce_sesh.cli.transfer import main as transfer
+from jetforce_sesh.errors import ConfigError
 from jetforce_sesh.keys import FingerprintKeys
 from jetforce_sesh.ops.ratelimit import ClockedRateLimiter
 from jetforce_sesh.options import (
@@ -61,8 +60,6 @@ from jetforce_sesh.stores.redis.store import RedisStores
 from jetforce_sesh.stores.redis.url import PASSWORD_ENV
 from jetforce_sesh.stores.sqlite.store import SQLiteStores, Sync
 from sesh_bridge import SOCKET_VARIABLE
-
-DEFAULT_APP = "jetforce_sesh:app"
 
 
 class Parser(argparse.ArgumentParser):
@@ -257,65 +254,6 @@ def build_parser() -> Parser:
     return parser
 
 
-def load_app(spec: str) -> JetforceApplication | CompositeApplication:
-    """Import ``MODULE:ATTR`` and check that it is a Jetforce application."""
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise UsageError(
-            f"--app {spec!r} must be MODULE:ATTR, e.g. --app {DEFAULT_APP}"
-        )
-    # Like `python -m`, find capsules in the directory the server starts from.
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as error:
-        if error.name and module_name.startswith(error.name):
-            raise UsageError(
-                f"--app {spec!r}: no module named {error.name!r}; check the name, or"
-                f" start from the directory that holds it"
-            ) from None
-        raise UsageError(
-            f"--app {spec!r}: importing {module_name} failed: {error}"
-        ) from None
-    except SystemExit as error:
-        raise UsageError(
-            f"--app {spec!r}: importing {module_name} called sys.exit({error.code!r});"
-            f" a capsule module must not exit when imported"
-        ) from None
-    except Exception as error:
-        raise UsageError(
-            f"--app {spec!r}: importing {module_name} failed: {why(error)}"
-        ) from None
-    try:
-        app = getattr(module, attr)
-    except AttributeError:
-        raise UsageError(
-            f"--app {spec!r}: module {module_name!r} has no attribute {attr!r};"
-            f" name the application object after the colon"
-        ) from None
-    except Exception as error:
-        raise UsageError(
-            f"--app {spec!r}: reading {attr!r} from {module_name} failed: {why(error)}"
-        ) from None
-    if not isinstance(app, (JetforceApplication, CompositeApplication)):
-        raise UsageError(
-            f"--app {spec!r} is a {type(app).__name__}, not a Jetforce application:"
-            f" point it at a SessionApplication or JetforceApplication"
-        )
-    return app
-
-
-def session_apps(app: object) -> list[SessionApplication]:
-    if isinstance(app, SessionApplication):
-        return [app]
-    if isinstance(app, CompositeApplication):
-        return [
-            a for a in app.application_map.values() if isinstance(a, SessionApplication)
-        ]
-    return []
-
-
 def configure(
     args: argparse.Namespace,
 ) -> tuple[Any, list[SessionApplication], Deferred[list[str]], list[IService]]:
@@ -454,16 +392,6 @@ def redis_stores(args: argparse.Namespace, reactor: Any) -> RedisStores:
         raise UsageError(str(error)) from None
 
 
-def jetforce_apps(app: object) -> list[JetforceApplication]:
-    if isinstance(app, CompositeApplication):
-        return [
-            a
-            for a in app.application_map.values()
-            if isinstance(a, JetforceApplication)
-        ]
-    return [app] if isinstance(app, JetforceApplication) else []
-
-
 def static_files(args: argparse.Namespace, *, has_sessions: bool) -> CapsuleFiles:
     if not os.path.isdir(args.root_directory):
         raise UsageError(
@@ -490,8 +418,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     warnings.filterwarnings("ignore", message="Properties that return a na")
     given = list(sys.argv[1:] if argv is None else argv)
     if given[:1] in (["export"], ["import"]):
-        from jetforce_sesh.cli.transfer import main as transfer
-
         transfer(given)
         return
     args = build_parser().parse_args(given)
@@ -510,7 +436,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     server = SessionServer(
         app=app,
         ready=ready,
-        sessions=sessions,
+        apps=sessions,
         grace=args.shutdown_grace,
         services=services,
         summary_every=args.log_summary,

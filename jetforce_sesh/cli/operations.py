@@ -131,7 +131,7 @@ def serve_operations(
             each.route(re.escape(args.health_path))(healthy)
     if args.rate_limit_cert:
         limiter = CertificateRateLimiter(args.rate_limit_cert, server.reactor)
-        for session_app in server.sessions:
+        for session_app in server.apps:
             session_app.certificate_limiter = limiter
 
 

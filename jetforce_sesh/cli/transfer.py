@@ -21,6 +21,7 @@ from typing import IO, Any
 
 import attrs
 
+from jetforce_sesh.cli.apps import DEFAULT_APP, load_app
 from jetforce_sesh.cli.checks import UsageError
 from jetforce_sesh.errors import ConfigError, RecordUnreadable
 from jetforce_sesh.options import SlabOptions
@@ -180,7 +181,6 @@ def import_(
 
 def main(argv: Sequence[str]) -> None:
     """``jetforce-sesh export|import --state-dir DIR [--app M:A] [--slab NAME]``."""
-    from jetforce_sesh.cli.main import DEFAULT_APP, load_app
 
     command = argv[0]
     parser = argparse.ArgumentParser(

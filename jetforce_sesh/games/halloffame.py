@@ -126,13 +126,13 @@ class Standings:
     guess: list[tuple[bytes, guess.GuessRecord]] = attrs.Factory(list)
     hangman: list[tuple[bytes, hangman.HangmanRecord]] = attrs.Factory(list)
     taken_at: float = float("-inf")
-    # The stores the ranking was read from: a reopened capsule starts afresh.
+    # The open slabs the ranking was read from: a reopened capsule starts afresh.
     taken_from: tuple[object, object] = (None, None)
 
     async def current(self) -> Standings:
         now = slab.now()
-        stores = (guess.slab.store, hangman.slab.store)
-        players = guess.slab.store.stats().in_use + hangman.slab.store.stats().in_use
+        stores = (guess.slab.opened, hangman.slab.opened)
+        players = guess.slab.in_use() + hangman.slab.in_use()
         if (
             players <= ALWAYS_FRESH
             or now - self.taken_at >= REFRESH

@@ -21,7 +21,7 @@ from twisted.logger import Logger
 from jetforce_sesh.identity import BadFingerprint, parse_fingerprint
 from jetforce_sesh.server.banner import size
 from jetforce_sesh.server.stats import ServerStats, SlabFigures, open_slabs, server_line
-from jetforce_sesh.session.route import Outcome, _deferred_response
+from jetforce_sesh.session.answers import Outcome, deferred_response
 from jetforce_sesh.session.slab import Slab
 from jetforce_sesh.stores.contract import StoredRecord
 
@@ -146,7 +146,7 @@ class Admin:
                 f" fingerprint, e.g. 3fa0c2",
             )
         listing = ensureDeferred(self._matches(prefix))
-        return _deferred_response(listing.addCallback(self._listed, prefix))
+        return deferred_response(listing.addCallback(self._listed, prefix))
 
     async def _matches(
         self, prefix: str, slabs: Sequence[Slab[Any]] | None = None
@@ -207,7 +207,7 @@ class Admin:
             )
             return page("# Dropped", "", f"{who} is dropped.", "", HOME)
 
-        return _deferred_response(dropping.addCallback(done))
+        return deferred_response(dropping.addCallback(done))
 
     async def _drop(self, slab: Slab[Any], prefix: str) -> bool:
         """Delete the one record of ``slab`` whose key starts with ``prefix``."""

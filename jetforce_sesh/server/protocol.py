@@ -20,22 +20,21 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, cast
 from urllib.parse import urlsplit
 
 from jetforce.app.base import EnvironDict, Status
 from jetforce.protocol import GeminiProtocol
+from jetforce.server import GeminiServer
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IDelayedCall, IPushProducer
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from jetforce_sesh.accounts.pages import SECRET_QUERIES
 from jetforce_sesh.identity import BAD_CERTIFICATE
-
-if TYPE_CHECKING:
-    from jetforce_sesh.server.server import SessionServer
+from jetforce_sesh.server.stats import ServerStats
+from jetforce_sesh.session.route import ENVIRON_SECRET
 
 #: The longest request line Gemini allows, in bytes, without its CRLF.
 MAX_REQUEST = 1024
@@ -83,20 +82,38 @@ def bad_request(line: bytes) -> str | None:
     return None
 
 
+class ConnectionOwner(Protocol):
+    """What a connection needs of the server that made it, beyond Jetforce's."""
+
+    reactor: IReactorTime
+    #: Every connection not yet closed, for a graceful shutdown.
+    connections: set[SessionProtocol]
+    stats: ServerStats
+
+    def forget(self, connection: SessionProtocol) -> None:
+        """``connection`` has closed."""
+
+
 @implementer(IPushProducer)
 class SessionProtocol(GeminiProtocol):
     """Jetforce's protocol, one request per connection, careful with its clients."""
 
-    server: SessionServer
     # Two more than a request may hold: room for the CRLF.
     MAX_LENGTH = MAX_REQUEST + 2
     busy = False
     _paused: Deferred[None] | None = None
     _stalled: IDelayedCall | None = None
 
+    def __init__(self, server: GeminiServer, app: Any) -> None:
+        super().__init__(server, app)
+        #: The server, as what this protocol needs of it: only a server that
+        #: provides it (SessionServer) uses this protocol.
+        self.owner = cast(ConnectionOwner, server)
+        self.environ: EnvironDict = {}
+
     def connectionMade(self) -> None:
         super().connectionMade()
-        self.server.connections.add(self)
+        self.owner.connections.add(self)
         # Told when the transport's buffer is full, and when it has drained.
         self.transport.registerProducer(self, True)  # type: ignore[attr-defined]
 
@@ -129,7 +146,8 @@ class SessionProtocol(GeminiProtocol):
 
     def build_environ(self) -> EnvironDict:
         try:
-            return super().build_environ()
+            self.environ = super().build_environ()
+            return self.environ
         except ValueError:
             # cryptography cannot read the certificate (a malformed date): serve
             # the request as if it had none, and let session routes say 62.
@@ -140,6 +158,7 @@ class SessionProtocol(GeminiProtocol):
             finally:
                 del transport.getPeerCertificate
             environ[BAD_CERTIFICATE] = True
+            self.environ = environ
             return environ
 
     # -- writing at the client's pace ---------------------------------------------
@@ -147,7 +166,7 @@ class SessionProtocol(GeminiProtocol):
     def pauseProducing(self) -> None:
         if self._paused is None:
             self._paused = Deferred()
-            self._stalled = self.server.reactor.callLater(WRITE_TIMEOUT, self._drop)
+            self._stalled = self.owner.reactor.callLater(WRITE_TIMEOUT, self._drop)
 
     def resumeProducing(self) -> None:
         paused, self._paused = self._paused, None
@@ -187,8 +206,10 @@ class SessionProtocol(GeminiProtocol):
             # closed): Jetforce would log nothing of it.
             self.status, self.meta = 0, "no answer: the connection closed first"
         if hasattr(self, "url"):
-            self.server.stats.answered(int(self.status))
-            self.url = escaped(secret_query_hidden(self.url))
+            self.owner.stats.answered(int(self.status))
+            if self.environ.get(ENVIRON_SECRET):
+                self.url = query_hidden(self.url)
+            self.url = escaped(self.url)
         if hasattr(self, "meta"):
             self.meta = escaped(self.meta)
         super().log_request()
@@ -196,13 +217,11 @@ class SessionProtocol(GeminiProtocol):
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.resumeProducing()
         super().connectionLost(reason)
-        self.server.forget(self)
+        self.owner.forget(self)
 
 
-def secret_query_hidden(url: str) -> str:
-    """``url`` with the query of a path that takes a secret (a link code) left
-    out, so the access log does not hand it to whoever reads the log."""
+def query_hidden(url: str) -> str:
+    """``url`` with its query, a secret (a link code), left out: the access log
+    must not hand it to whoever reads the log."""
     path, mark, _ = url.partition("?")
-    if mark and urlsplit(path).path in SECRET_QUERIES:
-        return f"{path}?(hidden)"
-    return url
+    return f"{path}?(hidden)" if mark else url

@@ -11,6 +11,7 @@ figures. It counts every request as the access log writes it (``stats``).
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,8 +32,8 @@ from twisted.protocols.haproxy import proxyEndpoint
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 
-from jetforce_sesh.cli.checks import listen_interfaces
 from jetforce_sesh.server.banner import address_line
+from jetforce_sesh.server.interfaces import listen_interfaces
 from jetforce_sesh.server.protocol import SessionProtocol
 from jetforce_sesh.server.stats import (
     ServerStats,
@@ -65,18 +66,27 @@ class SessionServer(GeminiServer):
         self,
         *args: Any,
         ready: Deferred[list[str]] | None = None,
-        sessions: Sequence[SessionApplication] = (),
+        apps: Sequence[SessionApplication] = (),
         grace: float = 10.0,
         services: Sequence[IService] = (),
         summary_every: float = 0.0,
         **kwargs: Any,
     ) -> None:
+        if "sessions" in kwargs:
+            warnings.warn(
+                "SessionServer(sessions=...) is SessionServer(apps=...) since"
+                " jetforce-sesh 0.3; the old name goes in 0.4",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            apps = kwargs.pop("sessions")
         super().__init__(*args, **kwargs)
         #: Every request and its answer, counted as the access log writes them.
         self.stats = ServerStats(self.reactor)
         #: Fires with the banner lines once every store serves.
         self.ready = ready if ready is not None else succeed([])
-        self.sessions = list(sessions)
+        #: The session applications served, opened and closed with the server.
+        self.apps = list(apps)
         self.summaries = Summaries(self.stats, self.slabs(), summary_every)
         self.grace = grace
         #: Started once the stores are open, stopped first at shutdown (the
@@ -92,7 +102,7 @@ class SessionServer(GeminiServer):
 
     def slabs(self) -> list[Slab[Any]]:
         """Every slab served, once each (a game may be in two applications)."""
-        found = {id(slab): slab for a in self.sessions for slab in a.slabs.values()}
+        found = {id(slab): slab for a in self.apps for slab in a.slabs.values()}
         return list(found.values())
 
     def run(self) -> None:
@@ -205,7 +215,7 @@ class SessionServer(GeminiServer):
             if not connection.busy:
                 # Connected but nothing asked yet: nothing to finish.
                 connection.finish_connection()
-        closing = [app.close(self.grace) for app in self.sessions]
+        closing = [app.close(self.grace) for app in self.apps]
         done: Deferred[Any] = gatherResults(closing, consumeErrors=True)
         late = _give_up_after(done, self.grace + CLOSE_TIMEOUT, self.reactor)
         done.addErrback(self._cannot_close, late)

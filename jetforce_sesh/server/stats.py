@@ -127,7 +127,7 @@ class SlabFigures:
 
 def open_slabs(slabs: Sequence[Slab[Any]]) -> list[Slab[Any]]:
     """Those of ``slabs`` that are open now (a slab closes at shutdown)."""
-    return [slab for slab in slabs if slab._opened is not None]
+    return [slab for slab in slabs if slab.is_open]
 
 
 def server_line(stats: ServerStats) -> str:

@@ -7,7 +7,18 @@ tell a full game from a slow one; each meta line says what the player can do.
 
 from __future__ import annotations
 
-from jetforce.app.base import Response, Status
+from collections.abc import Generator
+from typing import Any
+
+from jetforce.app.base import DeferredResponse, Response, Status
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+#: What a route handler may answer.
+Outcome = Response | DeferredResponse
+
+_log = Logger()
 
 NEED_CERTIFICATE = Response(
     Status.CLIENT_CERTIFICATE_REQUIRED,
@@ -115,3 +126,43 @@ def reset_not_needed(title: str, home: str, why: str) -> Response:
         "",
     ]
     return Response(Status.SUCCESS, "text/gemini", "\n".join(lines))
+
+
+def deferred_response(answer: Deferred[Outcome]) -> DeferredResponse:
+    """The DeferredResponse Jetforce waits on while ``answer`` is still to come.
+
+    Its body is a generator whose first item fires once the answer is known; the
+    answer's own body (text, a Deferred, or an iterable that may yield Deferreds)
+    follows as it is, so Jetforce treats it exactly as it would have at once.
+    Jetforce cancels what it waits on when the client leaves: that cancels the
+    visit.
+    """
+    status: Deferred[tuple[int, str]] = Deferred()
+    ready: Deferred[None] = Deferred(lambda _: answer.cancel())
+    known: list[Outcome] = []
+
+    def deliver(outcome: Outcome) -> None:
+        known.append(outcome)
+        if isinstance(outcome, DeferredResponse):
+            outcome.send_status.chainDeferred(status)
+        else:
+            status.callback((outcome.status, outcome.meta))
+        if not ready.called:
+            ready.callback(None)
+
+    def lost(failure: Failure) -> None:
+        if not failure.check(CancelledError):  # type: ignore[no-untyped-call]
+            _log.failure("session route failed", failure)
+
+    answer.addCallbacks(deliver, lost)
+
+    def body() -> Generator[Any, None, None]:
+        yield ready
+        for outcome in known:
+            content = outcome.body
+            if isinstance(content, (str, bytes, Deferred)):
+                yield content
+            elif content:
+                yield from content
+
+    return DeferredResponse(status, body())

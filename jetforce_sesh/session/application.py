@@ -29,11 +29,12 @@ from jetforce_sesh.session import autostart
 from jetforce_sesh.session.answers import reset_path
 from jetforce_sesh.session.route import (
     DEFAULT_TIMEOUT,
-    Handler,
+    ENVIRON_SECRET,
     ResetRoute,
     SessionRoute,
 )
 from jetforce_sesh.session.slab import Slab, check_same
+from jetforce_sesh.session.visit import Handler
 from jetforce_sesh.stores.contract import StoreFactory
 from jetforce_sesh.stores.memory import memory_stores
 
@@ -132,6 +133,7 @@ class SessionApplication(JetforceApplication):
         *,
         record: type[R],
         timeout: float | None = DEFAULT_TIMEOUT,
+        secret: bool = False,
         **route_options: Any,
     ) -> Callable[[Handler], SessionRoute[R]]:
         """Like :meth:`route`, handing the handler ``(request, record, **groups)``.
@@ -139,15 +141,17 @@ class SessionApplication(JetforceApplication):
         ``record`` is the attrs class of the player's record; its slab is
         declared with :meth:`slab` when it needs settings of its own. A handler
         that waits is cancelled after ``timeout`` seconds (None: never), so a
-        lost callback cannot lock its player out.
+        lost callback cannot lock its player out. ``secret=True`` says the
+        route's query is a secret (a code a player types): the access log
+        shows ``?(hidden)`` for it, whatever spelling of the path reached it.
         """
         slab = self.slabs.get(record)
         if slab is None:
             slab = self.slab(record)
-            slab._implicit = True
+            slab.implicit = True
 
         def wrap(handler: Handler) -> SessionRoute[R]:
-            wrapped = SessionRoute(slab, handler, timeout=timeout)
+            wrapped = SessionRoute(slab, handler, timeout=timeout, secret=secret)
             self.route(path, **route_options)(wrapped)
             return wrapped
 
@@ -289,6 +293,15 @@ class SessionApplication(JetforceApplication):
                 return route(request)
         return Response(Status.NOT_FOUND, "Not Found")
 
+    def _route_for(self, request: Request) -> tuple[Any, dict[str, Any]] | None:
+        """The handler that answers ``request`` and its URL groups, as
+        Jetforce picks it (the last route declared wins); None if none does."""
+        for pattern, callback in reversed(self.routes):
+            found = pattern.match(request)
+            if found is not None:
+                return callback, found.groupdict()
+        return None
+
     def claims(self, request: Request) -> bool:
         return any(pattern.match(request) for pattern, _ in self.routes)
 
@@ -307,21 +320,20 @@ class SessionApplication(JetforceApplication):
         if elsewhere is not None:
             send_status(elsewhere.status, elsewhere.meta)
             return
+        found = self._route_for(request)
+        if found is not None and getattr(found[0], "secret", False):
+            # Marked before anything answers: a refusal is logged too.
+            environ[ENVIRON_SECRET] = True
         if self.rate_limiter is not None:
             refusal = self.rate_limiter.check(request)
             if refusal is not None:
                 send_status(refusal.status, refusal.meta)
                 return
         response: Response | DeferredResponse
-        for pattern, callback in reversed(self.routes):
-            found = pattern.match(request)
-            if found is not None:
-                limited = self._limited(callback, request)
-                if limited is not None:
-                    response = limited
-                else:
-                    response = callback(request, **found.groupdict())
-                break
+        if found is not None:
+            callback, groups = found
+            limited = self._limited(callback, request)
+            response = limited or callback(request, **groups)
         else:
             if self.fallback is not None:
                 yield from self.fallback(environ, send_status)

@@ -8,25 +8,29 @@ player's records in different games live apart and can never collide.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+import warnings
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, Generic, TypeVar
 
 import attrs
+from jetforce.app.base import Response
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from jetforce_sesh.errors import ConfigError, RecordUnreadable, StoreNotOpen
+from jetforce_sesh.errors import ConfigError, Conflict, RecordUnreadable, StoreNotOpen
 from jetforce_sesh.keys import FingerprintKeys, IPlayerKeys
 from jetforce_sesh.options import OnFull, SlabOptions
 from jetforce_sesh.records.codec import Codec
 from jetforce_sesh.records.layout import LayoutCodec
 from jetforce_sesh.records.msgpack import MsgpackCodec
 from jetforce_sesh.session.answers import SHUTTING_DOWN
-from jetforce_sesh.session.turns import Turns, Waiter
+from jetforce_sesh.session.turns import Running, Turns, Waiter
 from jetforce_sesh.stores.contract import (
+    ABSENT,
+    ANY_VERSION,
     Hook,
     IImmediateSessionStore,
     ISessionStore,
@@ -37,9 +41,6 @@ from jetforce_sesh.stores.contract import (
 )
 from jetforce_sesh.stores.memory import memory_stores
 
-if TYPE_CHECKING:
-    from jetforce_sesh.session.route import Visit
-
 R = TypeVar("R")
 
 _log = Logger()
@@ -47,6 +48,8 @@ _log = Logger()
 #: Records read across players between two turns of the reactor: reading more
 #: at once would make every other request wait for it.
 SLICE = 256
+#: Runs of an edit in :meth:`Slab.change` when its saves keep conflicting.
+CHANGE_ATTEMPTS = 5
 #: Unreadable records remembered as already logged, so each is logged once.
 _LOGGED_MAX = 4096
 
@@ -99,11 +102,13 @@ class _Change:
 
 
 @attrs.define(eq=False)
-class Opened(Generic[R]):
-    """What an open slab serves with; the route reads it on every request."""
+class OpenSlab(Generic[R]):
+    """What an open slab serves with: its store, codec, key step, clock and
+    turns. Made by :meth:`Slab.open`, let go of by :meth:`Slab.close`; the
+    route reads it on every request (:meth:`Slab.admit`)."""
 
     store: ISessionStore
-    #: The store again when it answers at once (the memory store), else None.
+    #: The store again when it is immediate (the memory store), else None.
     immediate: IImmediateSessionStore | None
     codec: Codec[R]
     keys: IPlayerKeys
@@ -111,8 +116,8 @@ class Opened(Generic[R]):
     options: SlabOptions
     #: Whose turn it is per player: in-process visits and bridge LOOKUPs alike.
     turns: Turns[Waiter]
-    #: Visits that are waiting on something, for close() to see through.
-    running: set[Visit[R]] = attrs.Factory(set)
+    #: Requests that are waiting on something, for close() to see through.
+    running: set[Running] = attrs.Factory(set)
     closing: bool = False
 
 
@@ -155,9 +160,9 @@ class Slab(Generic[R]):
         self.home = home
         self._layout: str | None = None
         self._settings: dict[str, Any] = {}
-        # True while only session_route(record=...) has named this slab: a later
-        # app.slab() call may still give it settings.
-        self._implicit = False
+        #: True while only ``session_route(record=...)`` has named this slab: a
+        #: later ``app.slab()`` call may still give it settings.
+        self.implicit = False
         self.declare(
             name=name,
             layout=layout,
@@ -167,7 +172,7 @@ class Slab(Generic[R]):
             on_full=on_full,
             max_queued=max_queued,
         )
-        self._opened: Opened[R] | None = None
+        self._opened: OpenSlab[R] | None = None
         self._closed = False
         #: While the store opens or closes: what to wait for before the next step.
         self._change: _Change | None = None
@@ -197,7 +202,7 @@ class Slab(Generic[R]):
         self.name = name or f"{record_type.__module__}.{record_type.__qualname__}"
         self._layout = layout
         self._settings = settings
-        self._implicit = False
+        self.implicit = False
 
     def _same(self, *, name: str | None = None, **settings: Any) -> bool:
         given = {"layout": self._layout, **self._settings}
@@ -247,7 +252,7 @@ class Slab(Generic[R]):
         store = stores(spec)
         for kind, hook in self._hooks:
             getattr(store, kind)(hook)
-        opened: Opened[R] = Opened(
+        opened: OpenSlab[R] = OpenSlab(
             store=store,
             immediate=store if IImmediateSessionStore.providedBy(store) else None,
             codec=codec,
@@ -274,8 +279,8 @@ class Slab(Generic[R]):
                 return self._change.wait().addCallback(lambda _: self.close(grace))
             return succeed(None)
         opened.closing = True
-        for visit in opened.turns.clear():
-            visit.refuse(SHUTTING_DOWN)
+        for waiter in opened.turns.clear():
+            waiter.refuse(SHUTTING_DOWN)
         finished: Deferred[None] = Deferred()
 
         def check(_: object = None) -> None:
@@ -314,16 +319,8 @@ class Slab(Generic[R]):
         self._closed = False
 
     @property
-    def store(self) -> ISessionStore:
-        """The open store; StoreNotOpen before :meth:`open`."""
-        return self._serving().store
-
-    @property
-    def serving(self) -> Opened[R]:
+    def opened(self) -> OpenSlab[R]:
         """What the open slab serves with; StoreNotOpen before :meth:`open`."""
-        return self._serving()
-
-    def _serving(self) -> Opened[R]:
         if self._opened is None:
             raise StoreNotOpen(
                 f"slab {self.name!r} is not open: start the capsule with"
@@ -332,22 +329,131 @@ class Slab(Generic[R]):
         return self._opened
 
     @property
+    def is_open(self) -> bool:
+        """True from the moment the store serves until :meth:`close` lets go."""
+        return self._opened is not None
+
+    def admit(self) -> OpenSlab[R] | Response:
+        """What a request to this slab meets now: the open slab to play in, or
+        the answer ``41`` while it opens, closes or is closed. StoreNotOpen if
+        nothing ever opened it (a capsule served without its stores)."""
+        opened = self._opened
+        if opened is not None and not opened.closing:
+            return opened
+        # A server script's stores open as its reactor starts, while it may
+        # already accept requests.
+        if opened is not None or self._closed or self._change is not None:
+            return SHUTTING_DOWN
+        return self.opened  # raises StoreNotOpen, with the fix in its message
+
+    @property
+    def store(self) -> ISessionStore:
+        """The open store; StoreNotOpen before :meth:`open`."""
+        return self.opened.store
+
+    @property
     def options(self) -> SlabOptions:
         """The settings in force; StoreNotOpen before :meth:`open`."""
-        return self._serving().options
+        return self.opened.options
 
     @property
     def codec(self) -> Codec[R]:
         """The codec in use; StoreNotOpen before :meth:`open`."""
-        return self._serving().codec
+        return self.opened.codec
 
-    def opened_clock(self) -> IReactorTime:
-        """The clock the slab was opened with; StoreNotOpen before that."""
-        return self._serving().clock
+    @property
+    def clock(self) -> IReactorTime:
+        """The clock the slab was opened with (the reactor, or a Clock in
+        tests): wait on it rather than on the global reactor."""
+        return self.opened.clock
 
     def now(self) -> float:
         """Seconds since the epoch on the slab's clock (a Clock in tests)."""
-        return self._serving().clock.seconds()
+        return self.opened.clock.seconds()
+
+    def in_use(self) -> int:
+        """How many records the slab holds now."""
+        return self.opened.store.stats().in_use
+
+    @property
+    def serving(self) -> OpenSlab[R]:
+        """Deprecated since 0.3, gone in 0.4: :attr:`opened`."""
+        warnings.warn(
+            "slab.serving is slab.opened since jetforce-sesh 0.3",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.opened
+
+    def opened_clock(self) -> IReactorTime:
+        """Deprecated since 0.3, gone in 0.4: :attr:`clock`."""
+        warnings.warn(
+            "slab.opened_clock() is slab.clock since jetforce-sesh 0.3",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.opened.clock
+
+    # -- changing records outside a route -----------------------------------------
+
+    def fetch(self, key: bytes) -> Deferred[tuple[R | None, int]]:
+        """One player's record and its version (:data:`ABSENT` if there is
+        none), without counting as use, on any store; RecordUnreadable if the
+        stored bytes cannot be read."""
+        opened = self.opened
+
+        def decoded(stored: Stored | None) -> tuple[R | None, int]:
+            if stored is None:
+                return None, ABSENT
+            return opened.codec.decode(stored.data), stored.version
+
+        return opened.store.peek(key).addCallback(decoded)
+
+    def change(
+        self,
+        key: bytes,
+        edit: Callable[[R | None], R | None],
+        *,
+        attempts: int = CHANGE_ATTEMPTS,
+    ) -> Deferred[R | None]:
+        """Edit one player's record outside a route: ``edit(record)`` (None
+        if there is none) returns the record to keep, or None to delete it.
+
+        The one write path for code that is not a session route (accounts,
+        the admin pages, a periodic task): the save names the version read, so
+        if another writer got there first ``edit`` runs again on the fresh
+        record, up to ``attempts`` times (then Conflict). It does not wait for
+        the player's turn, so ``edit`` must do nothing but compute the record.
+        Fires with what was kept.
+        """
+        if attempts < 1:
+            raise ValueError(f"attempts must be 1 or more (got {attempts!r})")
+        return Deferred.fromCoroutine(self._edit(key, edit, attempts))
+
+    async def _edit(
+        self, key: bytes, edit: Callable[[R | None], R | None], attempts: int
+    ) -> R | None:
+        opened = self.opened
+        for attempt in range(attempts):
+            record, version = await self.fetch(key)
+            new = edit(record)
+            try:
+                if new is None:
+                    if version != ABSENT:
+                        await opened.store.delete(key, version)
+                else:
+                    await opened.store.save(key, opened.codec.encode(new), version)
+            except Conflict:
+                if attempt == attempts - 1:
+                    raise
+                continue
+            return new
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def drop(self, key: bytes) -> Deferred[bool]:
+        """Forget one player's record, whatever its version; True if it was
+        there."""
+        return self.opened.store.delete(key, ANY_VERSION)
 
     # -- hooks -----------------------------------------------------------------
 
@@ -374,7 +480,7 @@ class Slab(Generic[R]):
     def decoded(self, key: bytes, stored: Stored | StoredRecord) -> R | None:
         """The record in ``stored``, or None (logged once, counted) if unreadable."""
         try:
-            return self._serving().codec.decode(stored.data)
+            return self.opened.codec.decode(stored.data)
         except RecordUnreadable as error:
             self.unreadable(key, stored, error)
             return None
@@ -420,7 +526,7 @@ class Slab(Generic[R]):
         :data:`SLICE` records the reactor serves other requests, so reading a
         large slab never stalls the capsule; a small one is read at once.
         """
-        opened = self._serving()
+        opened = self.opened
         cursor: str | None = None
         read = 0
         while True:
@@ -455,7 +561,7 @@ class Slab(Generic[R]):
 
     def peek(self, key: bytes) -> Deferred[R | None]:
         """One player's record, or None, without touching it, on any store."""
-        return self._serving().store.peek(key).addCallback(self._decoded_or_none, key)
+        return self.opened.store.peek(key).addCallback(self._decoded_or_none, key)
 
     def _decoded_or_none(self, stored: Stored | None, key: bytes) -> R | None:
         return None if stored is None else self.decoded(key, stored)
@@ -465,7 +571,7 @@ class Slab(Generic[R]):
         return self._decoded_or_none(self._immediate().peek_now(key), key)
 
     def _immediate(self) -> IImmediateSessionStore:
-        opened = self._serving()
+        opened = self.opened
         if opened.immediate is None:
             raise TypeError(
                 f"slab {self.name!r} is kept outside this process: use"
@@ -476,7 +582,7 @@ class Slab(Generic[R]):
 
 def check_same(slab: Slab[Any], **settings: Any) -> None:
     """ConfigError unless ``settings`` say nothing other than ``slab``'s own."""
-    if slab._implicit:
+    if slab.implicit:
         # session_route(record=...) came first and asked for nothing.
         slab.declare(**settings)
         return

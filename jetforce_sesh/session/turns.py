@@ -8,6 +8,7 @@ at once hands it on again. Done by recursion, a long queue would overflow the st
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 if TYPE_CHECKING:
@@ -22,6 +23,18 @@ class Waiter(Protocol):
 
     def refuse(self, response: Response | None) -> None:
         """The slab closes: answer ``response`` without playing."""
+
+
+class Running(Protocol):
+    """A request that holds its turn and may be waiting on something: what a
+    closing slab needs of it."""
+
+    def stop(self, response: Response | None) -> None:
+        """End now, keeping nothing, and answer ``response`` (None: nobody
+        listens)."""
+
+    def when_done(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` once the turn is let go of."""
 
 
 W = TypeVar("W", bound=Waiter)

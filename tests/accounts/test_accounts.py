@@ -15,8 +15,15 @@ from jetforce_sesh import SessionApplication, use_accounts
 from jetforce_sesh.accounts.codes import ALPHABET, Guesses, normal_code
 from jetforce_sesh.accounts.pages import SWEEP_EVERY, Accounts
 from jetforce_sesh.accounts.records import AccountOptions
-from jetforce_sesh.server.protocol import secret_query_hidden
-from jetforce_sesh.testing import Page, SessionHarness, fingerprint_of, later_stores
+from jetforce_sesh.server.protocol import query_hidden
+from jetforce_sesh.session.route import ENVIRON_SECRET
+from jetforce_sesh.testing import (
+    Page,
+    SessionHarness,
+    fingerprint_of,
+    later_stores,
+    make_environ,
+)
 from tests.strategies import player_input
 
 app = SessionApplication("accounts test")
@@ -39,7 +46,7 @@ def visit(request: Request, record: Visits) -> Response:
 @app.session_route("/slow", record=Visits)
 async def slow(request: Request, record: Visits) -> Response:
     seen = record.count
-    await deferLater(visits.opened_clock(), 1, lambda: None)
+    await deferLater(visits.clock, 1, lambda: None)
     record.count = seen + 1
     return Response(Status.SUCCESS, "text/plain", str(record.count))
 
@@ -70,7 +77,7 @@ def revoke(harness: SessionHarness, player: str, *, by: str) -> Page:
 
 def evict_link(player: str) -> None:
     """Drop ``player``'s link record, as an eviction or idle expiry would."""
-    store = accounts.members.serving.immediate
+    store = accounts.members.opened.immediate
     assert store is not None
     assert store.delete_now(fingerprint_of(player))
 
@@ -354,12 +361,25 @@ def test_one_code_links_one_certificate_even_when_the_store_answers_later() -> N
     )
 
 
-def test_the_access_log_leaves_link_codes_out() -> None:
-    assert "gemini://h:1965/account/link?(hidden)" == secret_query_hidden(
+def test_the_link_route_marks_its_query_secret_for_the_access_log() -> None:
+    """The route that answers decides, not the spelling of its path: every
+    spelling that reaches /account/link is marked, another route is not."""
+    SessionHarness(app)
+    marked = {}
+    for path in ("/account/link", "/account/link/", "/%61ccount/link", "/guess"):
+        environ = make_environ(path, query="abcd-2345")
+        list(app(environ, lambda status, meta: None))
+        marked[path] = environ.get(ENVIRON_SECRET, False)
+    assert {
+        "/account/link": True,
+        "/account/link/": True,
+        "/%61ccount/link": True,
+        "/guess": False,
+    } == marked
+    assert "gemini://h:1965/account/link?(hidden)" == query_hidden(
         "gemini://h:1965/account/link?abcd-2345"
     )
-    assert "gemini://h/guess?42" == secret_query_hidden("gemini://h/guess?42")
-    assert "gemini://h/account/link" == secret_query_hidden("gemini://h/account/link")
+    assert "gemini://h/account/link" == query_hidden("gemini://h/account/link")
 
 
 def test_a_revoked_first_certificate_stays_out_when_its_link_record_goes(

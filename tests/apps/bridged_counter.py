@@ -19,7 +19,7 @@ async def slow(request: Request, record: counter.Visits) -> Response:
     seen = record.count
     # Read, wait, then write what was read plus one: a lost update if anything
     # else wrote the record meanwhile.
-    await deferLater(counter.slab.opened_clock(), 0.002, lambda: None)
+    await deferLater(counter.slab.clock, 0.002, lambda: None)
     record.count = seen + 1
     record.ever += 1
     return Response(Status.SUCCESS, "text/gemini", f"Visit number {record.count}.\n")

@@ -22,7 +22,7 @@ slab = app.slab(Count, record_size=32)
 @app.session_route("/slow", record=Count)
 async def slow(request: Request, record: Count) -> Response:
     seen = record.n
-    await deferLater(slab.opened_clock(), 0.01, lambda: None)
+    await deferLater(slab.clock, 0.01, lambda: None)
     record.n = seen + 1
     return Response(Status.SUCCESS, "text/plain", str(record.n))
 
@@ -44,7 +44,7 @@ async def linger(request: Request, record: Count) -> Response:
     lingering += 1
     try:
         record.n += 1
-        await deferLater(slab.opened_clock(), 3, lambda: None)
+        await deferLater(slab.clock, 3, lambda: None)
     finally:
         lingering -= 1
     return Response(Status.SUCCESS, "text/plain", str(record.n))

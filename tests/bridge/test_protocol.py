@@ -64,7 +64,7 @@ def visit(request: Request, record: Visits) -> Response:
 @app.session_route("/slow", record=Visits)
 async def slow(request: Request, record: Visits) -> Response:
     seen = record.count
-    await deferLater(app.slabs[Visits].opened_clock(), 1, lambda: None)
+    await deferLater(app.slabs[Visits].clock, 1, lambda: None)
     record.count = seen + 1
     return Response(Status.SUCCESS, "text/plain", str(record.count))
 
@@ -507,7 +507,7 @@ def test_no_message_changes_a_record_unless_answered_done(
     harness = SessionHarness(app, defaults=SlabOptions(max_queued=2))
     factory = BridgeFactory(bridged(app.slabs.values()), harness.clock)
     factory.doStart()
-    store = app.slabs[Visits].serving.immediate
+    store = app.slabs[Visits].opened.immediate
     assert store is not None
     clients = [Client(factory) for _ in range(3)]
     for each in clients:
@@ -568,5 +568,5 @@ def test_a_store_that_does_not_answer_in_time_is_a_refusal_not_an_error() -> Non
     assert [b"Nthe record store is unavailable: try again later"] == client.replies()
     assert not client.closed
     # The LOOKUP that failed holds no turn.
-    assert fingerprint_of("alice") not in app.slabs[Visits].serving.turns
+    assert fingerprint_of("alice") not in app.slabs[Visits].opened.turns
     factory.doStop()

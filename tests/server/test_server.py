@@ -54,7 +54,7 @@ def server_for(
     app: SessionApplication, reactor: MemoryReactorClock, ready: Deferred[list[str]]
 ) -> SessionServer:
     return SessionServer(
-        app, reactor=reactor, ready=ready, sessions=[app], grace=0, use_tls=False
+        app, reactor=reactor, ready=ready, apps=[app], grace=0, use_tls=False
     )
 
 

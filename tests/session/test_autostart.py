@@ -68,7 +68,7 @@ def test_an_app_opened_already_is_left_as_it_is() -> None:
     app.open(clock, SlabOptions(max_records=3))
     autostart.open_served([app], Clock())
     slab = app.slabs[Visits]
-    assert (3, clock) == (slab.options.max_records, slab.opened_clock())
+    assert (3, clock) == (slab.options.max_records, slab.clock)
     app.close(grace=0)
 
 

@@ -16,11 +16,11 @@ from jetforce_sesh import (
     SessionApplication,
     Slab,
     StoreNotOpen,
-    after_save,
     memory_stores,
     player_key,
 )
 from jetforce_sesh.records.codec import reset
+from jetforce_sesh.session.visit import after_save
 from jetforce_sesh.stores import ANY_VERSION, MemoryStore, StoreSpec, StoreStats
 from jetforce_sesh.testing import Page, SessionHarness, fingerprint_of
 

@@ -20,12 +20,12 @@ from jetforce_sesh import (
     SessionApplication,
     Slab,
     SlabOptions,
-    after_save,
     player_key,
 )
 from jetforce_sesh.errors import StoreUnavailable
 from jetforce_sesh.identity import Certificate
 from jetforce_sesh.session.answers import UNAVAILABLE
+from jetforce_sesh.session.visit import after_save
 from jetforce_sesh.stores import ANY_VERSION, MemoryStore
 from jetforce_sesh.stores.memory import memory_stores
 from jetforce_sesh.testing import (

@@ -25,8 +25,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from jetforce_sesh import moved
+from jetforce_sesh.version import VERSION
 
-__version__ = "0.3.0"
+__version__ = VERSION
 
 moved.install()
 
@@ -106,8 +107,6 @@ _HOMES: dict[str, str] = {
     "reset": "jetforce_sesh.records",
     "skeleton": "jetforce_sesh.names",
     "use_accounts": "jetforce_sesh.accounts",
-    # The demo capsule, for ``--app jetforce_sesh:app``.
-    "app": "jetforce_sesh.demo",
 }
 
 __all__ = [
@@ -155,6 +154,12 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name == "app":
+        # The demo capsule, for ``--app jetforce_sesh:app``: the games it serves
+        # import this package, so it loads only when named.
+        from jetforce_sesh.demo import app
+
+        return app
     home = _HOMES.get(name)
     if home is not None:
         value = getattr(importlib.import_module(home), name)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from jetforce.app.base import DeferredResponse, Response
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    # Only named in annotations: the base layer imports nothing of Jetforce.
+    from jetforce.app.base import DeferredResponse, Response
 
 
 class ConfigError(ValueError):

@@ -57,7 +57,6 @@ MOVED: dict[str, str] = {
 RENAMED: dict[tuple[str, str], tuple[str, str]] = {
     ("jetforce_sesh.codec", "Codec"): ("jetforce_sesh.records.codec", "Codec"),
     ("jetforce_sesh.codec", "reset"): ("jetforce_sesh.records.codec", "reset"),
-    ("jetforce_sesh.codec", "why"): ("jetforce_sesh.errors", "why"),
     ("jetforce_sesh.store", "AnswersAtOnce"): (
         "jetforce_sesh.stores.support",
         "DeferredMethods",
@@ -96,9 +95,8 @@ RENAMED: dict[tuple[str, str], tuple[str, str]] = {
     ("jetforce_sesh.slab", "Opened"): ("jetforce_sesh.session.slab", "OpenSlab"),
     **{
         ("jetforce_sesh.route", name): ("jetforce_sesh.session.visit", name)
-        for name in ("ATTEMPTS", "ENVIRON_VISIT", "STORE_TIMEOUT", "Visit", "fields")
+        for name in ("ATTEMPTS", "ENVIRON_VISIT", "STORE_TIMEOUT")
     },
-    ("jetforce_sesh.route", "Outcome"): ("jetforce_sesh.session.answers", "Outcome"),
 }
 
 
@@ -113,7 +111,9 @@ def renamed(module: str, name: str) -> Any:
         f"{module}.{name} is {new_module}.{new_name} since jetforce-sesh 0.3;"
         f" the old name goes in 0.4",
         DeprecationWarning,
-        stacklevel=_caller_level(),
+        # Past this function and the module's __getattr__: the line that
+        # named the old name (the import system's own frames are skipped).
+        stacklevel=3,
     )
     return getattr(importlib.import_module(new_module), new_name)
 
@@ -126,9 +126,10 @@ class OldPath(types.ModuleType):
         self.__new_module = new
 
     def __getattr__(self, name: str) -> Any:
-        if (self.__name__, name) in RENAMED:
+        try:
+            return getattr(self.__new_module, name)
+        except AttributeError:
             return renamed(self.__name__, name)
-        return getattr(self.__new_module, name)
 
     def __dir__(self) -> list[str]:
         return sorted(set(dir(self.__new_module)) | set(super().__dir__()))
@@ -154,7 +155,9 @@ class MovedModules:
             f"module {spec.name} is {new} since jetforce-sesh 0.3; the old path"
             f" goes in 0.4",
             DeprecationWarning,
-            stacklevel=_caller_level(),
+            # The line that imported the old path: the import system's own
+            # frames in between are skipped by warnings itself.
+            stacklevel=2,
         )
         return OldPath(spec.name, importlib.import_module(new))
 
@@ -166,15 +169,3 @@ def install() -> None:
     """Let the old paths import (once per interpreter)."""
     if not any(isinstance(finder, MovedModules) for finder in sys.meta_path):
         sys.meta_path.append(MovedModules())
-
-
-def _caller_level() -> int:
-    # The warning belongs to the line that imported or named the old path, not
-    # to the import machinery in between.
-    level, frame = 2, sys._getframe(2)
-    while frame is not None and (
-        frame.f_code.co_filename.startswith("<frozen importlib")
-        or frame.f_code.co_filename == __file__
-    ):
-        frame, level = frame.f_back, level + 1  # type: ignore[assignment]
-    return level

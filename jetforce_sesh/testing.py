@@ -299,7 +299,7 @@ class SessionHarness:
                 # A store that closes later, on an earlier test's clock that
                 # will never move again: let go of it.
                 for slab in app.slabs.values():
-                    slab._abandon()
+                    slab.abandon()
             self.opened = app.open(self.clock, defaults, stores)
 
     def request(

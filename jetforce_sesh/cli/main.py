@@ -20,7 +20,6 @@ from twisted.application.service import IService
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import globalLogBeginner
 
-from jetforce_sesh import __version__
 from jetforce_sesh.bridge.protocol import BridgeFactory
 from jetforce_sesh.bridge.service import BridgeService, bridged, check_keys
 from jetforce_sesh.bridge.socket import check_path, group_id, listener
@@ -59,6 +58,7 @@ from jetforce_sesh.stores.memory import memory_stores
 from jetforce_sesh.stores.redis.store import RedisStores
 from jetforce_sesh.stores.redis.url import PASSWORD_ENV
 from jetforce_sesh.stores.sqlite.store import SQLiteStores, Sync
+from jetforce_sesh.version import VERSION
 from sesh_bridge import SOCKET_VARIABLE
 
 
@@ -142,7 +142,7 @@ def build_parser() -> Parser:
         if action.dest in _JETFORCE_HELP:
             action.help = _JETFORCE_HELP[action.dest]
         if isinstance(action, argparse._VersionAction):
-            action.version = f"jetforce-sesh {__version__}"
+            action.version = f"jetforce-sesh {VERSION}"
     parser = Parser(
         prog="jetforce-sesh",
         description="Jetforce Gemini server for capsules that remember each player\n"

@@ -19,8 +19,7 @@ import re
 import attrs
 from jetforce.app.base import Request, Response, Status
 
-from jetforce_sesh import SessionApplication
-from jetforce_sesh.names import quoted
+from jetforce_sesh import SessionApplication, quoted
 
 LOWEST = 1
 HIGHEST = 100

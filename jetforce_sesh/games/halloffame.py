@@ -18,9 +18,15 @@ from typing import TypeVar
 import attrs
 from jetforce.app.base import Request, Response, Status
 
-from jetforce_sesh import SessionApplication, player_key
+from jetforce_sesh import (
+    MAX_NAME,
+    SessionApplication,
+    clean_name,
+    player_key,
+    quoted,
+    skeleton,
+)
 from jetforce_sesh.games import guess, hangman
-from jetforce_sesh.names import MAX_NAME, clean_name, quoted, skeleton
 
 #: How many players each table shows.
 TOP = 10

@@ -16,8 +16,7 @@ from importlib import resources
 import attrs
 from jetforce.app.base import Request, Response, Status
 
-from jetforce_sesh import SessionApplication
-from jetforce_sesh.names import quoted
+from jetforce_sesh import SessionApplication, quoted
 
 LIVES = 6
 LETTERS = frozenset(string.ascii_lowercase)

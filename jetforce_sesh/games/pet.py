@@ -20,8 +20,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from jetforce_sesh import SessionApplication
-from jetforce_sesh.session.visit import after_save
+from jetforce_sesh import SessionApplication, after_save
 
 _log = Logger()
 

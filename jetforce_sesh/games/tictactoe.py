@@ -13,8 +13,7 @@ import functools
 import attrs
 from jetforce.app.base import Request, Response, Status
 
-from jetforce_sesh import SessionApplication
-from jetforce_sesh.names import quoted
+from jetforce_sesh import SessionApplication, quoted
 
 app = SessionApplication(
     "Tic-tac-toe",

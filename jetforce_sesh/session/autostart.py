@@ -18,20 +18,36 @@ from __future__ import annotations
 
 import sys
 import weakref
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-if TYPE_CHECKING:
-    from jetforce_sesh.session.application import SessionApplication
+
+class Startable(Protocol):
+    """What starting and stopping with the reactor needs of an application
+    (a SessionApplication provides it)."""
+
+    #: True once something opened it.
+    started: bool
+    #: Seconds the requests in flight get when it closes.
+    grace: float
+
+    @property
+    def included(self) -> Sequence[Startable]: ...
+
+    def open(self, clock: Any) -> Deferred[Any]: ...
+
+    def close(self, grace: float) -> Deferred[None]: ...
+
 
 _log = Logger()
 
-_enrolled: weakref.WeakSet[SessionApplication] = weakref.WeakSet()
+_enrolled: weakref.WeakSet[Startable] = weakref.WeakSet()
 #: The applications opened here, closed here when the reactor stops.
-_opened: list[SessionApplication] = []
+_opened: list[Startable] = []
 
 
 class _Watch:
@@ -44,7 +60,7 @@ class _Watch:
 _watch = _Watch()
 
 
-def enrol(app: SessionApplication) -> None:
+def enrol(app: Startable) -> None:
     """Open ``app`` when the global reactor starts, unless opened by then."""
     if _watch.off:
         return
@@ -66,7 +82,7 @@ def turn_off() -> None:
     _enrolled.clear()
 
 
-def served(apps: list[SessionApplication]) -> list[SessionApplication]:
+def served(apps: list[Startable]) -> list[Startable]:
     """Of ``apps``, those not yet opened that no other application includes."""
     included = {id(other) for app in apps for other in app.included}
     return [app for app in apps if not app.started and id(app) not in included]
@@ -78,7 +94,7 @@ def _open_all(reactor: Any) -> Deferred[None] | None:
     return open_served(list(_enrolled), reactor)
 
 
-def open_served(apps: list[SessionApplication], reactor: Any) -> Deferred[None]:
+def open_served(apps: list[Startable], reactor: Any) -> Deferred[None]:
     """Open those of ``apps`` a server script serves, each with its own
     settings; a failure is printed in one line and stops ``reactor``."""
     apps = served(apps)

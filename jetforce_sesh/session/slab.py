@@ -311,7 +311,7 @@ class Slab(Generic[R]):
 
         return _Change(finished.addCallback(close_store), self).wait()
 
-    def _abandon(self) -> None:
+    def abandon(self) -> None:
         """Let go of the store without waiting for it to close (the testing
         harness, when the clock the store closes on will never move again)."""
         self._opened = None

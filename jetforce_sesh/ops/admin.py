@@ -216,7 +216,7 @@ class Admin:
             # None left; or, against odds of 1 in 2**64 per pair of players,
             # two: drop neither rather than guess.
             return False
-        deleted: bool = await slab.store.delete(found[0][1].key)
+        deleted: bool = await slab.drop(found[0][1].key)
         return deleted
 
     # -- flushing the record files ----------------------------------------------

@@ -47,8 +47,8 @@ from jetforce_sesh.records.codec import Codec
 from jetforce_sesh.stores import ABSENT, ANY_VERSION, Stored
 from jetforce_sesh.stores.contract import StoreSpec
 from jetforce_sesh.stores.sqlite import store as persist_module
+from jetforce_sesh.stores.sqlite.file import FILE_FORMAT
 from jetforce_sesh.stores.sqlite.store import (
-    FILE_FORMAT,
     FLUSH_EVERY,
     SQLiteStore,
     SQLiteStores,

@@ -34,10 +34,8 @@ import os
 import sqlite3
 import threading
 import time
-import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Literal
 
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -63,13 +61,22 @@ from jetforce_sesh.stores.contract import (
     StoreStats,
 )
 from jetforce_sesh.stores.memory import MemoryStore
+from jetforce_sesh.stores.sqlite.file import (
+    FILE_FORMAT,
+    SELECT_ROWS,
+    UPSERT,
+    WAL_LIMIT,
+    Row,
+    Sync,
+    checksum,
+    connect,
+    make_private,
+    meta,
+    transaction,
+    whole,
+)
 from jetforce_sesh.stores.support import DeferredMethods, HookMethods, Hooks
 
-Sync = Literal["normal", "full"]
-Row = tuple[bytes, bytes, int, float]
-
-#: The layout of our SQLite files; a file of another gets moved aside.
-FILE_FORMAT = "jetforce-sesh/1"
 #: Seconds between two writes of the last-use times.
 FLUSH_EVERY = 10.0
 #: Rows written in one go, before the reactor serves other requests.
@@ -82,98 +89,12 @@ CATCH_UP_PASSES = 50
 #: Seconds between two of those passes: back to back, they held SQLite's locks
 #: so often that a save now and then waited for one (4 ms, measured).
 PASS_PAUSE = 0.002
-#: Bytes the WAL file is cut back to once a checkpoint has emptied it. Large:
-#: a WAL cut back after every checkpoint grows again by fresh pages, and that
-#: costs more CPU per save than writing over pages it already has (measured: a
-#: 4 MiB limit made a save 7% of a request dearer end to end).
-WAL_LIMIT = 64 * 1024 * 1024
 #: Rows read at a time at start-up.
 READ_BATCH = 10_000
-#: Seconds a write waits for the file's lock: nothing else should hold it (the
-#: state directory is ours alone), and a request must never wait long.
-BUSY_TIMEOUT = 0.1
 
 _log = Logger()
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS records (
-    key BLOB PRIMARY KEY,
-    data BLOB NOT NULL,
-    version INTEGER NOT NULL,
-    last_used REAL NOT NULL,
-    checksum INTEGER NOT NULL
-) WITHOUT ROWID;
-"""
-_SALVAGE = "SELECT key, data, version, last_used, checksum FROM records"
-UPSERT = (
-    "INSERT INTO records (key, data, version, last_used, checksum)"
-    " VALUES (?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET data = excluded.data,"
-    " version = excluded.version, last_used = excluded.last_used,"
-    " checksum = excluded.checksum"
-)
 _FLOOR = "INSERT OR REPLACE INTO meta (name, value) VALUES ('version', ?)"
-
-
-def checksum(key: bytes, data: bytes, version: int) -> int:
-    """CRC-32 of a row's key, bytes and version."""
-    return zlib.crc32(data, zlib.crc32(key + version.to_bytes(8, "little")))
-
-
-def _make_private(path: Path) -> None:
-    """Make ``path`` empty and 0600 if it does not exist: SQLite then writes
-    into it (and makes its ``-wal`` and ``-shm`` with the same mode), so no
-    record is ever in a file others may read, whatever the umask."""
-    with contextlib.suppress(FileExistsError):
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-
-
-def connect(path: Path, sync: Sync = "normal") -> sqlite3.Connection:
-    """A slab's file, made (mode 0600) with its tables if it is new."""
-    _make_private(path)
-    db = sqlite3.connect(
-        path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT
-    )
-    try:
-        db.execute("PRAGMA journal_mode=wal")
-        db.execute(f"PRAGMA synchronous={sync}")
-        db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
-        db.executescript(_SCHEMA)
-    except BaseException:
-        db.close()
-        raise
-    return db
-
-
-def meta(slab: str, codec_format: str) -> dict[str, str]:
-    """What a slab's file says of itself: its format, its slab, its codec."""
-    return {"format": FILE_FORMAT, "slab": slab, "codec": codec_format}
-
-
-def whole(
-    key: object, data: object, version: object, used: object, check: object
-) -> bool:
-    """Whether a row read from a file is a record, untouched since it was written."""
-    return (
-        type(key) is bytes
-        and len(key) == 32
-        and type(data) is bytes
-        and type(version) is int
-        and version > 0
-        and type(used) is float
-        and checksum(key, data, version) == check
-    )
-
-
-@contextlib.contextmanager
-def transaction(db: sqlite3.Connection) -> Iterator[None]:
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
 
 
 def records_text(count: int) -> str:
@@ -208,7 +129,7 @@ def _aside(path: Path, why: str) -> Path:
 def _copy_aside(path: Path, why: str, db: sqlite3.Connection) -> Path:
     """A copy of the database as it is now, next to it, by SQLite's backup API."""
     target = _free_name(path, why)
-    _make_private(target)
+    make_private(target)
     copy = sqlite3.connect(target)
     try:
         db.backup(copy)
@@ -589,7 +510,7 @@ class SQLiteStore(DeferredMethods, HookMethods):
 
         def live() -> Iterator[Row]:
             nonlocal counted, floor
-            cursor = db.execute(_SALVAGE + " ORDER BY last_used")
+            cursor = db.execute(SELECT_ROWS + " ORDER BY last_used")
             while batch := cursor.fetchmany(READ_BATCH):
                 for key, data, version, used, check in batch:
                     if not whole(key, data, version, used, check):
@@ -664,7 +585,7 @@ class SQLiteStore(DeferredMethods, HookMethods):
             """The first row from ``start`` on, or None; DatabaseError if the
             page it is on cannot be read."""
             row: tuple[object, ...] | None = db.execute(
-                _SALVAGE + " WHERE key >= ? ORDER BY key LIMIT 1",
+                SELECT_ROWS + " WHERE key >= ? ORDER BY key LIMIT 1",
                 (start.to_bytes(32, "big"),),
             ).fetchone()
             return row
@@ -697,7 +618,7 @@ class SQLiteStore(DeferredMethods, HookMethods):
                     break
                 try:
                     cursor = db.execute(
-                        _SALVAGE + " WHERE key >= ? ORDER BY key",
+                        SELECT_ROWS + " WHERE key >= ? ORDER BY key",
                         (start.to_bytes(32, "big"),),
                     )
                     for key, data, version, used, check in cursor:

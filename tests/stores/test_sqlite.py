@@ -47,13 +47,9 @@ from jetforce_sesh.records.codec import Codec
 from jetforce_sesh.stores import ABSENT, ANY_VERSION, Stored
 from jetforce_sesh.stores.contract import StoreSpec
 from jetforce_sesh.stores.sqlite import store as persist_module
+from jetforce_sesh.stores.sqlite.directory import StateDirectory
 from jetforce_sesh.stores.sqlite.file import FILE_FORMAT
-from jetforce_sesh.stores.sqlite.store import (
-    FLUSH_EVERY,
-    SQLiteStore,
-    SQLiteStores,
-    StateDirectory,
-)
+from jetforce_sesh.stores.sqlite.store import FLUSH_EVERY, SQLiteStore, SQLiteStores
 from jetforce_sesh.testing import START, SessionHarness, fingerprint_of
 from tests.stores.test_memory import (
     MemoryStoreAgainstModel,

@@ -2,6 +2,7 @@
 slab, so records survive restarts and crashes; a damaged file is kept aside,
 never deleted."""
 
-from jetforce_sesh.stores.sqlite.store import SQLiteStore, SQLiteStores, StateDirectory
+from jetforce_sesh.stores.sqlite.directory import StateDirectory
+from jetforce_sesh.stores.sqlite.store import SQLiteStore, SQLiteStores
 
 __all__ = ["SQLiteStore", "SQLiteStores", "StateDirectory"]

@@ -46,6 +46,7 @@ from jetforce_sesh.options import OnFull, SlabOptions
 from jetforce_sesh.records.codec import Codec
 from jetforce_sesh.stores import ABSENT, ANY_VERSION, Stored
 from jetforce_sesh.stores.contract import StoreSpec
+from jetforce_sesh.stores.sqlite import checkpoints as checkpoints_module
 from jetforce_sesh.stores.sqlite import store as persist_module
 from jetforce_sesh.stores.sqlite.directory import StateDirectory
 from jetforce_sesh.stores.sqlite.file import FILE_FORMAT
@@ -395,7 +396,7 @@ class Overtaken:
 
 
 def copy(overtaken: Overtaken, path: Path) -> bool:
-    checkpoints = persist_module.Checkpoints(path, overtaken)
+    checkpoints = checkpoints_module.Checkpoints(path, overtaken)
     try:
         return checkpoints.copy()
     finally:
@@ -429,7 +430,7 @@ def test_a_checkpoint_that_is_always_overtaken_gives_up_and_the_wal_grows(
 ) -> None:
     """The control for the tests above: a copy that never gets all of the WAL
     stops after ``CATCH_UP_PASSES``, and the WAL keeps every save."""
-    monkeypatch.setattr(persist_module, "CATCH_UP_PASSES", 3)
+    monkeypatch.setattr(checkpoints_module, "CATCH_UP_PASSES", 3)
     life = capsule.start()
     overtaken = Overtaken(capsule, life, held=3)
     assert (False, 3) == (copy(overtaken, capsule.file), overtaken.passes)

@@ -31,9 +31,8 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from twisted.internet.defer import Deferred, fail
@@ -60,12 +59,12 @@ from jetforce_sesh.stores.contract import (
     StoreStats,
 )
 from jetforce_sesh.stores.memory import MemoryStore
+from jetforce_sesh.stores.sqlite.checkpoints import Checkpoints
 from jetforce_sesh.stores.sqlite.directory import StateDirectory
 from jetforce_sesh.stores.sqlite.file import (
     FILE_FORMAT,
     SELECT_ROWS,
     UPSERT,
-    WAL_LIMIT,
     Row,
     Sync,
     checksum,
@@ -81,14 +80,6 @@ from jetforce_sesh.stores.support import DeferredMethods, HookMethods, Hooks
 FLUSH_EVERY = 10.0
 #: Rows written in one go, before the reactor serves other requests.
 FLUSH_SLICE = 500
-#: Seconds between two checkpoints, in the checkpoint thread.
-CHECKPOINT_EVERY = 5.0
-#: Passes one checkpoint makes at most, back to back, until one finds no save
-#: made while it copied (see :class:`Checkpoints`).
-CATCH_UP_PASSES = 50
-#: Seconds between two of those passes: back to back, they held SQLite's locks
-#: so often that a save now and then waited for one (4 ms, measured).
-PASS_PAUSE = 0.002
 #: Rows read at a time at start-up.
 READ_BATCH = 10_000
 
@@ -154,68 +145,6 @@ class SQLiteStores:
 
     def __call__(self, spec: StoreSpec) -> SQLiteStore:
         return SQLiteStore(spec, self.directory.file_for(spec.name), self.sync)
-
-
-class Checkpoints(threading.Thread):
-    """Copies the WAL into the database file now and then, off the reactor.
-
-    SQLite starts the WAL from its beginning again only when a save finds all
-    of it copied. A copy made while the reactor saves leaves the saves made
-    meanwhile, so under steady saves a single pass never gets there and the
-    WAL grows by a page per save, without end (measured: 49 MB after 12,000
-    saves). So a copy repeats its pass, each copying only what came since,
-    until one ends with all of the WAL copied and no save made while it ran.
-    Nothing of this waits on the reactor or makes it wait: the reactor never
-    runs a checkpoint, and never an ``fsync`` with ``--sync normal``.
-    """
-
-    def __init__(self, path: Path, saves: Callable[[], int]) -> None:
-        super().__init__(name=f"checkpoints of {path.name}", daemon=True)
-        self.path = path
-        #: The writer's count of transactions committed so far.
-        self.saves = saves
-        self.done = threading.Event()
-        self._db: sqlite3.Connection | None = None
-
-    def copy(self) -> bool:
-        """Copy the WAL into the database file; whether all of it is now."""
-        if self._db is None:
-            self._db = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False
-            )
-            self._db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
-        for number in range(CATCH_UP_PASSES):
-            if number and self.done.wait(PASS_PAUSE):
-                return False  # stopping: the close checkpoints
-            begun = self.saves()
-            try:
-                busy, log, copied = self._db.execute(
-                    "PRAGMA wal_checkpoint(PASSIVE)"
-                ).fetchone()
-            except sqlite3.Error:
-                return False
-            overtaken = self.saves() != begun
-            if not busy and log == copied and not overtaken:
-                return True
-        return False
-
-    def run(self) -> None:
-        try:
-            while not self.done.wait(CHECKPOINT_EVERY):
-                self.copy()
-        finally:
-            self.close()
-
-    def stop(self) -> None:
-        self.done.set()
-        if self.is_alive():
-            self.join()
-        self.close()
-
-    def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
 
 
 @implementer(IImmediateSessionStore)

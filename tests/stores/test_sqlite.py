@@ -47,6 +47,7 @@ from jetforce_sesh.records.codec import Codec
 from jetforce_sesh.stores import ABSENT, ANY_VERSION, Stored
 from jetforce_sesh.stores.contract import StoreSpec
 from jetforce_sesh.stores.sqlite import checkpoints as checkpoints_module
+from jetforce_sesh.stores.sqlite import salvage as salvage_module
 from jetforce_sesh.stores.sqlite import store as persist_module
 from jetforce_sesh.stores.sqlite.directory import StateDirectory
 from jetforce_sesh.stores.sqlite.file import FILE_FORMAT
@@ -998,7 +999,7 @@ def test_a_second_file_set_aside_in_the_same_second_keeps_the_first(
     capsule: Capsule, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two starts within one second on a bad disk: both bad files are kept."""
-    monkeypatch.setattr(persist_module, "_stamp", lambda: "20260101T000000")
+    monkeypatch.setattr(salvage_module, "_stamp", lambda: "20260101T000000")
     capsule.state.mkdir(mode=0o700)
     kept = []
     for n in range(2):

@@ -1,4 +1,5 @@
-"""Persistence: a slab's records survive restarts and crashes, in SQLite.
+"""The write-through store: a slab's records survive restarts and crashes, in
+SQLite.
 
 ``SQLiteStore`` keeps every record in a :class:`MemoryStore`, the fast read
 path and the memory bound, and writes each change through to one SQLite file per
@@ -17,11 +18,11 @@ mode; what a ``kill -9`` leaves in the WAL, SQLite recovers on the next open.
 - **Checkpoints** (copying the WAL into the database file) run in a thread of their
   own, on a connection of their own, so none ever holds up a request; each
   repeats its pass until one finds nothing saved meanwhile, so the WAL empties
-  and starts afresh instead of growing a page per save.
+  and starts afresh instead of growing a page per save (``checkpoints``).
 - Every row carries a CRC-32 of its key, bytes and version: a row damaged on disk
-  is never loaded. A file that cannot be read whole is moved aside (never
-  deleted), the rows it still holds that check out are loaded, and the capsule
-  serves.
+  is never loaded (``file``). A file that cannot be read whole is moved aside
+  (never deleted), the rows it still holds that check out are loaded, and the
+  capsule serves (``salvage``).
 
 The guarantees, in one table, are in ``docs/explanation/persistence.md``.
 """

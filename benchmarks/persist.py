@@ -41,17 +41,15 @@ from benchmarks.stall import Ticker
 from jetforce_sesh import SlabOptions
 from jetforce_sesh.stores import ANY_VERSION, MemoryStore
 from jetforce_sesh.stores.contract import StoreSpec
-from jetforce_sesh.stores.sqlite.store import (
-    CHECKPOINT_EVERY,
-    FLUSH_EVERY,
+from jetforce_sesh.stores.sqlite.checkpoints import CHECKPOINT_EVERY
+from jetforce_sesh.stores.sqlite.file import (
     UPSERT,
-    SQLiteStore,
-    SQLiteStores,
     checksum,
     connect,
     meta,
     transaction,
 )
+from jetforce_sesh.stores.sqlite.store import FLUSH_EVERY, SQLiteStore, SQLiteStores
 
 reactor: Any = _reactor
 

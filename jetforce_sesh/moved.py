@@ -74,6 +74,33 @@ RENAMED: dict[tuple[str, str], tuple[str, str]] = {
         "SQLiteStores",
     ),
     **{
+        ("jetforce_sesh.persist", name): (f"jetforce_sesh.stores.sqlite.{home}", name)
+        for home, names in (
+            (
+                "file",
+                (
+                    "BUSY_TIMEOUT",
+                    "FILE_FORMAT",
+                    "UPSERT",
+                    "WAL_LIMIT",
+                    "Row",
+                    "Sync",
+                    "checksum",
+                    "connect",
+                    "meta",
+                    "transaction",
+                    "whole",
+                ),
+            ),
+            (
+                "checkpoints",
+                ("CATCH_UP_PASSES", "CHECKPOINT_EVERY", "PASS_PAUSE", "Checkpoints"),
+            ),
+            ("store", ("FLUSH_EVERY", "FLUSH_SLICE", "READ_BATCH", "records_text")),
+        )
+        for name in names
+    },
+    **{
         ("jetforce_sesh", name): ("jetforce_sesh.stores", name)
         for name in (
             "ABSENT",

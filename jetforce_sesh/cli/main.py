@@ -57,7 +57,8 @@ from jetforce_sesh.stores.contract import StoreFactory
 from jetforce_sesh.stores.memory import memory_stores
 from jetforce_sesh.stores.redis.store import RedisStores
 from jetforce_sesh.stores.redis.url import PASSWORD_ENV
-from jetforce_sesh.stores.sqlite.store import SQLiteStores, Sync
+from jetforce_sesh.stores.sqlite.file import Sync
+from jetforce_sesh.stores.sqlite.store import SQLiteStores
 from jetforce_sesh.version import VERSION
 from sesh_bridge import SOCKET_VARIABLE
 

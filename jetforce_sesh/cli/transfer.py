@@ -27,16 +27,16 @@ from jetforce_sesh.errors import ConfigError, RecordUnreadable
 from jetforce_sesh.options import SlabOptions
 from jetforce_sesh.session.application import SessionApplication
 from jetforce_sesh.session.slab import Slab
-from jetforce_sesh.stores.sqlite.store import (
+from jetforce_sesh.stores.sqlite.directory import StateDirectory
+from jetforce_sesh.stores.sqlite.file import (
     UPSERT,
-    StateDirectory,
     checksum,
     connect,
     meta,
-    records_text,
     transaction,
     whole,
 )
+from jetforce_sesh.stores.sqlite.store import records_text
 
 
 def _plain(value: Any) -> Any:

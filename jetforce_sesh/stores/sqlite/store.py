@@ -1,4 +1,5 @@
-"""Persistence: a slab's records survive restarts and crashes, in SQLite.
+"""The write-through store: a slab's records survive restarts and crashes, in
+SQLite.
 
 ``SQLiteStore`` keeps every record in a :class:`MemoryStore`, the fast read
 path and the memory bound, and writes each change through to one SQLite file per
@@ -17,11 +18,11 @@ mode; what a ``kill -9`` leaves in the WAL, SQLite recovers on the next open.
 - **Checkpoints** (copying the WAL into the database file) run in a thread of their
   own, on a connection of their own, so none ever holds up a request; each
   repeats its pass until one finds nothing saved meanwhile, so the WAL empties
-  and starts afresh instead of growing a page per save.
+  and starts afresh instead of growing a page per save (``checkpoints``).
 - Every row carries a CRC-32 of its key, bytes and version: a row damaged on disk
-  is never loaded. A file that cannot be read whole is moved aside (never
-  deleted), the rows it still holds that check out are loaded, and the capsule
-  serves.
+  is never loaded (``file``). A file that cannot be read whole is moved aside
+  (never deleted), the rows it still holds that check out are loaded, and the
+  capsule serves (``salvage``).
 
 The guarantees, in one table, are in ``docs/explanation/persistence.md``.
 """
@@ -29,15 +30,10 @@ The guarantees, in one table, are in ``docs/explanation/persistence.md``.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import sqlite3
-import threading
-import time
-import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
 
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -63,206 +59,38 @@ from jetforce_sesh.stores.contract import (
     StoreStats,
 )
 from jetforce_sesh.stores.memory import MemoryStore
+from jetforce_sesh.stores.sqlite.checkpoints import Checkpoints
+from jetforce_sesh.stores.sqlite.directory import StateDirectory
+from jetforce_sesh.stores.sqlite.file import (
+    FILE_FORMAT,
+    SELECT_ROWS,
+    UPSERT,
+    Row,
+    Sync,
+    checksum,
+    connect,
+    meta,
+    transaction,
+    whole,
+)
+from jetforce_sesh.stores.sqlite.salvage import copy_aside, move_aside, salvage
 from jetforce_sesh.stores.support import DeferredMethods, HookMethods, Hooks
 
-Sync = Literal["normal", "full"]
-Row = tuple[bytes, bytes, int, float]
-
-#: The layout of our SQLite files; a file of another gets moved aside.
-FILE_FORMAT = "jetforce-sesh/1"
 #: Seconds between two writes of the last-use times.
 FLUSH_EVERY = 10.0
 #: Rows written in one go, before the reactor serves other requests.
 FLUSH_SLICE = 500
-#: Seconds between two checkpoints, in the checkpoint thread.
-CHECKPOINT_EVERY = 5.0
-#: Passes one checkpoint makes at most, back to back, until one finds no save
-#: made while it copied (see :class:`Checkpoints`).
-CATCH_UP_PASSES = 50
-#: Seconds between two of those passes: back to back, they held SQLite's locks
-#: so often that a save now and then waited for one (4 ms, measured).
-PASS_PAUSE = 0.002
-#: Bytes the WAL file is cut back to once a checkpoint has emptied it. Large:
-#: a WAL cut back after every checkpoint grows again by fresh pages, and that
-#: costs more CPU per save than writing over pages it already has (measured: a
-#: 4 MiB limit made a save 7% of a request dearer end to end).
-WAL_LIMIT = 64 * 1024 * 1024
 #: Rows read at a time at start-up.
 READ_BATCH = 10_000
-#: Seconds a write waits for the file's lock: nothing else should hold it (the
-#: state directory is ours alone), and a request must never wait long.
-BUSY_TIMEOUT = 0.1
 
 _log = Logger()
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS records (
-    key BLOB PRIMARY KEY,
-    data BLOB NOT NULL,
-    version INTEGER NOT NULL,
-    last_used REAL NOT NULL,
-    checksum INTEGER NOT NULL
-) WITHOUT ROWID;
-"""
-_SALVAGE = "SELECT key, data, version, last_used, checksum FROM records"
-UPSERT = (
-    "INSERT INTO records (key, data, version, last_used, checksum)"
-    " VALUES (?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET data = excluded.data,"
-    " version = excluded.version, last_used = excluded.last_used,"
-    " checksum = excluded.checksum"
-)
 _FLOOR = "INSERT OR REPLACE INTO meta (name, value) VALUES ('version', ?)"
-
-
-def checksum(key: bytes, data: bytes, version: int) -> int:
-    """CRC-32 of a row's key, bytes and version."""
-    return zlib.crc32(data, zlib.crc32(key + version.to_bytes(8, "little")))
-
-
-def _make_private(path: Path) -> None:
-    """Make ``path`` empty and 0600 if it does not exist: SQLite then writes
-    into it (and makes its ``-wal`` and ``-shm`` with the same mode), so no
-    record is ever in a file others may read, whatever the umask."""
-    with contextlib.suppress(FileExistsError):
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-
-
-def connect(path: Path, sync: Sync = "normal") -> sqlite3.Connection:
-    """A slab's file, made (mode 0600) with its tables if it is new."""
-    _make_private(path)
-    db = sqlite3.connect(
-        path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT
-    )
-    try:
-        db.execute("PRAGMA journal_mode=wal")
-        db.execute(f"PRAGMA synchronous={sync}")
-        db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
-        db.executescript(_SCHEMA)
-    except BaseException:
-        db.close()
-        raise
-    return db
-
-
-def meta(slab: str, codec_format: str) -> dict[str, str]:
-    """What a slab's file says of itself: its format, its slab, its codec."""
-    return {"format": FILE_FORMAT, "slab": slab, "codec": codec_format}
-
-
-def whole(
-    key: object, data: object, version: object, used: object, check: object
-) -> bool:
-    """Whether a row read from a file is a record, untouched since it was written."""
-    return (
-        type(key) is bytes
-        and len(key) == 32
-        and type(data) is bytes
-        and type(version) is int
-        and version > 0
-        and type(used) is float
-        and checksum(key, data, version) == check
-    )
-
-
-@contextlib.contextmanager
-def transaction(db: sqlite3.Connection) -> Iterator[None]:
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
 
 
 def records_text(count: int) -> str:
     """ "1 record", "2 records": for messages."""
     return f"{count} record" if count == 1 else f"{count} records"
-
-
-def _stamp() -> str:
-    return time.strftime("%Y%m%dT%H%M%S")
-
-
-def _free_name(path: Path, why: str) -> Path:
-    """A name next to ``path`` that says why and when, and is nobody's yet."""
-    target = path.with_name(f"{path.name}.{why}-{_stamp()}")
-    number = 1
-    while any(Path(f"{target}{s}").exists() for s in ("", "-wal", "-shm")):
-        number += 1
-        target = path.with_name(f"{path.name}.{why}-{_stamp()}-{number}")
-    return target
-
-
-def _aside(path: Path, why: str) -> Path:
-    """Move ``path`` (with its WAL and index files) to a name that says why."""
-    target = _free_name(path, why)
-    for suffix in ("", "-wal", "-shm"):
-        source = Path(str(path) + suffix)
-        if source.exists():
-            os.replace(source, Path(str(target) + suffix))
-    return target
-
-
-def _copy_aside(path: Path, why: str, db: sqlite3.Connection) -> Path:
-    """A copy of the database as it is now, next to it, by SQLite's backup API."""
-    target = _free_name(path, why)
-    _make_private(target)
-    copy = sqlite3.connect(target)
-    try:
-        db.backup(copy)
-    finally:
-        copy.close()
-    return target
-
-
-class StateDirectory:
-    """``--state-dir``: made if need be, checked, and locked for this process.
-
-    Two servers writing one slab file would each overwrite the other's players:
-    the lock (``flock`` on ``jetforce-sesh.lock``) lets one server use the
-    directory at a time, and goes with the process, however it ends.
-    """
-
-    LOCK = "jetforce-sesh.lock"
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        try:
-            self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        except OSError as error:
-            raise ConfigError(
-                f"state directory {str(self.path)!r} cannot be made"
-                f" ({error.strerror}): give a directory this user may write"
-            ) from None
-        if not self.path.is_dir() or not os.access(self.path, os.W_OK | os.X_OK):
-            raise ConfigError(
-                f"state directory {str(self.path)!r} is not a directory this user"
-                f" may write: give another, or fix its owner and mode"
-            )
-        handle = os.open(self.path / self.LOCK, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(handle, 32).decode(errors="replace").strip()
-            os.close(handle)
-            raise ConfigError(
-                f"state directory {str(self.path)!r} is in use by another server"
-                f" (pid {holder or 'unknown'}): stop it, or give another directory"
-            ) from None
-        os.ftruncate(handle, 0)
-        os.write(handle, f"{os.getpid()}\n".encode())
-        self._lock = handle
-
-    def file_for(self, slab: str) -> Path:
-        return self.path / f"{slab}.sqlite3"
-
-    def release(self) -> None:
-        """Unlock the directory (the process ending does it too)."""
-        if self._lock >= 0:
-            os.close(self._lock)
-            self._lock = -1
 
 
 class SQLiteStores:
@@ -281,68 +109,6 @@ class SQLiteStores:
 
     def __call__(self, spec: StoreSpec) -> SQLiteStore:
         return SQLiteStore(spec, self.directory.file_for(spec.name), self.sync)
-
-
-class Checkpoints(threading.Thread):
-    """Copies the WAL into the database file now and then, off the reactor.
-
-    SQLite starts the WAL from its beginning again only when a save finds all
-    of it copied. A copy made while the reactor saves leaves the saves made
-    meanwhile, so under steady saves a single pass never gets there and the
-    WAL grows by a page per save, without end (measured: 49 MB after 12,000
-    saves). So a copy repeats its pass, each copying only what came since,
-    until one ends with all of the WAL copied and no save made while it ran.
-    Nothing of this waits on the reactor or makes it wait: the reactor never
-    runs a checkpoint, and never an ``fsync`` with ``--sync normal``.
-    """
-
-    def __init__(self, path: Path, saves: Callable[[], int]) -> None:
-        super().__init__(name=f"checkpoints of {path.name}", daemon=True)
-        self.path = path
-        #: The writer's count of transactions committed so far.
-        self.saves = saves
-        self.done = threading.Event()
-        self._db: sqlite3.Connection | None = None
-
-    def copy(self) -> bool:
-        """Copy the WAL into the database file; whether all of it is now."""
-        if self._db is None:
-            self._db = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False
-            )
-            self._db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
-        for number in range(CATCH_UP_PASSES):
-            if number and self.done.wait(PASS_PAUSE):
-                return False  # stopping: the close checkpoints
-            begun = self.saves()
-            try:
-                busy, log, copied = self._db.execute(
-                    "PRAGMA wal_checkpoint(PASSIVE)"
-                ).fetchone()
-            except sqlite3.Error:
-                return False
-            overtaken = self.saves() != begun
-            if not busy and log == copied and not overtaken:
-                return True
-        return False
-
-    def run(self) -> None:
-        try:
-            while not self.done.wait(CHECKPOINT_EVERY):
-                self.copy()
-        finally:
-            self.close()
-
-    def stop(self) -> None:
-        self.done.set()
-        if self.is_alive():
-            self.join()
-        self.close()
-
-    def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
 
 
 @implementer(IImmediateSessionStore)
@@ -518,7 +284,7 @@ class SQLiteStore(DeferredMethods, HookMethods):
             floor = int(found.pop("version", "0") or 0)
             if found and found != meta(self.name, self.codec_format):
                 db.close()
-                moved = _aside(self.path, "foreign")
+                moved = move_aside(self.path, "foreign")
                 self._note(
                     f"{self.path} was written by {found.get('format', '?')} for slab"
                     f" {found.get('slab', '?')!r} in {found.get('codec', '?')}, not"
@@ -546,8 +312,8 @@ class SQLiteStore(DeferredMethods, HookMethods):
             self._db = None
             self.memory = self._new_memory()
             self._told.clear()
-            moved = _aside(self.path, "bad")
-            rows, damaged = self._salvage(moved)
+            moved = move_aside(self.path, "bad")
+            rows, damaged = salvage(moved)
             self._note(
                 f"{self.path} cannot be read ({error}): moved to {moved.name};"
                 f" {len(rows)} records that check out are loaded from it"
@@ -589,7 +355,7 @@ class SQLiteStore(DeferredMethods, HookMethods):
 
         def live() -> Iterator[Row]:
             nonlocal counted, floor
-            cursor = db.execute(_SALVAGE + " ORDER BY last_used")
+            cursor = db.execute(SELECT_ROWS + " ORDER BY last_used")
             while batch := cursor.fetchmany(READ_BATCH):
                 for key, data, version, used, check in batch:
                     if not whole(key, data, version, used, check):
@@ -612,7 +378,7 @@ class SQLiteStore(DeferredMethods, HookMethods):
             self.memory.restore_many(live())
         self.memory.version_floor(floor)
         if too_large or dropped or damaged:
-            moved = _copy_aside(self.path, "before", db)
+            moved = copy_aside(self.path, "before", db)
             if damaged:
                 self._note(
                     f"{self.path}: {len(damaged)} records fail their checksum: not"
@@ -642,111 +408,6 @@ class SQLiteStore(DeferredMethods, HookMethods):
         for key in expired:
             self.hooks.queue(self.hooks.expired, key)
         self.hooks.run()
-
-    def _salvage(self, moved: Path) -> tuple[list[Row], int]:
-        """The rows of a damaged file that can still be read and check out.
-
-        Keys are read in order; where a damaged page stops the reading, the read
-        starts again just past it (found by probing ever further ahead, then
-        closing back in), so a damaged page costs the rows SQLite can no longer
-        reach through it, not the rest of the file. A file shorter than its
-        header says (a full disk) is read as far as it goes.
-        """
-        rows: list[Row] = []
-        damaged = 0
-        try:
-            db = sqlite3.connect(f"file:{moved}?mode=ro&immutable=1", uri=True)
-        except sqlite3.Error:
-            return rows, 0
-        end = 1 << 256
-
-        def first(start: int) -> tuple[object, ...] | None:
-            """The first row from ``start`` on, or None; DatabaseError if the
-            page it is on cannot be read."""
-            row: tuple[object, ...] | None = db.execute(
-                _SALVAGE + " WHERE key >= ? ORDER BY key LIMIT 1",
-                (start.to_bytes(32, "big"),),
-            ).fetchone()
-            return row
-
-        def readable(start: int) -> bool:
-            try:
-                first(start)
-            except sqlite3.DatabaseError:
-                return False
-            return True
-
-        def take(
-            key: object, data: object, version: object, used: object, check: object
-        ) -> None:
-            nonlocal damaged
-            if whole(key, data, version, used, check):
-                rows.append((key, data, version, used))  # type: ignore[arg-type]
-            else:
-                damaged += 1
-
-        try:
-            with contextlib.suppress(sqlite3.DatabaseError):
-                db.execute("PRAGMA writable_schema=ON")
-            start = 0
-            stuck = -1
-            # However damaged the file, the salvage ends: a bounded number of
-            # restarts, each one past the last.
-            for _ in range(100_000):
-                if start >= end:
-                    break
-                try:
-                    cursor = db.execute(
-                        _SALVAGE + " WHERE key >= ? ORDER BY key",
-                        (start.to_bytes(32, "big"),),
-                    )
-                    for key, data, version, used, check in cursor:
-                        take(key, data, version, used, check)
-                        if type(key) is bytes and len(key) == 32:
-                            start = int.from_bytes(key, "big") + 1
-                    break
-                except sqlite3.DatabaseError:
-                    pass
-                # The fast reading reads a row ahead: go on a row at a time up
-                # to the damage itself, so no readable row is left behind.
-                while start < end:
-                    try:
-                        row = first(start)
-                    except sqlite3.DatabaseError:
-                        break
-                    if row is None:
-                        start = end
-                        break
-                    take(*row)
-                    found = row[0]
-                    if type(found) is not bytes or len(found) != 32:
-                        break
-                    start = int.from_bytes(found, "big") + 1
-                if start >= end:
-                    break
-                if start <= stuck:
-                    start = stuck + 1  # failed here before: go on past it
-                stuck = start
-                # Damage at ``start``: probe ever further ahead for a point the
-                # reading can go on from, then close back in on the damage.
-                step = 1
-                while start + step < end and not readable(start + step):
-                    step <<= 1
-                if start + step >= end:
-                    break
-                failing, working = start, start + step
-                while working - failing > 1:
-                    middle = (failing + working) // 2
-                    if readable(middle):
-                        working = middle
-                    else:
-                        failing = middle
-                start = working
-        except sqlite3.Error:
-            pass
-        finally:
-            db.close()
-        return rows, damaged
 
     def _note(self, message: str) -> None:
         _log.warn("{message}", message=message)

@@ -1,0 +1,58 @@
+"""The state directory (``--state-dir``): made if need be, checked, and locked
+so that one server at a time writes its slab files."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+from jetforce_sesh.errors import ConfigError
+
+
+class StateDirectory:
+    """``--state-dir``: made if need be, checked, and locked for this process.
+
+    Two servers writing one slab file would each overwrite the other's players:
+    the lock (``flock`` on ``jetforce-sesh.lock``) lets one server use the
+    directory at a time, and goes with the process, however it ends.
+    """
+
+    LOCK = "jetforce-sesh.lock"
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        try:
+            self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as error:
+            raise ConfigError(
+                f"state directory {str(self.path)!r} cannot be made"
+                f" ({error.strerror}): give a directory this user may write"
+            ) from None
+        if not self.path.is_dir() or not os.access(self.path, os.W_OK | os.X_OK):
+            raise ConfigError(
+                f"state directory {str(self.path)!r} is not a directory this user"
+                f" may write: give another, or fix its owner and mode"
+            )
+        handle = os.open(self.path / self.LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(handle, 32).decode(errors="replace").strip()
+            os.close(handle)
+            raise ConfigError(
+                f"state directory {str(self.path)!r} is in use by another server"
+                f" (pid {holder or 'unknown'}): stop it, or give another directory"
+            ) from None
+        os.ftruncate(handle, 0)
+        os.write(handle, f"{os.getpid()}\n".encode())
+        self._lock = handle
+
+    def file_for(self, slab: str) -> Path:
+        return self.path / f"{slab}.sqlite3"
+
+    def release(self) -> None:
+        """Unlock the directory (the process ending does it too)."""
+        if self._lock >= 0:
+            os.close(self._lock)
+            self._lock = -1

@@ -1,0 +1,154 @@
+"""Files a slab cannot use as they are: kept aside, never deleted, under a name
+that says why and when; and, from a damaged one, the records that check out."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+from jetforce_sesh.stores.sqlite.file import SELECT_ROWS, Row, make_private, whole
+
+
+def _stamp() -> str:
+    return time.strftime("%Y%m%dT%H%M%S")
+
+
+def _free_name(path: Path, why: str) -> Path:
+    """A name next to ``path`` that says why and when, and is nobody's yet."""
+    target = path.with_name(f"{path.name}.{why}-{_stamp()}")
+    number = 1
+    while any(Path(f"{target}{s}").exists() for s in ("", "-wal", "-shm")):
+        number += 1
+        target = path.with_name(f"{path.name}.{why}-{_stamp()}-{number}")
+    return target
+
+
+def move_aside(path: Path, why: str) -> Path:
+    """Move ``path`` (with its WAL and index files) to a name that says why."""
+    target = _free_name(path, why)
+    for suffix in ("", "-wal", "-shm"):
+        source = Path(str(path) + suffix)
+        if source.exists():
+            os.replace(source, Path(str(target) + suffix))
+    return target
+
+
+def copy_aside(path: Path, why: str, db: sqlite3.Connection) -> Path:
+    """A copy of the database as it is now, next to it, by SQLite's backup API."""
+    target = _free_name(path, why)
+    make_private(target)
+    copy = sqlite3.connect(target)
+    try:
+        db.backup(copy)
+    finally:
+        copy.close()
+    return target
+
+
+def salvage(moved: Path) -> tuple[list[Row], int]:
+    """The rows of a damaged file that can still be read and check out.
+
+    Keys are read in order; where a damaged page stops the reading, the read
+    starts again just past it (found by probing ever further ahead, then
+    closing back in), so a damaged page costs the rows SQLite can no longer
+    reach through it, not the rest of the file. A file shorter than its
+    header says (a full disk) is read as far as it goes.
+    """
+    rows: list[Row] = []
+    damaged = 0
+    try:
+        db = sqlite3.connect(f"file:{moved}?mode=ro&immutable=1", uri=True)
+    except sqlite3.Error:
+        return rows, 0
+    end = 1 << 256
+
+    def first(start: int) -> tuple[object, ...] | None:
+        """The first row from ``start`` on, or None; DatabaseError if the
+        page it is on cannot be read."""
+        row: tuple[object, ...] | None = db.execute(
+            SELECT_ROWS + " WHERE key >= ? ORDER BY key LIMIT 1",
+            (start.to_bytes(32, "big"),),
+        ).fetchone()
+        return row
+
+    def readable(start: int) -> bool:
+        try:
+            first(start)
+        except sqlite3.DatabaseError:
+            return False
+        return True
+
+    def take(
+        key: object, data: object, version: object, used: object, check: object
+    ) -> None:
+        nonlocal damaged
+        if whole(key, data, version, used, check):
+            rows.append((key, data, version, used))  # type: ignore[arg-type]
+        else:
+            damaged += 1
+
+    try:
+        with contextlib.suppress(sqlite3.DatabaseError):
+            db.execute("PRAGMA writable_schema=ON")
+        start = 0
+        stuck = -1
+        # However damaged the file, the salvage ends: a bounded number of
+        # restarts, each one past the last.
+        for _ in range(100_000):
+            if start >= end:
+                break
+            try:
+                cursor = db.execute(
+                    SELECT_ROWS + " WHERE key >= ? ORDER BY key",
+                    (start.to_bytes(32, "big"),),
+                )
+                for key, data, version, used, check in cursor:
+                    take(key, data, version, used, check)
+                    if type(key) is bytes and len(key) == 32:
+                        start = int.from_bytes(key, "big") + 1
+                break
+            except sqlite3.DatabaseError:
+                pass
+            # The fast reading reads a row ahead: go on a row at a time up
+            # to the damage itself, so no readable row is left behind.
+            while start < end:
+                try:
+                    row = first(start)
+                except sqlite3.DatabaseError:
+                    break
+                if row is None:
+                    start = end
+                    break
+                take(*row)
+                found = row[0]
+                if type(found) is not bytes or len(found) != 32:
+                    break
+                start = int.from_bytes(found, "big") + 1
+            if start >= end:
+                break
+            if start <= stuck:
+                start = stuck + 1  # failed here before: go on past it
+            stuck = start
+            # Damage at ``start``: probe ever further ahead for a point the
+            # reading can go on from, then close back in on the damage.
+            step = 1
+            while start + step < end and not readable(start + step):
+                step <<= 1
+            if start + step >= end:
+                break
+            failing, working = start, start + step
+            while working - failing > 1:
+                middle = (failing + working) // 2
+                if readable(middle):
+                    working = middle
+                else:
+                    failing = middle
+            start = working
+    except sqlite3.Error:
+        pass
+    finally:
+        db.close()
+    return rows, damaged

@@ -1,0 +1,91 @@
+"""The state directory: made 0700 with its files 0600, locked for one server,
+and refused, saying why, when it cannot be used.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from jetforce_sesh import ConfigError
+from jetforce_sesh.stores.sqlite.directory import StateDirectory
+from jetforce_sesh.stores.sqlite.store import SQLiteStores
+from tests.stores.sqlite_support import (
+    FILE,
+    A,
+    B,
+    C,
+    Capsule,
+    D,
+    aside,
+    asides,
+    fill,
+    save,
+)
+
+
+def mode_of(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_a_missing_state_directory_is_made_0700_and_its_files_0600(
+    capsule: Capsule,
+) -> None:
+    life = capsule.start(capacity=3)
+    fill(life, [A, B, C])
+    life.stop()
+    second = capsule.start(capacity=2)  # sets a copy aside, too
+    save(second, D, b"d")
+    names = sorted(path.name for path in capsule.state.iterdir())
+    assert 0o700 == mode_of(capsule.state)
+    assert {name: 0o600 for name in names} == {
+        name: mode_of(capsule.state / name) for name in names
+    }
+    assert {"jetforce-sesh.lock", FILE, f"{FILE}-wal", f"{FILE}-shm"} <= set(names)
+    assert [aside(capsule.state, "before").name] == asides(capsule.state)
+
+
+def test_a_state_directory_in_use_is_refused_naming_the_pid(tmp_path: Path) -> None:
+    first = StateDirectory(tmp_path / "state")
+    try:
+        with pytest.raises(ConfigError) as raised:
+            StateDirectory(tmp_path / "state")
+        assert (
+            f"state directory {str(tmp_path / 'state')!r} is in use by another"
+            f" server (pid {os.getpid()}): stop it, or give another directory"
+        ) == str(raised.value)
+    finally:
+        first.release()
+    StateDirectory(tmp_path / "state").release()  # free again
+
+
+@pytest.mark.parametrize(
+    "where, why",
+    [
+        pytest.param("file/state", "Not a directory", id="under-a-file"),
+        pytest.param("file", "File exists", id="a-file"),
+    ],
+)
+def test_a_state_directory_that_cannot_be_made_is_refused(
+    tmp_path: Path, where: str, why: str
+) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(ConfigError) as raised:
+        SQLiteStores(tmp_path / where)
+    assert (
+        f"state directory {str(tmp_path / where)!r} cannot be made ({why}): give a"
+        f" directory this user may write"
+    ) == str(raised.value)
+
+
+def test_a_sync_mode_other_than_normal_or_full_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as raised:
+        SQLiteStores(tmp_path, "always")  # type: ignore[arg-type]
+    assert (
+        "sync must be 'normal' or 'full' (got 'always'): 'full' also survives"
+        " power loss, at an fsync per save"
+    ) == str(raised.value)
+    assert [] == list(tmp_path.iterdir())  # nothing made, nothing locked

@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from jetforce_sesh.ops.ratelimit import CertificateRateLimiter, ClockedRateLimiter
     from jetforce_sesh.options import SlabOptions
     from jetforce_sesh.records import LayoutCodec, MsgpackCodec, reset
+    from jetforce_sesh.server import SessionServer
     from jetforce_sesh.session.application import SessionApplication
     from jetforce_sesh.session.route import SessionRoute
     from jetforce_sesh.session.slab import Slab, SlabStats
@@ -90,6 +91,7 @@ _HOMES: dict[str, str] = {
     "SQLiteStores": "jetforce_sesh.stores.sqlite",
     "SessionApplication": "jetforce_sesh.session.application",
     "SessionRoute": "jetforce_sesh.session.route",
+    "SessionServer": "jetforce_sesh.server",
     "Slab": "jetforce_sesh.session.slab",
     "SlabOptions": "jetforce_sesh.options",
     "SlabStats": "jetforce_sesh.session.slab",
@@ -132,6 +134,7 @@ __all__ = [
     "SQLiteStores",
     "SessionApplication",
     "SessionRoute",
+    "SessionServer",
     "Slab",
     "SlabOptions",
     "SlabStats",

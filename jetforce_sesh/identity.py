@@ -11,9 +11,12 @@ import base64
 import datetime
 import re
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from jetforce.app.base import Request
+if TYPE_CHECKING:
+    # Only in annotations: the base layer imports nothing of Jetforce.
+    from jetforce.app.base import Request
+
 
 FINGERPRINT_SIZE = 32
 #: In a request's environ when it came with a certificate that cannot be read

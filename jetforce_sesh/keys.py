@@ -9,13 +9,16 @@ the key they are given.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jetforce.app.base import Request
 from twisted.internet.defer import Deferred
 from zope.interface import Interface, implementer
 
 from jetforce_sesh.identity import Certificate
+
+if TYPE_CHECKING:
+    # Only in annotations: the base layer imports nothing of Jetforce.
+    from jetforce.app.base import Request
 
 #: Where the route leaves the key of the request it is serving.
 ENVIRON_KEY = "jetforce_sesh.player_key"

@@ -43,6 +43,7 @@ CAPSULE_AUTHORS = [
     "SQLiteStores",
     "SessionApplication",
     "SessionRoute",
+    "SessionServer",
     "Slab",
     "SlabOptions",
     "SlabStats",
@@ -126,8 +127,19 @@ def test_importing_the_package_imports_neither_jetforce_nor_a_reactor() -> None:
     )
 
 
-@pytest.mark.parametrize("module", ["jetforce_sesh.stores", "jetforce_sesh.records"])
-def test_records_and_stores_know_nothing_of_jetforce(module: str) -> None:
+@pytest.mark.parametrize(
+    "module",
+    [
+        "jetforce_sesh.errors",
+        "jetforce_sesh.identity",
+        "jetforce_sesh.keys",
+        "jetforce_sesh.names",
+        "jetforce_sesh.options",
+        "jetforce_sesh.records",
+        "jetforce_sesh.stores",
+    ],
+)
+def test_the_base_records_and_stores_know_nothing_of_jetforce(module: str) -> None:
     assert "False False\n" == run(
         f"import sys, {module};"
         " print('twisted.internet.reactor' in sys.modules,"

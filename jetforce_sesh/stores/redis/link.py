@@ -10,7 +10,6 @@ and scripts sent by their SHA-1.
 from __future__ import annotations
 
 import importlib
-from collections import deque
 from collections.abc import Sequence
 from types import ModuleType
 from typing import Any, NoReturn
@@ -43,6 +42,8 @@ INSTALL_HINT = "the Redis store needs txredisapi: pip install 'jetforce-sesh[red
 
 _log = Logger()
 _PENDING = object()
+#: Stands for a plain command in :meth:`RedisLink.run`.
+_COMMAND = Script("command", "")
 
 
 def txredisapi(target: RedisTarget) -> ModuleType:
@@ -64,19 +65,23 @@ class RedisLink:
         self._handler: Any = None
         self._waiters: list[Deferred[None]] = []
         self._outcome: object = _PENDING
-        self._users = 0
+        #: The stores that opened the link and have not closed it.
+        self._users: set[object] = set()
         #: Scripts sent and not yet answered.
         self.in_flight = 0
-        #: When each of them was sent, and on which connection, oldest first.
-        self._sent: deque[tuple[float, Any]] = deque()
+        #: Each of them, by the number it was given when sent, oldest first:
+        #: when it was first sent, and on which connection it waits now (an
+        #: EVAL sent again after NOSCRIPT waits on the one it was sent on).
+        self._sent: dict[int, tuple[float, Any]] = {}
+        self._calls = 0
         self._watchdog = LoopingCall(self._watch)
         self._watchdog.clock = reactor
         self._quiet: list[Deferred[None]] = []
 
-    def open(self) -> Deferred[None]:
+    def open(self, user: object) -> Deferred[None]:
         """Connect, once for every store of the factory; fails with one line
         saying what is wrong if Redis cannot be reached or refuses us."""
-        self._users += 1
+        self._users.add(user)
         waiter: Deferred[None] = Deferred()
         self._waiters.append(waiter)
         if self._handler is None:
@@ -144,7 +149,7 @@ class RedisLink:
     def _watch(self) -> None:
         if not self._sent:
             return
-        sent_at, connection = self._sent[0]
+        sent_at, connection = next(iter(self._sent.values()))
         if self.reactor.seconds() - sent_at < REPLY_TIMEOUT:
             return
         _log.warn(
@@ -175,10 +180,13 @@ class RedisLink:
             f" or check --store"
         )
 
-    def close(self) -> Deferred[None]:
-        """Disconnect once the last store using the link has closed."""
-        self._users -= 1
-        if self._users > 0 or self._handler is None:
+    def close(self, user: object) -> Deferred[None]:
+        """Disconnect once the last store using the link has closed; a store
+        that closes again (or never opened) changes nothing."""
+        if user not in self._users:
+            return succeed(None)
+        self._users.discard(user)
+        if self._users or self._handler is None:
             return succeed(None)
         handler, self._handler, self._outcome = self._handler, None, _PENDING
 
@@ -200,10 +208,9 @@ class RedisLink:
         self._quiet.append(waiter)
         return waiter
 
-    def _answered(self, result: object) -> object:
+    def _answered(self, result: object, call: int) -> object:
         self.in_flight -= 1
-        if self._sent:
-            self._sent.popleft()
+        del self._sent[call]
         if not self.in_flight and self._quiet:
             # Told on the next turn: the stores' callbacks on this answer (and
             # their hooks) run first.
@@ -213,7 +220,11 @@ class RedisLink:
         return result
 
     def run(
-        self, script: Script, args: Sequence[str | bytes], writes: bool
+        self,
+        script: Script,
+        keys: Sequence[bytes],
+        args: Sequence[str | bytes],
+        writes: bool,
     ) -> Deferred[Any]:
         """Run ``script``; StoreUnavailable at once if there is no connection.
 
@@ -240,20 +251,36 @@ class RedisLink:
                 )
             return failure
 
+        self._calls += 1
+        call = self._calls
+        sent_at = self.reactor.seconds()
+
         def unknown(failure: Failure) -> Any:
-            # Redis forgets scripts when it restarts: send this one whole, which
-            # also makes Redis keep it for the next EVALSHA.
+            # Redis forgets scripts when it restarts (and a replica promoted
+            # never had them): send this one whole, which also makes Redis keep
+            # it for the next EVALSHA. The watchdog watches the EVAL as the
+            # same call, still counted from when it was first sent.
             said = failure.value
             if isinstance(said, api.ResponseError) and str(said).startswith("NOSCRIPT"):
-                return connection.execute_command("EVAL", script.source, 0, *args)
+                return connection.execute_command(
+                    "EVAL", script.source, len(keys), *keys, *args
+                )
             return failure
 
         self.in_flight += 1
-        self._sent.append((self.reactor.seconds(), connection))
-        sent = maybeDeferred(
-            connection.execute_command, "EVALSHA", script.sha, 0, *args
-        )
-        return sent.addErrback(unknown).addBoth(self._answered).addErrback(failed)
+        self._sent[call] = (sent_at, connection)
+        sent: Deferred[Any]
+        if script is _COMMAND:
+            sent = maybeDeferred(connection.execute_command, *args)
+        else:
+            command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+            sent = maybeDeferred(connection.execute_command, *command)
+        return sent.addErrback(unknown).addBoth(self._answered, call).addErrback(failed)
+
+    def command(self, *args: str | bytes) -> Deferred[Any]:
+        """Send one plain command (start-up checks); StoreUnavailable if it
+        cannot be sent or Redis refuses it."""
+        return self.run(_COMMAND, (), args, writes=False)
 
     def _live(self) -> Any:
         if self._handler is None:

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest_twisted
@@ -187,3 +188,88 @@ class PausingProxy:
 
     def close(self) -> None:
         pytest_twisted.blockon(self._listening.stopListening())
+
+
+class Sentinels:
+    """A primary, a replica and three Sentinels watching them (quorum 2), all
+    ``valkey-server`` processes on loopback ports in directories of their own:
+    a failover happens about 2 s after the primary dies."""
+
+    SERVICE = "sesh"
+
+    def __init__(self, directory: Path) -> None:
+        fast = ("--repl-diskless-sync-delay", "0")
+        self.primary = RedisServer(directory / "primary", extra=fast)
+        self.replica = RedisServer(
+            directory / "replica",
+            extra=(*fast, "--replicaof", "127.0.0.1", str(self.primary.port)),
+        )
+        self.sentinels = [RedisServer(directory / f"sentinel-{n}") for n in range(3)]
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
+        return f"redis+sentinel://{hosts}/{self.SERVICE}/0"
+
+    def start(self) -> None:
+        for server in (self.primary, self.replica):
+            server.directory.mkdir(parents=True)
+            server.start()
+        until(
+            lambda: (
+                self.replica.client().info("replication")["master_link_status"] == "up"
+            )
+        )
+        for sentinel in self.sentinels:
+            sentinel.directory.mkdir(parents=True)
+            conf = sentinel.directory / "sentinel.conf"
+            conf.write_text(
+                f"sentinel monitor {self.SERVICE} 127.0.0.1 {self.primary.port} 2\n"
+                f"sentinel down-after-milliseconds {self.SERVICE} 1000\n"
+                f"sentinel failover-timeout {self.SERVICE} 10000\n"
+            )
+            sentinel.process = subprocess.Popen(
+                [
+                    valkey_server_binary(),
+                    str(conf),
+                    "--sentinel",
+                    *("--port", str(sentinel.port), "--bind", "127.0.0.1"),
+                    *("--dir", str(sentinel.directory)),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+
+        def settled() -> bool:
+            for sentinel in self.sentinels:
+                try:
+                    state = sentinel.client().sentinel_master(self.SERVICE)
+                except valkey.ConnectionError:
+                    return False
+                if state["num-other-sentinels"] < 2 or state["num-slaves"] < 1:
+                    return False
+            return True
+
+        until(settled, 30)
+
+    def primary_port(self) -> int:
+        """The port of the primary the Sentinels name now."""
+        _, port = (
+            self.sentinels[0].client().sentinel_get_master_addr_by_name(self.SERVICE)
+        )
+        return int(port)
+
+    def stop(self) -> None:
+        for server in (*self.sentinels, self.replica, self.primary):
+            if server.process is not None and server.process.poll() is None:
+                os.kill(server.process.pid, signal.SIGCONT)
+            server.kill()
+
+
+def until(condition: Callable[[], bool], seconds: float = 10) -> None:
+    """Wait (the plain way: no reactor) until ``condition`` holds."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{condition} did not come true in {seconds} s")
+        time.sleep(0.05)

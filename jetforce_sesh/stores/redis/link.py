@@ -10,7 +10,6 @@ and scripts sent by their SHA-1.
 from __future__ import annotations
 
 import importlib
-from collections import deque
 from collections.abc import Sequence
 from types import ModuleType
 from typing import Any, NoReturn
@@ -39,10 +38,19 @@ WATCH_PERIOD = 0.25
 CONNECT_TIMEOUT = 3.0
 #: Most seconds between two reconnection attempts (txredisapi's default is 10).
 MAX_RECONNECT_DELAY = 2.0
+#: The same behind Sentinels: a lost connection most likely means a failover, and
+#: each attempt asks the Sentinels where the primary is now. txredisapi also
+#: takes it as the connect timeout of each attempt.
+SENTINEL_RECONNECT_DELAY = 0.5
+#: Seconds to wait for the Sentinels to name a primary in good health before
+#: trying again (txredisapi's default is 10, longer than most failovers).
+SENTINEL_DISCOVERY_TIMEOUT = 0.5
 INSTALL_HINT = "the Redis store needs txredisapi: pip install 'jetforce-sesh[redis]'"
 
 _log = Logger()
 _PENDING = object()
+#: Stands for a plain command in :meth:`RedisLink.run`.
+_COMMAND = Script("command", "")
 
 
 def txredisapi(target: RedisTarget) -> ModuleType:
@@ -55,28 +63,48 @@ def txredisapi(target: RedisTarget) -> ModuleType:
 
 
 class RedisLink:
-    """One connection to one Redis, shared by the stores of one factory."""
+    """One connection to one Redis, shared by the stores of one factory.
 
-    def __init__(self, target: RedisTarget, reactor: IReactorTime) -> None:
+    With ``wait_replicas`` above 0, every write is followed, on the same
+    connection and without waiting for its answer, by ``WAIT wait_replicas
+    wait_timeout``: the write is answered only once that many replicas have
+    it, and fails with StoreUnsure if fewer said so within ``wait_timeout``
+    milliseconds.
+    """
+
+    def __init__(
+        self,
+        target: RedisTarget,
+        reactor: IReactorTime,
+        wait_replicas: int = 0,
+        wait_timeout: int = 100,
+    ) -> None:
         self.target = target
         self.reactor = reactor
+        self.wait_replicas = wait_replicas
+        self.wait_timeout = wait_timeout
         self._api = txredisapi(target)
         self._handler: Any = None
+        self._sentinel: Any = None
         self._waiters: list[Deferred[None]] = []
         self._outcome: object = _PENDING
-        self._users = 0
+        #: The stores that opened the link and have not closed it.
+        self._users: set[object] = set()
         #: Scripts sent and not yet answered.
         self.in_flight = 0
-        #: When each of them was sent, and on which connection, oldest first.
-        self._sent: deque[tuple[float, Any]] = deque()
+        #: Each of them, by the number it was given when sent, oldest first:
+        #: when it was first sent, and on which connection it waits now (an
+        #: EVAL sent again after NOSCRIPT waits on the one it was sent on).
+        self._sent: dict[int, tuple[float, Any]] = {}
+        self._calls = 0
         self._watchdog = LoopingCall(self._watch)
         self._watchdog.clock = reactor
         self._quiet: list[Deferred[None]] = []
 
-    def open(self) -> Deferred[None]:
+    def open(self, user: object) -> Deferred[None]:
         """Connect, once for every store of the factory; fails with one line
         saying what is wrong if Redis cannot be reached or refuses us."""
-        self._users += 1
+        self._users.add(user)
         waiter: Deferred[None] = Deferred()
         self._waiters.append(waiter)
         if self._handler is None:
@@ -108,7 +136,18 @@ class RedisLink:
             "replyTimeout": None,  # the watchdog's job
             "convertNumbers": False,
         }
-        if target.path is not None:
+        if target.service is not None:
+            sentinel = api.Sentinel(list(target.sentinels))
+            sentinel.discovery_timeout = SENTINEL_DISCOVERY_TIMEOUT
+            self._sentinel = sentinel
+            del common["reconnect"], common["connectTimeout"]
+            self._handler = sentinel.master_for(
+                target.service,
+                factory_class=_sentinel_factory_class(api),
+                username=target.username,
+                **common,
+            )
+        elif target.path is not None:
             self._handler = api.lazyUnixConnection(target.path, **common)
         else:
             self._handler = api.lazyConnection(
@@ -119,11 +158,12 @@ class RedisLink:
                 **common,
             )
         factory = self._handler._factory
-        # Connections are made later, on the reactor: the factory makes them of
-        # this class from the first on.
-        factory.protocol = _protocol_class(api)
-        factory.initialDelay = 0.5
-        factory.maxDelay = MAX_RECONNECT_DELAY
+        if target.service is None:
+            # Connections are made later, on the reactor: the factory makes them
+            # of this class from the first on.
+            factory.protocol = _protocol_class(api)
+            factory.initialDelay = 0.5
+            factory.maxDelay = MAX_RECONNECT_DELAY
         connected: Deferred[Any] = self._handler._connected
         timer = self.reactor.callLater(CONNECT_TIMEOUT, connected.cancel)
 
@@ -134,6 +174,9 @@ class RedisLink:
 
         def refused(failure: Failure) -> NoReturn:
             self._handler.disconnect()
+            if self._sentinel is not None:
+                self._sentinel.disconnect()
+                self._sentinel = None
             raise self._start_error(failure)
 
         def ready(_: object) -> None:
@@ -144,7 +187,7 @@ class RedisLink:
     def _watch(self) -> None:
         if not self._sent:
             return
-        sent_at, connection = self._sent[0]
+        sent_at, connection = next(iter(self._sent.values()))
         if self.reactor.seconds() - sent_at < REPLY_TIMEOUT:
             return
         _log.warn(
@@ -170,21 +213,34 @@ class RedisLink:
                 f"Redis at {shown} has no database {self.target.db}"
                 f" ({_after(said)}): give one it has, such as /0"
             )
+        if self.target.service is not None:
+            return StoreUnavailable(
+                f"the Sentinels of {shown} named no primary in good health within"
+                f" {CONNECT_TIMEOUT:g} s: start them (and the primary), or check"
+                f" --store"
+            )
         return StoreUnavailable(
             f"Redis at {shown} did not answer within {CONNECT_TIMEOUT:g} s: start it,"
             f" or check --store"
         )
 
-    def close(self) -> Deferred[None]:
-        """Disconnect once the last store using the link has closed."""
-        self._users -= 1
-        if self._users > 0 or self._handler is None:
+    def close(self, user: object) -> Deferred[None]:
+        """Disconnect once the last store using the link has closed; a store
+        that closes again (or never opened) changes nothing."""
+        if user not in self._users:
+            return succeed(None)
+        self._users.discard(user)
+        if self._users or self._handler is None:
             return succeed(None)
         handler, self._handler, self._outcome = self._handler, None, _PENDING
+
+        sentinel, self._sentinel = self._sentinel, None
 
         def disconnect(_: object) -> Deferred[object]:
             if self._watchdog.running:
                 self._watchdog.stop()
+            if sentinel is not None:
+                sentinel.disconnect()
             return handler.disconnect()  # type: ignore[no-any-return]
 
         # Answers still owed are waited for (the watchdog still on guard, so
@@ -200,10 +256,9 @@ class RedisLink:
         self._quiet.append(waiter)
         return waiter
 
-    def _answered(self, result: object) -> object:
+    def _answered(self, result: object, call: int) -> object:
         self.in_flight -= 1
-        if self._sent:
-            self._sent.popleft()
+        del self._sent[call]
         if not self.in_flight and self._quiet:
             # Told on the next turn: the stores' callbacks on this answer (and
             # their hooks) run first.
@@ -213,7 +268,11 @@ class RedisLink:
         return result
 
     def run(
-        self, script: Script, args: Sequence[str | bytes], writes: bool
+        self,
+        script: Script,
+        keys: Sequence[bytes],
+        args: Sequence[str | bytes],
+        writes: bool,
     ) -> Deferred[Any]:
         """Run ``script``; StoreUnavailable at once if there is no connection.
 
@@ -240,20 +299,75 @@ class RedisLink:
                 )
             return failure
 
+        self._calls += 1
+        call = self._calls
+        sent_at = self.reactor.seconds()
+
+        waits = writes and self.wait_replicas > 0
+
         def unknown(failure: Failure) -> Any:
-            # Redis forgets scripts when it restarts: send this one whole, which
-            # also makes Redis keep it for the next EVALSHA.
+            # Redis forgets scripts when it restarts (and a replica promoted
+            # never had them): send this one whole, which also makes Redis keep
+            # it for the next EVALSHA. The watchdog watches the EVAL as the
+            # same call, still counted from when it was first sent.
             said = failure.value
             if isinstance(said, api.ResponseError) and str(said).startswith("NOSCRIPT"):
-                return connection.execute_command("EVAL", script.source, 0, *args)
+                sent = connection.execute_command(
+                    "EVAL", script.source, len(keys), *keys, *args
+                )
+                return self._waited(connection, sent) if waits else sent
             return failure
 
         self.in_flight += 1
-        self._sent.append((self.reactor.seconds(), connection))
-        sent = maybeDeferred(
-            connection.execute_command, "EVALSHA", script.sha, 0, *args
-        )
-        return sent.addErrback(unknown).addBoth(self._answered).addErrback(failed)
+        self._sent[call] = (sent_at, connection)
+        sent: Deferred[Any]
+        if script is _COMMAND:
+            sent = maybeDeferred(connection.execute_command, *args)
+        else:
+            command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+            sent = maybeDeferred(connection.execute_command, *command)
+            if waits:
+                sent = self._waited(connection, sent)
+        return sent.addErrback(unknown).addBoth(self._answered, call).addErrback(failed)
+
+    def _waited(self, connection: Any, sent: Deferred[Any]) -> Deferred[Any]:
+        """``sent``'s answer once ``wait_replicas`` replicas have what it
+        wrote; StoreUnsure if fewer say so in time. WAIT goes right behind the
+        script, before its answer: one round trip, and it covers the script
+        (it counts what this connection wrote until then)."""
+        try:
+            acked: Deferred[Any] = connection.execute_command(
+                "WAIT", self.wait_replicas, self.wait_timeout
+            )
+        except Exception:
+            return sent  # not connected: the script fails alike
+        replies: list[Any] = []
+
+        def kept(reply: Any) -> Deferred[Any]:
+            replies.append(reply)
+            return acked
+
+        def confirmed(count: Any) -> Any:
+            if int(count) < self.wait_replicas:
+                raise StoreUnsure(
+                    f"Redis at {self.target.shown}: {int(count)} of the"
+                    f" {self.wait_replicas} replicas asked for confirmed the write"
+                    f" within {self.wait_timeout} ms"
+                )
+            return replies[0]
+
+        def script_failed(failure: Failure) -> Failure:
+            # The script's own failure is the one to tell; WAIT's answer (or
+            # failure) is not needed any more.
+            acked.addErrback(lambda _: None)
+            return failure
+
+        return sent.addCallbacks(kept, script_failed).addCallback(confirmed)
+
+    def command(self, *args: str | bytes) -> Deferred[Any]:
+        """Send one plain command (start-up checks); StoreUnavailable if it
+        cannot be sent or Redis refuses it."""
+        return self.run(_COMMAND, (), args, writes=False)
 
     def _live(self) -> Any:
         if self._handler is None:
@@ -264,19 +378,24 @@ class RedisLink:
         return None
 
 
+def _build_command(self: Any, *args: Any, **kwargs: Any) -> bytes:
+    """A command in one join (txredisapi encodes every argument and every
+    length separately: a fifth of a store call)."""
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        if type(arg) is not bytes:
+            arg = self._encode_value(arg)
+        parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
+    return b"".join(parts)
+
+
 def _protocol_class(api: ModuleType) -> type:
-    """txredisapi's protocol, building each command in one join (it encodes
-    every argument and every length separately: a fifth of a store call)."""
+    """txredisapi's protocol, building each command in one join."""
 
     class Protocol(api.RedisProtocol):  # type: ignore[misc, name-defined]
-        def _build_command(self, *args: Any, **kwargs: Any) -> bytes:
-            parts = [b"*%d\r\n" % len(args)]
-            for arg in args:
-                if type(arg) is not bytes:
-                    arg = self._encode_value(arg)
-                parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
-            return b"".join(parts)
+        pass
 
+    Protocol._build_command = _build_command
     return Protocol
 
 
@@ -294,3 +413,30 @@ def _tls(target: RedisTarget) -> Any:
     with open(target.ca, "rb") as pem:
         authority = Certificate.loadPEM(pem.read())
     return optionsForClientTLS(target.host or "", trustRoot=authority)
+
+
+def _sentinel_factory_class(api: ModuleType) -> type:
+    """txredisapi's Sentinel connection factory, with :func:`_protocol_class`'s
+    way of building commands, a primary's ``ROLE`` read right with
+    ``charset=None`` (txredisapi 1.6.0 compares ``b"master"`` with
+    ``"master"``, and hangs up on every primary), and a short backoff."""
+
+    class SentinelProtocol(api.SentinelRedisProtocol):  # type: ignore[misc, name-defined]
+        def connectionMade(self) -> Any:
+            def check_role(role: Any) -> Any:
+                if self.factory.is_master and role[0] not in (b"master", "master"):
+                    self.transport.loseConnection()
+                    return None
+                return api.RedisProtocol.connectionMade(self)
+
+            if self.password is not None:
+                self.auth(self.password, self.username)
+            return self.role().addCallback(check_role)
+
+    SentinelProtocol._build_command = _build_command
+
+    class Factory(api.SentinelConnectionFactory):  # type: ignore[misc, name-defined]
+        protocol = SentinelProtocol
+        maxDelay = SENTINEL_RECONNECT_DELAY
+
+    return Factory

@@ -5,23 +5,30 @@ compare of a version and the write that follows it, or the check for room and
 the eviction that makes it, are one step for every process on the Redis: no
 lost update and no check-then-act race, without WATCH retries or locks.
 
-Keys of a slab, under ``BASE`` = ``{prefix}:{slab}:``:
+Keys of a slab, under ``BASE`` = ``{prefix}:{{slab}}:`` (the slab's name in
+braces: a Redis Cluster hash tag, so that all of a slab's keys are in one hash
+slot, and a boundary no prefix or name can cross, since neither may hold a
+brace):
 
 - ``BASE r:{hex key}``: a hash per record: ``v`` version, ``d`` the codec's bytes
   as they are, ``t`` last use (epoch seconds, the capsule's clock). Its TTL is
-  the idle timeout, refreshed on use.
+  the idle timeout, refreshed on use; none without an idle timeout.
 - ``BASE used``: sorted set of hex keys by their last tick: recency, for
   eviction and the sweep.
 - ``BASE keys``: sorted set of hex keys, all scored 0: lexicographic order, for
   listing by cursor (a record keeps its place however often it is used).
-- ``BASE seq``: the counter that gives versions and ticks; it is never reset, so
-  no version is given twice, and if Redis loses it, it starts again from the
-  time, above where it was.
-- ``BASE meta``: a hash saying which program and which codec wrote the slab.
+- ``BASE held``: sorted set of hex keys whose turn a request holds, scored by
+  when the hold lapses (Redis's clock, in microseconds): the sweep and eviction
+  pass them by.
+- ``BASE seq``: the last version (or recency tick) given.
+- ``BASE meta``: a hash saying which program and which codec wrote the slab,
+  and the idle timeout its records' TTLs were set for.
 
-Every script takes ``ARGV[1..4]`` = base, now, idle timeout (s), TTL (ms), and
-names its keys from the base. That suits one Redis (or a replicated pair), not
-Redis Cluster, whose scripts must declare every key up front.
+Every script declares those keys as ``KEYS[1..6]`` (used, keys, held, seq, meta,
+then the record's, if it has one) and takes ``ARGV[1..4]`` = now, idle timeout
+(s), TTL (ms), the highest version the calling process has seen. A script may
+also touch the hash of another record of the slab (the one it evicts or
+sweeps): the same hash slot, so still one slot per script.
 
 Write scripts start with ``#!lua``: with flags declared, Redis refuses the whole
 script when it is out of memory instead of failing in the middle of it.
@@ -31,37 +38,66 @@ from __future__ import annotations
 
 import hashlib
 
-_PRELUDE = """
-local base, now, timeout, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]),
-  tonumber(ARGV[4])
-local used, keys = base .. 'used', base .. 'keys'
+#: What the store writes in a slab's meta hash, to know its own keys again.
+KIND = "jetforce-sesh redis store 2"
+
+_PRELUDE = (
+    """
+local used, keys, held, seq, meta = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local now, timeout, ttl, floor = tonumber(ARGV[1]), tonumber(ARGV[2]),
+  tonumber(ARGV[3]), tonumber(ARGV[4])
+local base = string.sub(used, 1, -5)
 local function drop(member)
   redis.call('DEL', base .. 'r:' .. member)
   redis.call('ZREM', used, member)
   redis.call('ZREM', keys, member)
+  redis.call('ZREM', held, member)
 end
 -- Idle is now - t >= timeout everywhere, as in the memory store.
 local function idle(t)
   return timeout > 0 and now - tonumber(t) >= timeout
 end
+-- Redis's clock, in microseconds: one clock for every process.
+local function micros()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+-- A record whose turn a request holds (in any process), until the hold lapses.
+local function is_held(member)
+  local until_ = redis.call('ZSCORE', held, member)
+  return until_ and tonumber(until_) > micros()
+end
 local function touch(rec, member, tick)
   redis.call('ZADD', used, tick, member)
-  if ttl > 0 then redis.call('PEXPIRE', rec, ttl) end
+  if ttl > 0 then redis.call('PEXPIRE', rec, ttl) else redis.call('PERSIST', rec) end
 end
--- The next version (or recency tick), as a string of digits. A counter that is
--- missing (a new slab, or a Redis that lost its data) starts from the time in
--- units of 100 us: versions given after a loss stay above those given before it
--- (unless the slab averaged over 10,000 a second), so a save that read a record
--- before the loss cannot overwrite one made after it.
-local function next_version()
-  local version = redis.call('INCR', base .. 'seq')
-  if version == 1 then
-    version = math.floor(now * 10000)
-    redis.call('SET', base .. 'seq', string.format('%d', version))
+-- The next version (or recency tick), as a string of digits: above the last
+-- one given, above every version the calling process has seen, and at least
+-- Redis's clock in microseconds. A Redis that comes back older (a snapshot, an
+-- AOF that lost its last second, a lagging replica promoted) has an older
+-- counter, but its clock went on: the versions it gives are above those given
+-- before (a slab cannot give a million a second), so a save naming a version
+-- read before the loss cannot pass against a record made after it.
+local function next_version(codec)
+  local last = redis.call('GET', seq)
+  local version = math.max(micros(), floor + 1)
+  if last then
+    version = math.max(version, tonumber(last) + 1)
+  elseif codec then
+    -- The counter is missing: a new slab, or a Redis that lost its data under
+    -- a running capsule. Say again whose keys these are, so that another
+    -- process (or this one, restarted) knows them for its own.
+    redis.call('HSET', meta, 'kind', '"""
+    + KIND
+    + """', 'codec', codec,
+      'ttl', ARGV[3])
   end
-  return string.format('%d', version)
+  version = string.format('%d', version)
+  redis.call('SET', seq, version)
+  return version
 end
 """
+)
 
 
 class Script:
@@ -74,58 +110,63 @@ class Script:
         self.sha = hashlib.sha1(self.source).hexdigest()
 
 
-#: ARGV[5] member. {0, count}: absent; {2, count}: it was idle and is dropped now
-#: (or Redis's TTL dropped it first); {1, count, version, data}: found, used now.
+#: KEYS[6] record; ARGV[5] member, [6] codec format, [7] hold (microseconds, 0:
+#: none). {0, count}: absent; {2, count}: it was idle and is dropped now (or
+#: Redis's TTL dropped it first); {1, count, version, data}: found, used now, and
+#: held for [7] microseconds if asked.
 LOAD = Script(
     "load",
     """
-local member = ARGV[5]
-local rec = base .. 'r:' .. member
+local member, rec, hold = ARGV[5], KEYS[6], tonumber(ARGV[7])
 local r = redis.call('HMGET', rec, 'v', 'd', 't')
 if not r[1] then
   if redis.call('ZREM', used, member) == 1 then
     redis.call('ZREM', keys, member)
+    redis.call('ZREM', held, member)
     return {2, redis.call('ZCARD', used)}
   end
   return {0, redis.call('ZCARD', used)}
 end
-if idle(r[3]) then
+if idle(r[3]) and not is_held(member) then
   drop(member)
   return {2, redis.call('ZCARD', used)}
 end
-redis.call('HSET', rec, 't', ARGV[2])
-touch(rec, member, next_version())
+redis.call('HSET', rec, 't', ARGV[1])
+touch(rec, member, next_version(ARGV[6]))
+if hold > 0 then redis.call('ZADD', held, micros() + hold, member) end
 return {1, redis.call('ZCARD', used), r[1], r[2]}
 """,
 )
 
-#: ARGV[5] member. {} or {version, data}; an idle record is left as it is.
+#: KEYS[6] record; ARGV[5] member. {} or {version, data}; an idle record is left
+#: as it is.
 PEEK = Script(
     "peek",
     """
-local r = redis.call('HMGET', base .. 'r:' .. ARGV[5], 'v', 'd', 't')
+local r = redis.call('HMGET', KEYS[6], 'v', 'd', 't')
 if not r[1] or idle(r[3]) then return {} end
 return {r[1], r[2]}
 """,
     writes=False,
 )
 
-#: ARGV[5] member, [6] expected version, [7] data, [8] capacity, [9] "1" to
-#: refuse when full. {outcome, count, number, kind, member, kind, member...}:
+#: KEYS[6] record; ARGV[5] member, [6] expected version, [7] data, [8]
+#: capacity, [9] "1" to refuse when full, [10] codec format, [11] "1" to let go
+#: of the record's hold. {outcome, count, number, kind, member, kind, member...}:
 #: outcome "saved" (number: the version; a "c" event last if it was created),
 #: "conflict" (number: the version stored, 0 if none) or "full"; events "x"
 #: expired and "e" evicted, in the order they happened.
 SAVE = Script(
     "save",
     """
-local member, expected = ARGV[5], tonumber(ARGV[6])
-local rec = base .. 'r:' .. member
+local member, expected, rec = ARGV[5], tonumber(ARGV[6]), KEYS[6]
 local events = {}
 local function event(kind, who)
   events[#events + 1] = kind
   events[#events + 1] = who
 end
 local function answer(outcome, number)
+  if ARGV[11] == '1' then redis.call('ZREM', held, member) end
   local reply = {outcome, redis.call('ZCARD', used), number}
   for _, item in ipairs(events) do reply[#reply + 1] = item end
   return reply
@@ -133,7 +174,7 @@ end
 local r = redis.call('HMGET', rec, 'v', 't')
 local current = 0
 if r[1] then
-  if idle(r[2]) then
+  if idle(r[2]) and not is_held(member) then
     drop(member)
     event('x', member)
   else
@@ -148,22 +189,25 @@ if expected ~= -1 and expected ~= current then
 end
 local created = current == 0
 if created and redis.call('ZCARD', used) >= tonumber(ARGV[8]) then
-  -- Room, decided here: the least recently used record, if idle, gives its
-  -- place up; otherwise refuse, or evict it.
-  local oldest = redis.call('ZRANGE', used, 0, 0)[1]
-  local t = redis.call('HGET', base .. 'r:' .. oldest, 't')
-  if not t or idle(t) then
+  -- Room, decided here: the least recently used record not held by a request,
+  -- if idle, gives its place up; otherwise refuse, or evict it.
+  local oldest = nil
+  for _, candidate in ipairs(redis.call('ZRANGE', used, 0, 63)) do
+    if not is_held(candidate) then oldest = candidate break end
+  end
+  local t = oldest and redis.call('HGET', base .. 'r:' .. oldest, 't')
+  if oldest and (not t or idle(t)) then
     drop(oldest)
     event('x', oldest)
-  elseif ARGV[9] == '1' then
+  elseif ARGV[9] == '1' or not oldest then
     return answer('full', 0)
   else
     drop(oldest)
     event('e', oldest)
   end
 end
-local version = next_version()
-redis.call('HSET', rec, 'v', version, 'd', ARGV[7], 't', ARGV[2])
+local version = next_version(ARGV[10])
+redis.call('HSET', rec, 'v', version, 'd', ARGV[7], 't', ARGV[1])
 touch(rec, member, version)
 if created then
   redis.call('ZADD', keys, 0, member)
@@ -173,14 +217,24 @@ return answer('saved', version)
 """,
 )
 
-#: ARGV[5] member, [6] expected version. {outcome, count, stored version}:
-#: "deleted", "absent" or "conflict". An idle record counts as absent and is left
-#: for the sweep, as in the memory store.
+#: KEYS[6] record; ARGV[5] member. Lets go of the record's hold (a request that
+#: saved nothing). {count}.
+RELEASE = Script(
+    "release",
+    """
+redis.call('ZREM', held, ARGV[5])
+return {redis.call('ZCARD', used)}
+""",
+)
+
+#: KEYS[6] record; ARGV[5] member, [6] expected version. {outcome, count,
+#: stored version}: "deleted", "absent" or "conflict". An idle record counts as
+#: absent and is left for the sweep, as in the memory store.
 DELETE = Script(
     "delete",
     """
 local member, expected = ARGV[5], tonumber(ARGV[6])
-local r = redis.call('HMGET', base .. 'r:' .. member, 'v', 't')
+local r = redis.call('HMGET', KEYS[6], 'v', 't')
 local current = 0
 if r[1] and not idle(r[2]) then current = tonumber(r[1]) end
 if expected ~= -1 and expected ~= current then
@@ -213,7 +267,8 @@ return reply
 )
 
 #: ARGV[5] batch. Drops idle records from the least recently used on, stopping
-#: at the first live one. {count, dropped member, ...}.
+#: at the first live one; a record whose turn is held is passed by (and counts
+#: towards the batch). {count, dropped member, ...}.
 SWEEP = Script(
     "sweep",
     """
@@ -221,23 +276,25 @@ local reply = {0}
 for _, member in ipairs(redis.call('ZRANGE', used, 0, tonumber(ARGV[5]) - 1)) do
   local t = redis.call('HGET', base .. 'r:' .. member, 't')
   if t and not idle(t) then break end
-  drop(member)
-  reply[#reply + 1] = member
+  if not is_held(member) then
+    drop(member)
+    reply[#reply + 1] = member
+  end
 end
 reply[1] = redis.call('ZCARD', used)
 return reply
 """,
 )
 
-#: ARGV[5] the store's kind tag, [6] codec format. {"ok", count} (the slab is
-#: ours, or new and now marked ours), {"foreign", key, its type}, {"kind",
-#: found} or {"codec", found}.
+#: ARGV[5] codec format. {"ok", count, "1" if the records' TTLs were set for
+#: another idle timeout (run RETIME), else "0"} (the slab is ours, or new and
+#: now marked ours), {"foreign", key, its type}, {"kind", found} or {"codec",
+#: found}.
 CLAIM = Script(
     "claim",
     """
-local meta = base .. 'meta'
-local wanted = {{meta, 'hash'}, {used, 'zset'}, {keys, 'zset'},
-  {base .. 'seq', 'string'}}
+local wanted = {{meta, 'hash'}, {used, 'zset'}, {keys, 'zset'}, {held, 'zset'},
+  {seq, 'string'}}
 for _, pair in ipairs(wanted) do
   local found = redis.call('TYPE', pair[1])['ok']
   if found ~= 'none' and found ~= pair[2] then
@@ -246,16 +303,44 @@ for _, pair in ipairs(wanted) do
 end
 local kind = redis.call('HGET', meta, 'kind')
 if not kind then
-  if redis.call('EXISTS', used, keys, base .. 'seq') > 0 then
+  if redis.call('EXISTS', used, keys, held, seq) > 0 then
     return {'foreign', base .. '*', 'keys without ' .. meta}
   end
-  redis.call('HSET', meta, 'kind', ARGV[5], 'codec', ARGV[6])
-elseif kind ~= ARGV[5] then
+  redis.call('HSET', meta, 'kind', '"""
+    + KIND
+    + """', 'codec', ARGV[5], 'ttl', ARGV[3])
+elseif kind ~= '"""
+    + KIND
+    + """' then
   return {'kind', kind}
 else
   local codec = redis.call('HGET', meta, 'codec')
-  if codec ~= ARGV[6] then return {'codec', codec} end
+  if codec ~= ARGV[5] then return {'codec', codec} end
 end
-return {'ok', redis.call('ZCARD', used)}
+local retime = redis.call('HGET', meta, 'ttl') ~= ARGV[3] and '1' or '0'
+return {'ok', redis.call('ZCARD', used), retime}
+""",
+)
+
+#: ARGV[5] cursor ("" for the first), [6] batch. Sets the TTL of each record of
+#: the batch for this idle timeout (none if 0): after a restart with another
+#: --idle-timeout, Redis neither drops records the capsule still keeps nor keeps
+#: them longer than the capsule would. Once through, meta says so. {next cursor
+#: or ""}.
+RETIME = Script(
+    "retime",
+    """
+local limit = tonumber(ARGV[6])
+local start = ARGV[5] == '' and '-' or '(' .. ARGV[5]
+local members = redis.call('ZRANGEBYLEX', keys, start, '+', 'LIMIT', 0, limit)
+for _, member in ipairs(members) do
+  local rec = base .. 'r:' .. member
+  if ttl > 0 then redis.call('PEXPIRE', rec, ttl) else redis.call('PERSIST', rec) end
+end
+if #members < limit then
+  redis.call('HSET', meta, 'ttl', ARGV[3])
+  return {''}
+end
+return {members[#members]}
 """,
 )

@@ -40,15 +40,20 @@ from jetforce_sesh.stores.contract import (
     refused,
 )
 from jetforce_sesh.stores.redis import scripts
-from jetforce_sesh.stores.redis.link import RedisLink
-from jetforce_sesh.stores.redis.scripts import Script
+from jetforce_sesh.stores.redis.link import REPLY_TIMEOUT, RedisLink
+from jetforce_sesh.stores.redis.scripts import KIND, Script
 from jetforce_sesh.stores.redis.url import parse_store_url
 from jetforce_sesh.stores.support import HookMethods, Hooks, IdleSweep
 
 #: Most idle records one sweep script drops.
 SWEEP_BATCH = 500
-#: What the store writes in a slab's meta hash, to know its own keys again.
-KIND = "jetforce-sesh redis store 1"
+#: Records one script gives a new TTL, after a restart with another idle timeout.
+RETIME_BATCH = 1000
+#: Characters no key prefix or slab name may hold in Redis: braces mark the slab's
+#: hash tag, so a name with one could make its keys another slab's.
+RESERVED = "{}"
+#: REPLY_TIMEOUT in milliseconds: a wait for replicas must end well within it.
+REPLY_MS = round(REPLY_TIMEOUT * 1000)
 
 _log = Logger()
 
@@ -67,9 +72,19 @@ class RedisStore(HookMethods):
         self.clock = spec.clock
         self.codec_format = spec.codec_format
         self.link = link
-        self.base = f"{prefix}:{spec.name}:"
+        self.prefix = prefix
+        self.base = f"{prefix}:{{{spec.name}}}:"
+        self._keys = tuple(
+            f"{self.base}{name}".encode()
+            for name in ("used", "keys", "held", "seq", "meta")
+        )
+        self._record = f"{self.base}r:".encode()
         self._ttl = str(round(self.idle_timeout * 1000))
         self._timeout = repr(float(self.idle_timeout))
+        #: The highest version this store has seen: the versions Redis gives
+        #: stay above it, even if Redis comes back older than it was.
+        self._floor = 0
+        self._closing: Deferred[None] | None = None
         self.hooks = Hooks()
         self._in_use = 0
         self._counts = dict.fromkeys(
@@ -91,12 +106,30 @@ class RedisStore(HookMethods):
     def open(self) -> Deferred[None]:
         """Connect, check that the keys under the base are this slab's (or
         none), and start the periodic sweep of idle records."""
-        claimed = self.link.open().addCallback(
-            lambda _: self._run(scripts.CLAIM, KIND, self.codec_format)
-        )
-        return claimed.addCallback(self._claimed)
+        self._closing = None
+        opened: Deferred[Any] = self.link.open(self)
+        opened.addCallback(lambda _: self.link.command("EXISTS", self._old_meta))
+        opened.addCallback(self._not_old)
+        opened.addCallback(lambda _: self._run(scripts.CLAIM, (), self.codec_format))
+        opened.addCallback(self._claimed)
+        return opened
 
-    def _claimed(self, reply: list[bytes]) -> None:
+    @property
+    def _old_meta(self) -> str:
+        """Where jetforce-sesh 0.3 kept this slab's meta hash."""
+        return f"{self.prefix}:{self.name}:meta"
+
+    def _not_old(self, found: object) -> None:
+        if found == 1:
+            raise ConfigError(
+                f"Redis at {self.link.target.shown} holds slab {self.name!r} in the"
+                f" key layout of jetforce-sesh 0.3 (under"
+                f" {self._old_meta[:-4]!r}): export its records with that release"
+                f" (jetforce-sesh export) and import them with this one, or delete"
+                f" those keys"
+            )
+
+    def _claimed(self, reply: list[bytes]) -> Deferred[None] | None:
         outcome = reply[0]
         shown = f"Redis at {self.link.target.shown}"
         if outcome == b"foreign":
@@ -116,20 +149,46 @@ class RedisStore(HookMethods):
             raise ConfigError(
                 f"{shown} holds records of slab {self.name!r} in"
                 f" {reply[1].decode(errors='replace')}, not {self.codec_format}:"
-                f" another capsule uses prefix {self.base[:-1]!r}; choose another"
+                f" another capsule uses prefix {self.prefix!r}; choose another"
                 f" --store-prefix"
             )
         self._in_use = int(reply[1])
+        if reply[2] == b"1":
+            return self._retime("").addCallback(lambda _: self._sweeper.start())
         self._sweeper.start()
+        return None
+
+    def _retime(self, cursor: str) -> Deferred[None]:
+        """Give every record the TTL of this idle timeout (none for 0), a batch
+        at a time: the records were made under another one."""
+        retimed = self._run(scripts.RETIME, (), cursor, str(RETIME_BATCH))
+
+        def next_batch(reply: list[bytes]) -> Deferred[None] | None:
+            after = reply[0].decode()
+            return self._retime(after) if after else None
+
+        return retimed.addCallback(next_batch)
 
     def close(self) -> Deferred[None]:
-        """Stop sweeping and let go of the connection; the records stay."""
-        self._sweeper.stop()
-        return self.link.close()
+        """Stop sweeping and let go of the connection; the records stay.
+        Closing again answers as the first close did, and changes nothing."""
+        if self._closing is None:
+            self._sweeper.stop()
+            self._closing = self.link.close(self)
+            self._closing.addErrback(self._closing_failed)
+        done: Deferred[None] = Deferred()
+        self._closing.addBoth(_pass_on, done)
+        return done
+
+    def _closing_failed(self, failure: Failure) -> Failure:
+        _log.failure("closing the store of slab {name!r}", failure, name=self.name)
+        return failure
 
     def sweep(self) -> Deferred[int]:
-        """Drop records idle for ``idle_timeout``; fires with how many."""
-        swept = self._run(scripts.SWEEP, str(SWEEP_BATCH))
+        """Drop records idle for ``idle_timeout``; fires with how many. A sweep
+        that fails is logged and the next one comes at its time: a failure
+        never stops the sweeping."""
+        swept = self._run(scripts.SWEEP, (), str(SWEEP_BATCH))
 
         def swept_now(reply: list[bytes]) -> int:
             self._in_use = int(reply[0])
@@ -140,10 +199,15 @@ class RedisStore(HookMethods):
                 self._sweeper.more()
             return len(reply) - 1
 
-        def away(failure: Failure) -> int | Failure:
-            if not isinstance(failure.value, StoreUnavailable):
-                return failure
-            _log.info("idle sweep skipped: {why}", why=failure.getErrorMessage())
+        def away(failure: Failure) -> int:
+            if isinstance(failure.value, StoreUnavailable):
+                _log.info("idle sweep skipped: {why}", why=failure.getErrorMessage())
+            else:
+                _log.failure(
+                    "idle sweep of slab {name!r} failed; sweeping again in time",
+                    failure,
+                    name=self.name,
+                )
             return 0
 
         return swept.addCallbacks(swept_now, away)
@@ -152,52 +216,70 @@ class RedisStore(HookMethods):
 
     def load(self, key: bytes) -> Deferred[Stored | None]:
         try:
-            member = check_key(key).hex()
+            member = check_key(key).hex().encode()
         except Exception:
             return fail()
-        return self._run(scripts.LOAD, member).addCallback(self._loaded, member)
+        return self._run(
+            scripts.LOAD, (self._record + member,), member, self.codec_format, "0"
+        ).addCallback(self._loaded, member)
 
-    def _loaded(self, reply: list[Any], member: str) -> Stored | None:
+    def _loaded(self, reply: list[Any], member: bytes) -> Stored | None:
         self._in_use = int(reply[1])
         found = int(reply[0])
         if found != 1:
             self._counts["misses"] += 1
             if found == 2:
-                self._expired(member.encode())
+                self._expired(member)
                 self.hooks.run()
             return None
         self._counts["hits"] += 1
-        return Stored(reply[3], int(reply[2]))
+        version = int(reply[2])
+        if version > self._floor:
+            self._floor = version
+        return Stored(reply[3], version)
 
     def peek(self, key: bytes) -> Deferred[Stored | None]:
         try:
-            member = check_key(key).hex()
+            member = check_key(key).hex().encode()
         except Exception:
             return fail()
-        return self._run(scripts.PEEK, member).addCallback(
-            lambda reply: Stored(reply[1], int(reply[0])) if reply else None
+        return self._run(scripts.PEEK, (self._record + member,), member).addCallback(
+            self._peeked
         )
+
+    def _peeked(self, reply: list[bytes]) -> Stored | None:
+        if not reply:
+            return None
+        version = int(reply[0])
+        if version > self._floor:
+            self._floor = version
+        return Stored(reply[1], version)
 
     def save(self, key: bytes, data: bytes, expected: int) -> Deferred[int]:
         try:
-            member = check_key(key).hex()
+            member = check_key(key).hex().encode()
             check_data(data, self.name, self.record_size)
         except Exception:
             return fail()
         refuse = "1" if self.on_full == "refuse" else "0"
         saved = self._run(
             scripts.SAVE,
+            (self._record + member,),
             member,
             str(expected),
             data,
             str(self.capacity),
             refuse,
+            self.codec_format,
+            "0",
             writes=True,
         )
         return saved.addCallback(self._saved, key, expected)
 
     def _saved(self, reply: list[bytes], key: bytes, expected: int) -> int:
         outcome, self._in_use, number = reply[0], int(reply[1]), int(reply[2])
+        if number > self._floor:
+            self._floor = number
         events = reply[3:]
         for kind, member in zip(events[::2], events[1::2], strict=True):
             if kind == b"x":
@@ -220,13 +302,16 @@ class RedisStore(HookMethods):
 
     def delete(self, key: bytes, expected: int = ANY_VERSION) -> Deferred[bool]:
         try:
-            member = check_key(key).hex()
+            member = check_key(key).hex().encode()
         except Exception:
             return fail()
-        deleted = self._run(scripts.DELETE, member, str(expected), writes=True)
+        deleted = self._run(
+            scripts.DELETE, (self._record + member,), member, str(expected), writes=True
+        )
 
         def answered(reply: list[bytes]) -> bool:
             self._in_use = int(reply[1])
+            self._floor = max(self._floor, int(reply[2]))
             if reply[0] == b"conflict":
                 self._conflict(key, int(reply[2]), expected)
             return reply[0] == b"deleted"
@@ -240,7 +325,7 @@ class RedisStore(HookMethods):
             return fail(ValueError(f"cursor {cursor!r} is not one this store gave"))
         if type(limit) is not int or limit < 1:
             return fail(ValueError(f"limit must be 1 or more records (got {limit!r})"))
-        listed = self._run(scripts.RECORDS, cursor or "", str(limit))
+        listed = self._run(scripts.RECORDS, (), cursor or "", str(limit))
 
         def page(reply: list[bytes]) -> RecordPage:
             rows = reply[1:]
@@ -264,18 +349,42 @@ class RedisStore(HookMethods):
     # -- helpers -----------------------------------------------------------------
 
     def _run(
-        self, script: Script, *args: str | bytes, writes: bool = False
+        self,
+        script: Script,
+        record: tuple[bytes, ...],
+        *args: str | bytes,
+        writes: bool = False,
     ) -> Deferred[Any]:
-        common = (self.base, repr(self.clock.seconds()), self._timeout, self._ttl)
-        return self.link.run(script, (*common, *args), writes)
+        now = repr(self.clock.seconds())
+        common = (now, self._timeout, self._ttl, str(self._floor))
+        return self.link.run(script, self._keys + record, (*common, *args), writes)
 
     def _expired(self, member: bytes) -> None:
         self._counts["expirations"] += 1
-        self.hooks.queue(self.hooks.expired, bytes.fromhex(member.decode()))
+        try:
+            key = bytes.fromhex(member.decode())
+        except ValueError:
+            # Not a key this store wrote (planted by hand): dropped all the
+            # same, with no hook to tell.
+            _log.warn(
+                "dropped {member!r}, not a key, from slab {name!r}",
+                member=member,
+                name=self.name,
+            )
+            return
+        self.hooks.queue(self.hooks.expired, key)
 
     def _conflict(self, key: bytes, stored: int, expected: int) -> None:
         self._counts["conflicts"] += 1
         raise conflict(self.name, key, stored, expected)
+
+
+def _pass_on(result: object, done: Deferred[None]) -> None:
+    """Tell ``done`` what a shared Deferred fired with, keeping it for the next."""
+    if isinstance(result, Failure):
+        done.errback(result)
+    else:
+        done.callback(None)
 
 
 def _is_member(cursor: object) -> bool:
@@ -292,7 +401,10 @@ class RedisStores:
     ``url`` is a ``--store`` URL (see :mod:`jetforce_sesh.stores.redis.url`); the
     password, if the URL has none, comes from ``$JETFORCE_SESH_REDIS_PASSWORD`` in
     ``environ``. ``prefix`` starts every key, so capsules sharing a Redis keep
-    apart; processes of one capsule must use the same one.
+    apart; processes of one capsule must use the same one. With
+    ``wait_replicas`` above 0, a save or delete is answered only once that many
+    replicas have it, and fails with StoreUnsure if fewer confirm it within
+    ``wait_timeout`` milliseconds (see :class:`RedisLink`).
     """
 
     def __init__(
@@ -302,19 +414,38 @@ class RedisStores:
         prefix: str,
         reactor: IReactorTime,
         environ: Mapping[str, str] | None = None,
+        wait_replicas: int = 0,
+        wait_timeout: int = 100,
     ) -> None:
         import os
 
-        self.target = parse_store_url(url, os.environ if environ is None else environ)
-        if not prefix or any(c.isspace() for c in prefix):
+        if type(wait_replicas) is not int or wait_replicas < 0:
             raise ConfigError(
-                f"the Redis key prefix must be a word without spaces (got {prefix!r})"
+                f"the replicas a save waits for must be 0 or more (got"
+                f" {wait_replicas!r})"
+            )
+        if type(wait_timeout) is not int or not 0 < wait_timeout < REPLY_MS:
+            raise ConfigError(
+                f"the wait for replicas must be 1 to {REPLY_MS - 1} ms, under the"
+                f" {REPLY_MS} ms a Redis answer may take (got {wait_timeout!r})"
+            )
+        self.target = parse_store_url(url, os.environ if environ is None else environ)
+        if not prefix or any(c.isspace() or c in RESERVED for c in prefix):
+            raise ConfigError(
+                f"the Redis key prefix must be a word without spaces or braces"
+                f" (got {prefix!r})"
             )
         self.prefix = prefix
-        self.link = RedisLink(self.target, reactor)
+        self.link = RedisLink(self.target, reactor, wait_replicas, wait_timeout)
         self._names: set[str] = set()
 
     def __call__(self, spec: StoreSpec) -> RedisStore:
+        if not spec.name or any(c in RESERVED for c in spec.name):
+            raise ConfigError(
+                f"slab {spec.name!r} cannot be kept in Redis: a slab's name there"
+                f" must not be empty or hold braces, which mark Redis Cluster hash"
+                f" tags; give it another name"
+            )
         if spec.name in self._names:
             raise ConfigError(
                 f"two slabs named {spec.name!r} would share Redis keys under"

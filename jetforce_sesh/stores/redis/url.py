@@ -2,7 +2,11 @@
 
 ``redis://[[user]:password@]host[:port][/db]``, ``rediss://`` (the same over TLS,
 the server's certificate checked against the system's CAs, or the PEM file of
-``?ca=PATH``), ``unix:///path/redis.sock[?db=N]``. A password is better kept out
+``?ca=PATH``), ``unix:///path/redis.sock[?db=N]``, and
+``redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/service[/db]``:
+the primary that the Sentinels at those addresses (port 26379 unless given)
+monitor under the name ``service``, found again after every failover; the login
+is the primary's (the Sentinels are asked without one). A password is better kept out
 of the command line, where ``ps`` shows it to every user of the machine: the
 environment variable :data:`PASSWORD_ENV` gives it instead.
 """
@@ -19,10 +23,13 @@ from jetforce_sesh.errors import ConfigError
 #: Environment variable holding the Redis password when the URL has none.
 PASSWORD_ENV = "JETFORCE_SESH_REDIS_PASSWORD"
 DEFAULT_PORT = 6379
-SCHEMES = ("redis", "rediss", "unix")
+SENTINEL_PORT = 26379
+SENTINEL = "redis+sentinel"
+SCHEMES = ("redis", "rediss", "unix", SENTINEL)
 FORMS = (
-    "redis://[:password@]host[:port][/db], rediss://... (TLS) or"
-    " unix:///path/redis.sock[?db=N]"
+    "redis://[:password@]host[:port][/db], rediss://... (TLS),"
+    " unix:///path/redis.sock[?db=N] or"
+    " redis+sentinel://host[:port][,host[:port]...]/service[/db]"
 )
 
 
@@ -38,10 +45,19 @@ class RedisTarget:
     ca: str | None = None
     username: str | None = None
     password: str | None = attrs.field(default=None, repr=False)
+    #: The Sentinels to ask for the primary of ``service``, with a Sentinel URL.
+    sentinels: tuple[tuple[str, int], ...] = ()
+    service: str | None = None
 
     @property
     def shown(self) -> str:
         """The URL without its password, for messages and the banner."""
+        if self.service is not None:
+            hosts = ",".join(
+                f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+                for host, port in self.sentinels
+            )
+            return f"{SENTINEL}://{hosts}/{self.service}/{self.db}"
         if self.path is not None:
             return f"unix://{self.path}?db={self.db}"
         scheme = "rediss" if self.tls else "redis"
@@ -61,6 +77,8 @@ def _db(url: str, text: str) -> int:
 
 def parse_store_url(url: str, environ: Mapping[str, str]) -> RedisTarget:
     """The Redis server ``url`` names; ConfigError naming what is wrong."""
+    if url.startswith(f"{SENTINEL}:"):
+        return _sentinel_target(url, environ)
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -96,4 +114,33 @@ def parse_store_url(url: str, environ: Mapping[str, str]) -> RedisTarget:
         ca=query["ca"][-1] if "ca" in query else None,
         username=username,
         password=password,
+    )
+
+
+def _sentinel_target(url: str, environ: Mapping[str, str]) -> RedisTarget:
+    """A ``redis+sentinel://`` URL: several addresses, a service name, a db."""
+    parts = urlsplit(url)
+    if parts.query:
+        raise _bad(url, "a Sentinel URL takes no ?parameters")
+    login, _, hosts = parts.netloc.rpartition("@")
+    username, _, password = login.partition(":")
+    sentinels: list[tuple[str, int]] = []
+    for address in hosts.split(","):
+        try:
+            place = urlsplit(f"//{address}")
+            port = place.port
+        except ValueError as error:
+            raise _bad(url, f"{error}: use {FORMS}") from None
+        if not place.hostname:
+            raise _bad(url, f"a Sentinel address is host[:port] (got {address!r})")
+        sentinels.append((place.hostname, SENTINEL_PORT if port is None else port))
+    service, _, db = parts.path.strip("/").partition("/")
+    if not service:
+        raise _bad(url, "name the service the Sentinels monitor: .../service[/db]")
+    return RedisTarget(
+        db=_db(url, db) if db else 0,
+        username=unquote(username) if username else None,
+        password=unquote(password) if password else environ.get(PASSWORD_ENV) or None,
+        sentinels=tuple(sentinels),
+        service=unquote(service),
     )

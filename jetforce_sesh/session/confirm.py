@@ -60,6 +60,7 @@ __all__ = [
     "ask_yes",
     "confirm_path",
     "is_confirmed",
+    "ready",
     "said_yes",
     "with_token",
 ]

@@ -148,6 +148,31 @@ class AccountsBase:
         )
         return Response(Status.SUCCESS, "text/gemini", body)
 
+    def _elsewhere(self, what: str, label: str) -> Callable[[str], Response]:
+        """The page a link from elsewhere (or an old one) gets: it asked to
+        ``what``; nothing was done; ``label`` links the player's own."""
+
+        def page(link: str) -> Response:
+            return self._page(
+                f"A link asked to {what}. Only links this page makes for you here"
+                f" can do that, and that one was not (or it is out of date):"
+                f" nothing was done.",
+                "",
+                f"=> {link} {label}",
+            )
+
+        return page
+
+    async def _live_codes(self, account: bytes) -> list[float]:
+        """When each live link code of ``account`` expires."""
+        now = self._now()
+        live = []
+        for hashed in await self.limits.codes_of(account):
+            entry, _ = await self.codes.fetch(hashed)
+            if entry is not None and entry.account == account and entry.expires > now:
+                live.append(entry.expires)
+        return live
+
     async def _live_pending(self, key: bytes) -> Pending | None:
         """The code in flight under ``key`` (a certificate or an account), if
         it has not run out."""

@@ -78,7 +78,7 @@ class Limits:
                 # A new window (or a clock that went back): count from now.
                 setattr(tally, since_field, now)
                 if since_field == "since":
-                    tally.wrong = tally.made = 0
+                    tally.wrong = 0
                 else:
                     tally.printed = 0
                 since = now
@@ -141,16 +141,52 @@ class Limits:
                 return _left(tally.since, options.wrong_window, now)
         return 0
 
-    async def make(self, address: str, now: float) -> int:
-        """Count a link code made from ``address``: 0, or the seconds to wait."""
+    async def made(self, address: str, account: bytes, hashed: bytes) -> list[bytes]:
+        """Note the link code ``hashed`` made for ``account`` from ``address``;
+        the hashes of the codes that end to make room: an address holds at
+        most ``codes_per_address``, an account ``codes_per_account``, and one
+        more ends the oldest."""
         options = self.options
-        return await self._take(
-            address_key(address),
-            now,
-            options.codes_per_address,
-            options.wrong_window,
-            "made",
-        )
+        ended: list[bytes] = []
+        for key, limit in (
+            (address_key(address), options.codes_per_address),
+            (account, options.codes_per_account),
+        ):
+            ended += await self._ring(key, limit, hashed)
+        return list(dict.fromkeys(ended))
+
+    async def _ring(self, key: bytes, limit: int, hashed: bytes) -> list[bytes]:
+        ended: list[bytes] = []
+
+        def edit(tally: Tally | None) -> Tally:
+            tally = tally or Tally()
+            codes = [code for code in tally.codes if code != hashed] + [hashed]
+            ended[:] = codes[: max(0, len(codes) - limit)]
+            tally.codes = codes[len(ended) :]
+            return tally
+
+        await self.slab.change(key, edit, attempts=ATTEMPTS)
+        return ended
+
+    async def codes_of(self, account: bytes) -> list[bytes]:
+        """The hashes of the link codes ``account`` made, oldest first (some
+        may have been used or have expired since)."""
+        tally, _ = await self.slab.fetch(account)
+        return list(tally.codes) if tally is not None else []
+
+    async def forget_codes(self, account: bytes) -> list[bytes]:
+        """Forget the link codes ``account`` made; their hashes."""
+        gone: list[bytes] = []
+
+        def edit(tally: Tally | None) -> Tally | None:
+            if tally is None:
+                return None
+            gone[:] = tally.codes
+            tally.codes = []
+            return tally
+
+        await self.slab.change(account, edit, attempts=ATTEMPTS)
+        return gone
 
     async def print(self, address: str, now: float) -> int:
         """Count recovery codes printed from ``address``: 0, or seconds to wait."""

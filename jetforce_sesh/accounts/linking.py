@@ -77,51 +77,34 @@ class Linking(AccountsBase):
 
     # -- making a link code --------------------------------------------------------
 
-    async def code_state(self, request: Request) -> bytes:
-        """What a link to make a code confirms: the account's live code now
-        (so a code page fetched again makes no second code)."""
-        live = await self._live_pending(player_key(request))
-        return live.code if live is not None else b""
-
     async def make_code(
         self, request: Request, record: Account, token: str | None = None
     ) -> Response:
-        """A new link code for this account (the previous one stops working)."""
+        """A new link code for this account. It takes nothing: it is shown to
+        this player only, links nothing until entered and confirmed from
+        another certificate, and ends only the account's oldest code beyond
+        ``codes_per_account`` (so a link from elsewhere that makes one cannot
+        end the code a phone is entering)."""
         await ready()  # the secret its links are made under
         key = player_key(request)
-        state = await self.code_state(request)
-        if not is_confirmed(request, token, "/account/code", state):
-            # A link from elsewhere, or one shown before: the page that has a
-            # link of the player's own.
-            return Response(Status.REDIRECT_TEMPORARY, "/account")
         now = self._now()
-        wait = await self.limits.make(_address(request), now)
-        if wait:
-            return Response(Status.SLOW_DOWN, str(wait))
         code = new_code()
         hashed = code_hash(code)
-        expires = now + self.options.code_ttl
         entry = LinkCode(
             account=key,
             made_by=fingerprint_of_request(request),
             name=common_name(request),
-            expires=expires,
+            expires=now + self.options.code_ttl,
         )
         try:
             await self.codes.change(hashed, lambda _: entry)
         except StoreFull:
             # Every slot holds a live code; the oldest ends within code_ttl.
             return Response(Status.SLOW_DOWN, str(int(self.options.code_ttl)))
-        before: list[Pending | None] = []
-
-        def point(pending: Pending | None) -> Pending:
-            before[:] = [pending]
-            return Pending(hashed, "link", expires)
-
-        await self.pending.change(key, point)
-        old = before[0] if before else None
-        if old is not None and old.code and old.code != hashed:
-            await self.codes.drop(old.code)  # one live code per account
+        # An address and an account hold a few codes at once: one more ends
+        # the oldest, so a flood from one address ends only its own.
+        for ended in await self.limits.made(_address(request), key, hashed):
+            await self.codes.drop(ended)
         minutes = int(self.options.code_ttl // 60)
         return self._page(
             "Your link code:",
@@ -129,8 +112,7 @@ class Linking(AccountsBase):
             f"> {shown_code(code)}",
             "",
             f"From your other certificate, open this capsule's account page and"
-            f' choose "Enter a code" within {minutes} minutes. The code works once;'
-            f" making another one replaces it.",
+            f' choose "Enter a code" within {minutes} minutes. The code works once.',
         )
 
     # -- entering a code -------------------------------------------------------------
@@ -153,10 +135,10 @@ class Linking(AccountsBase):
         if not is_confirmed(request, token, "/account/link", state):
             # Whatever came with it is dropped: a code in a link from elsewhere
             # is never taken, and the prompt is asked at the player's own link.
-            return Response(
-                Status.REDIRECT_TEMPORARY,
-                confirm_path(request, "/account/link", state),
-            )
+            return self._elsewhere(
+                "enter a link code",
+                "Enter a code from another certificate",
+            )(confirm_path(request, "/account/link", state))
         address, now = _address(request), self._now()
         if not request.query:
             wait = await self.limits.waiting(fingerprint, address, now)
@@ -216,6 +198,10 @@ class Linking(AccountsBase):
             "/account/join",
             pending,
             await self._join_question(target, key, fingerprint),
+            elsewhere=self._elsewhere(
+                "link this certificate to an account",
+                "Link this certificate (you are asked first)",
+            ),
         )
         if isinstance(answer, Response):
             return answer
@@ -311,8 +297,6 @@ class Linking(AccountsBase):
             with contextlib.suppress(StoreFull):
                 await self.members.change(made_by, first)
         await self.pending.drop(fingerprint)
-        if target.kind == "link":
-            await self.pending.drop(account)  # the account's live code is used
         if old != account:
             await self._left_behind(old, fingerprint)
         return self._page(
@@ -368,10 +352,8 @@ class Linking(AccountsBase):
             for hashed in gone[0].recovery:
                 await self.recovery.drop(hashed)
             await self.accounts.drop(old)
-        live = await self._live_pending(old)
-        if live is not None:
-            await self.codes.drop(live.code)
-        await self.pending.drop(old)
+        for hashed in await self.limits.forget_codes(old):
+            await self.codes.drop(hashed)
 
     # -- recovery codes ---------------------------------------------------------------
 
@@ -388,6 +370,10 @@ class Linking(AccountsBase):
             record,
             f"Print {count} new recovery codes? Any printed before stop working."
             f" Type yes to print",
+            elsewhere=self._elsewhere(
+                "print new recovery codes, which ends the ones printed before",
+                "Print new recovery codes (you are asked first)",
+            ),
         )
         if isinstance(answer, Response):
             return answer

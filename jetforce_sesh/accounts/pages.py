@@ -21,7 +21,7 @@ memory, in ``--state-dir``, in a shared store), hold what accounts need:
 - ``accounts.recovery``: per live recovery code (by its SHA-256), its account;
 - ``accounts.revoked``: revoked certificates that named their account;
 - ``accounts.limits``: wrong codes and codes made, per certificate and address;
-- ``accounts.pending``: codes in flight, per certificate and account.
+- ``accounts.pending``: the code each certificate entered, until it confirms.
 
 Every action is confirmed at a link only the capsule could have shown the
 player (:mod:`jetforce_sesh.session.confirm`); codes are asked with ``11`` and
@@ -152,7 +152,7 @@ class Accounts(Linking, Revoking):
         self.limits_slab: Slab[Tally] = app.slab(
             Tally,
             name="accounts.limits",
-            record_size=encoded_size(largest_tally()),
+            record_size=encoded_size(largest_tally(options)),
             max_records=options.guess_table,
             on_full="evict",
             idle_timeout=window,
@@ -216,7 +216,7 @@ class Accounts(Linking, Revoking):
         certificates = record.certificates or [mine]
         lines: list[str] = []
         note = rotation_note(request, now)
-        code = confirm_path(request, "/account/code", await self.code_state(request))
+        code = "/account/code"
         if note:
             lines += [note, f"=> {code} Make a link code for your new certificate", ""]
         count = len(certificates)
@@ -227,11 +227,14 @@ class Accounts(Linking, Revoking):
         lines.append("")
         for fingerprint in certificates:
             lines += await self._certificate_lines(request, record, fingerprint, key)
-        live = await self._live_pending(key)
-        if live is not None:
+        live = await self._live_codes(key)
+        if live:
+            count = len(live)
             lines.append(
-                f"A link code is live until {moment(live.until)}; making a new one"
-                f" replaces it."
+                f"{count} link code{'s are' if count > 1 else ' is'} live, the"
+                f" newest until {moment(max(live))}; an account holds"
+                f" {self.options.codes_per_account} at most, and one more ends"
+                f" the oldest."
             )
         lines += [
             "## Link another certificate",
@@ -284,7 +287,7 @@ class Accounts(Linking, Revoking):
     async def _expired_page(self, request: Request) -> Response:
         certificate = read_certificate(request.environ)
         until = certificate.valid_until + self.options.expired_grace
-        code = confirm_path(request, "/account/code", await self.code_state(request))
+        code = "/account/code"
         return self._page(
             f"This certificate expired on {date(certificate.valid_until)}. Until"
             f" {date(until)} it can still make a link code here, for the new"

@@ -73,20 +73,23 @@ class Revoked:
 @attrs.define
 class Tally:
     """What one certificate, or one client address, did within a window: wrong
-    codes entered, codes made, recovery codes printed (``accounts.limits``)."""
+    codes entered, recovery codes printed, link codes an address holds
+    (``accounts.limits``)."""
 
     since: float = 0.0
     wrong: int = 0
-    made: int = 0
     printed_since: float = 0.0
     printed: int = 0
+    #: SHA-256 of the link codes an address (or an account) made, oldest
+    #: first: one more than ``codes_per_address`` (``codes_per_account``)
+    #: ends the oldest.
+    codes: list[bytes] = attrs.Factory(list)
 
 
 @attrs.define
 class Pending:
-    """A code in flight (``accounts.pending``): under a certificate, the code it
-    entered and must confirm before joining; under an account, its live link
-    code (one at a time)."""
+    """A code in flight (``accounts.pending``): the code a certificate entered
+    and must confirm before it joins that code's account."""
 
     code: bytes = b""
     #: "link" or "recovery".
@@ -114,8 +117,11 @@ class AccountOptions:
     wrong_window: float = 900.0
     #: Wrong codes one client address (an IPv6 /64) may enter per window.
     wrong_per_address: int = 30
-    #: Link codes one client address may make per ``wrong_window`` seconds.
-    codes_per_address: int = 20
+    #: Link codes one account holds live at once: one more ends its oldest.
+    codes_per_account: int = 3
+    #: Link codes one client address holds live at once: one more ends its
+    #: oldest, so a flood from one address never holds more of ``max_codes``.
+    codes_per_address: int = 10
     #: Recovery codes printed at once; printing again ends the earlier ones.
     recovery_codes: int = 8
     #: Recovery codes kept, over every account.
@@ -158,9 +164,10 @@ def largest_link_code() -> LinkCode:
     return LinkCode(_KEY, _KEY, _WIDEST_NAME, _LATE)
 
 
-def largest_tally() -> Tally:
+def largest_tally(options: AccountOptions) -> Tally:
     big = 2**63 - 1
-    return Tally(_LATE, big, big, _LATE, big)
+    most = max(options.codes_per_address, options.codes_per_account)
+    return Tally(_LATE, big, _LATE, big, [_KEY] * most)
 
 
 def largest_pending() -> Pending:

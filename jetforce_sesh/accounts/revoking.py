@@ -62,6 +62,10 @@ class Revoking(AccountsBase):
             f"Revoke certificate {name} ({prefix[:8]}…)? It will be a new, unknown"
             f" player from then on, and this account's recovery codes stop working."
             f" Type yes to revoke",
+            elsewhere=self._elsewhere(
+                f"revoke certificate {name}",
+                f"Revoke {name} (you are asked first)",
+            ),
         )
         if isinstance(answer, Response):
             return answer
@@ -118,10 +122,8 @@ class Revoking(AccountsBase):
         # Codes the revoked certificate may have made or seen die with it.
         for hashed in gone:
             await self.recovery.drop(hashed)
-        live = await self._live_pending(key)
-        if live is not None:
-            await self.codes.drop(live.code)
-            await self.pending.drop(key)
+        for hashed in await self.limits.forget_codes(key):
+            await self.codes.drop(hashed)
         return self._page(
             f"Revoked {name}: from now on it is a new player, and cannot see this"
             f" account's records."

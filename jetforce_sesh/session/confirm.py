@@ -35,6 +35,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -322,18 +323,25 @@ def ask_yes(
     path: str,
     state: object,
     prompt: str,
+    *,
+    elsewhere: Callable[[str], Response] | None = None,
 ) -> Response | bool:
     """Ask the player to type ``yes`` before ``path`` acts on ``state``, at a
     URL only the capsule could have shown them.
 
     Returns a response to send as it is, or the player's answer: True for
     ``yes``, False for anything else. Without a good token (a link from
-    elsewhere, an old or forged one, any query it came with) the answer is a
-    ``30`` redirect to ``path`` with a fresh token, which asks again; with one,
-    no query is the ``10`` prompt ``prompt``, and a query is the answer.
+    elsewhere, an old or forged one, any query it came with) nothing is done
+    and the question is offered again at a fresh link of the player's own:
+    ``elsewhere(link)``, a page that says so and links it, or without one a
+    ``30`` redirect to it. With a good token, no query is the ``10`` prompt
+    ``prompt``, and a query is the answer.
     """
     if not is_confirmed(request, token, path, state):
-        return Response(Status.REDIRECT_TEMPORARY, confirm_path(request, path, state))
+        fresh = confirm_path(request, path, state)
+        if elsewhere is not None:
+            return elsewhere(fresh)
+        return Response(Status.REDIRECT_TEMPORARY, fresh)
     if not request.query:
         return Response(Status.INPUT, prompt)
     return said_yes(request)

@@ -78,11 +78,16 @@ def links_to(page: Page, start: str) -> list[str]:
 
 
 def make_code(harness: SessionHarness, player: str) -> str:
-    """Make a link code as ``player`` does: its account page's link."""
+    """Make a link code as ``player`` does: its account page's link; when a
+    code is live already, the question whether to end it, answered yes."""
     page = harness.get("/account", player=player)
-    path = link_at(page, "Make a link code")
-    assert re.fullmatch("/account/code/" + TOKEN, path), path
-    return code_from(harness.get(path, player=player))
+    made = harness.get(link_at(page, "Make a link code"), player=player)
+    if "Your link code:" not in made.body:
+        at = link_at(made, "Make a new link code (you are asked first)")
+        assert re.fullmatch("/account/code/" + TOKEN, at), at
+        assert 10 == harness.get(at, player=player).status
+        made = harness.get(at, player=player, query="yes")
+    return code_from(made)
 
 
 def enter(

@@ -102,7 +102,7 @@ def test_every_account_record_fits_its_slab_at_its_largest() -> None:
         (sized.members, largest_member()),
         (sized.accounts, largest_account(options)),
         (sized.codes, largest_link_code()),
-        (sized.limits_slab, largest_tally()),
+        (sized.limits_slab, largest_tally(options)),
         (sized.pending, largest_pending()),
     ]
     for slab, record in cases:

@@ -89,7 +89,7 @@ def test_an_expired_certificate_cannot_act_for_its_account_beyond_a_code(
     page = old(harness, "/account")
     links = [line for line in page.lines if line.startswith("=> ")]
     assert [re.sub("/[a-z2-7]{16} ", "/TOKEN ", line) for line in links] == [
-        "=> /account/code/TOKEN Make a link code for your new certificate",
+        "=> /account/code Make a link code for your new certificate",
         "=> /account Your account",
         "=> /account/help How accounts work",
         "=> / Back to the capsule",

@@ -111,17 +111,19 @@ def test_an_address_is_its_own_key_and_a_v6_address_its_slash_64() -> None:
     assert address_key("not an address") != address_key("192.0.2.1")
 
 
-def test_codes_made_are_limited_per_address() -> None:
+def test_an_address_holds_a_few_live_codes_and_one_more_ends_its_oldest() -> None:
     small = SessionApplication("small")
     use_accounts(small, Accounts(AccountOptions(codes_per_address=3)))
     harness = SessionHarness(small)
-    made = []
-    for n in range(5):
-        page = harness.get("/account", player=f"maker{n}")
-        made.append(
-            harness.get(link_at(page, "Make a link code"), player=f"maker{n}").status
-        )
-    assert [20, 20, 20, 44, 44] == made
+    global app
+    saved, app = app, small
+    try:
+        codes = [make_code(harness, f"maker{n}") for n in range(5)]
+        entered = [guess(harness, "joiner", code).status for code in codes]
+    finally:
+        app = saved
+    # The two oldest ended; the newest three are live (each asks to join).
+    assert [11, 11, 30, 30, 30] == entered
 
 
 def test_two_counts_at_once_count_twice() -> None:

@@ -160,22 +160,28 @@ def test_a_code_works_once(harness: SessionHarness) -> None:
     assert "1" == harness.get("/visit", player="thief").body
 
 
-def test_a_new_code_replaces_the_live_one(harness: SessionHarness) -> None:
-    first = make_code(harness, "ann")
-    second = make_code(harness, "ann")
-    assert first != second
-    assert 11 == enter(harness, "phone", first).status
-    assert "Linked." in enter(harness, "phone", second).body
-
-
-def test_a_code_page_fetched_again_makes_no_second_code(
+def test_an_account_holds_three_live_codes_and_a_fourth_ends_the_oldest(
     harness: SessionHarness,
 ) -> None:
+    codes = [make_code(harness, "ann") for _ in range(4)]
+    assert 4 == len(set(codes))
     page = harness.get("/account", player="ann")
-    path = link_at(page, "Make a link code")
-    code = code_from(harness.get(path, player="ann"))
-    again = harness.get(path, player="ann")
-    assert (30, "/account") == (again.status, again.meta)
+    assert (
+        "3 link codes are live, the newest until 2026-01-01 00:10 UTC; an account"
+        " holds 3 at most, and one more ends the oldest."
+    ) in page.lines
+    assert 11 == enter(harness, "phone", codes[0]).status
+    assert "Linked." in enter(harness, "phone", codes[1]).body
+
+
+def test_a_code_made_by_a_link_from_elsewhere_ends_no_code_in_use(
+    harness: SessionHarness,
+) -> None:
+    """A stranger's link to /account/code makes the player a code only they
+    see; the code their phone is entering still works."""
+    code = make_code(harness, "ann")
+    made = harness.get("/account/code", player="ann", query="yes")
+    assert "Your link code:" in made.body
     assert "Linked." in enter(harness, "phone", code).body
 
 

@@ -100,7 +100,14 @@ def test_a_revoke_link_from_elsewhere_revokes_nothing(harness: SessionHarness) -
     prefix = fingerprint_of("phone").hex()[:16]
     for path in (f"/account/revoke/{prefix}", f"/account/revoke/{prefix}/forged"):
         page = harness.get(path, player="ann", query="yes")
-        assert 30 == page.status
+        assert page.lines[2] == (
+            "A link asked to revoke certificate phone. Only links this page makes"
+            " for you here can do that, and that one was not (or it is out of"
+            " date): nothing was done."
+        )
+        assert link_at(page, "Revoke phone (you are asked first)").startswith(
+            f"/account/revoke/{prefix}/"
+        )
     assert accounts.members.peek_now(fingerprint_of("phone")) is not None
     assert (
         "This account has 2 certificates" in harness.get("/account", player="ann").body

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from jetforce_sesh.stores import ANY_VERSION, MemoryStore
 from jetforce_sesh.testing import Page, SessionHarness, fingerprint_of, make_environ
 from tests.accounts.support import link, revoke
 from tests.confirming import asked_at
+from tests.support import REPO
 
 app = SessionApplication("Tally", entry="/tally")
 
@@ -405,3 +408,18 @@ def test_cleaning_up_a_revoked_certificate_cannot_let_it_back_in() -> None:
         harness.get("/trip", player=p).body
         for p in ("laptop", "lost", "lost", "laptop")
     ]
+
+
+@pytest.mark.e2e
+def test_the_admin_stall_benchmark_runs_on_the_real_reactor() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.stall_admin", "--records", "2000"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert 0 == result.returncode, result.stderr
+    lines = result.stdout.splitlines()
+    assert "Admin drop search, 3 slabs of 2,000 records:" in lines
+    assert 2 == sum("longest slice" in line for line in lines)

@@ -26,7 +26,6 @@ from twisted.internet.defer import Deferred, succeed
 from benchmarks.stall import GOAL_MS, fill, measure, reactor, samples
 from jetforce_sesh import SlabOptions
 from jetforce_sesh.games import counter
-from jetforce_sesh.ops import admin as admin_module
 from jetforce_sesh.ops.admin import Admin
 from jetforce_sesh.server.stats import ServerStats
 from jetforce_sesh.testing import fingerprint_of, make_environ, read_response
@@ -50,9 +49,10 @@ def run(records: int) -> dict[str, dict[str, float]]:
 
     app.open(reactor, SlabOptions(max_records=records))
     counter.app.open(reactor, SlabOptions(max_records=1000))
-    Admin(
+    admin = Admin(
         [fingerprint_of("root")], list(app.slabs.values()), ServerStats(reactor)
-    ).install(app)
+    )
+    admin.install(app)
     started = time.perf_counter()
     for slab, examples in samples().items():
         fill(slab, records, examples)
@@ -63,36 +63,35 @@ def run(records: int) -> dict[str, dict[str, float]]:
     # way, so that a collection's pause is not counted as the search's.
     gc.freeze()
     results: dict[str, dict[str, float]] = {}
-    sliced = admin_module.deferLater
+    sliced = admin.pause
     slices: list[float] = []
     resumed = [time.perf_counter()]
 
-    def timed(clock: Any, delay: float, call: Any) -> Deferred[Any]:
+    def timed(clock: Any) -> Deferred[None]:
         slices.append(time.perf_counter() - resumed[0])
 
-        def again(result: object) -> object:
+        def again(result: None) -> None:
             resumed[0] = time.perf_counter()
-            return result
 
-        return sliced(clock, delay, call).addCallback(again)
+        return sliced(clock).addCallback(again)
 
     def sliced_search() -> Deferred[Any]:
-        admin_module.deferLater = timed  # type: ignore[assignment]
+        admin.pause = timed
         resumed[0] = time.perf_counter()
         done = search(app)
 
         def restore(result: object) -> object:
-            admin_module.deferLater = sliced
+            admin.pause = sliced
             return result
 
         return done.addBoth(restore)
 
     def one_turn() -> Deferred[Any]:
-        admin_module.deferLater = lambda clock, delay, call: succeed(None)  # type: ignore[assignment]
+        admin.pause = lambda clock: succeed(None)
         done = search(app)
 
         def restore(result: object) -> object:
-            admin_module.deferLater = sliced
+            admin.pause = sliced
             return result
 
         return done.addBoth(restore)

@@ -171,7 +171,7 @@ class Accounts(Linking, Revoking):
             (self.codes, "Accounts: live link codes", "codes"),
             (self.recovery, "Accounts: recovery codes", "codes"),
             (self.revoked, "Accounts: revoked first certificates", "certificates"),
-            (self.limits_slab, "Accounts: wrong-code counts", "counts"),
+            (self.limits_slab, "Accounts: counts of codes", "counts"),
             (self.pending, "Accounts: codes being confirmed", "codes"),
         ):
             slab.title, slab.unit = title, unit

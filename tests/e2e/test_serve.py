@@ -160,12 +160,12 @@ def test_the_banner_lists_each_game_and_ends_with_the_address_to_open(
         "  Accounts: revoked first certificates: up to 10,000 certificates, 1.2 MiB"
         " (when full, new certificates are refused; never forgotten for being"
         " unused)",
-        "  Accounts: wrong-code counts: up to 10,000 counts, 1.6 MiB (when full, the"
+        "  Accounts: counts of codes: up to 10,000 counts, 4.8 MiB (when full, the"
         " counts unused longest make room; counts unused for 1 day are forgotten)",
         "  Accounts: codes being confirmed: up to 10,000 codes, 1.4 MiB (when full,"
         " the codes unused longest make room; codes unused for 10 minutes are"
         " forgotten)",
-        "In all: 6 games and 7 more slabs, up to 127,000 records, 29.2 MiB reserved.",
+        "In all: 6 games and 7 more slabs, up to 127,000 records, 32.4 MiB reserved.",
         "When a game is full, the player away longest makes room; players are never"
         " forgotten for being away.",
         f"Listening on 127.0.0.1:{demo_server.port}",

@@ -380,6 +380,8 @@ def test_cleaning_up_a_revoked_certificate_cannot_let_it_back_in() -> None:
         [
             (f"/admin/drop/accounts/{lost[:16]}", f"Accounts: account {lost[:16]}…"
              " and its list of 1 certificate(s)"),
+            (f"/admin/drop/accounts.limits/{lost[:16]}",
+             f"Accounts: counts of codes: {lost[:16]}…"),
             (f"/admin/drop/accounts.certificates/{lost[:16]}",
              f"Accounts: certificate links: certificate {lost[:16]}… linked to"
              f" account {fresh[:16]}…"),
@@ -399,6 +401,7 @@ def test_cleaning_up_a_revoked_certificate_cannot_let_it_back_in() -> None:
     assert {
         "accounts": "# Not dropped",
         "accounts.certificates": "# Dropped",
+        "accounts.limits": "# Dropped",
         "accounts.revoked": "# Not dropped",
         "trips": "# Dropped",
     } == outcomes

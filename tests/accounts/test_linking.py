@@ -251,3 +251,36 @@ def test_one_code_links_one_certificate_even_when_the_store_answers_later() -> N
     assert refused.body.startswith(
         "# Your account\n\nNo live code like that any more: it was used meanwhile;"
     )
+
+
+def test_a_join_whose_account_changes_meanwhile_runs_once_and_links() -> None:
+    """Issue 23: a handler that wrote its route record was run again when that
+    save met another write, and the join ran a second time with its code used
+    up. The account pages write only through Slab.change(): another write to
+    the joiner's account record in the middle (another process, say) reruns
+    nothing, and the join completes, the code used once."""
+    harness = SessionHarness(app, stores=later_stores(0.5))
+    harness.clock.pump([0.5] * 4)
+
+    def get(path: str, player: str, query: str | None = None) -> Page:
+        got: list[Page] = []
+        harness.request(path, player=player, query=query).addCallback(got.append)
+        harness.clock.pump([0.5] * 60)
+        return got[0]
+
+    get("/visit", "phone")
+    get("/visit", "ann")
+    page = get("/account", "phone")
+    at = link_at(page, "Print new recovery codes")
+    assert "Your recovery codes" in get(at, "phone", "yes").body
+    code = code_from(get("/account/code", "ann"))
+    at = link_at(get("/account", "phone"), "Enter a code from another certificate")
+    asked = get(at, "phone", code)
+    pages: list[Page] = []
+    harness.request(asked.meta, player="phone", query="yes").addCallback(pages.append)
+    harness.clock.pump([0.5] * 6)
+    # Meanwhile, the phone's account record is written elsewhere.
+    accounts.accounts.change(fingerprint_of("phone"), lambda record: record)
+    harness.clock.pump([0.5] * 80)
+    assert "Linked." in pages[0].body
+    assert "2" == get("/visit", "phone").body

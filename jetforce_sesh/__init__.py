@@ -60,6 +60,13 @@ if TYPE_CHECKING:
     from jetforce_sesh.records import LayoutCodec, MsgpackCodec, reset
     from jetforce_sesh.server import SessionServer
     from jetforce_sesh.session.application import SessionApplication
+    from jetforce_sesh.session.confirm import (
+        ask_yes,
+        confirm_path,
+        is_confirmed,
+        said_yes,
+        with_token,
+    )
     from jetforce_sesh.session.route import SessionRoute
     from jetforce_sesh.session.slab import Slab, SlabStats
     from jetforce_sesh.session.visit import after_save
@@ -100,6 +107,11 @@ _HOMES: dict[str, str] = {
     "StoreUnavailable": "jetforce_sesh.errors",
     "StoreUnsure": "jetforce_sesh.errors",
     "after_save": "jetforce_sesh.session.visit",
+    "ask_yes": "jetforce_sesh.session.confirm",
+    "confirm_path": "jetforce_sesh.session.confirm",
+    "is_confirmed": "jetforce_sesh.session.confirm",
+    "said_yes": "jetforce_sesh.session.confirm",
+    "with_token": "jetforce_sesh.session.confirm",
     "clean_name": "jetforce_sesh.names",
     "fingerprint_of_request": "jetforce_sesh.identity",
     "memory_stores": "jetforce_sesh.stores.memory",
@@ -144,15 +156,20 @@ __all__ = [
     "StoreUnsure",
     "after_save",
     "app",
+    "ask_yes",
     "clean_name",
+    "confirm_path",
     "fingerprint_of_request",
+    "is_confirmed",
     "memory_stores",
     "parse_fingerprint",
     "player_key",
     "quoted",
     "reset",
+    "said_yes",
     "skeleton",
     "use_accounts",
+    "with_token",
 ]
 
 

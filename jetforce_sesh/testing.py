@@ -35,6 +35,7 @@ from zope.interface import implementer
 
 from jetforce_sesh.options import SlabOptions
 from jetforce_sesh.session.application import SessionApplication
+from jetforce_sesh.session.confirm import abandon_secret
 from jetforce_sesh.stores.contract import (
     ANY_VERSION,
     Hook,
@@ -300,6 +301,7 @@ class SessionHarness:
                 # will never move again: let go of it.
                 for slab in app.slabs.values():
                     slab.abandon()
+                abandon_secret()
             self.opened = app.open(self.clock, defaults, stores)
 
     def request(

@@ -53,15 +53,20 @@ CAPSULE_AUTHORS = [
     "StoreUnsure",
     "after_save",
     "app",
+    "ask_yes",
     "clean_name",
+    "confirm_path",
     "fingerprint_of_request",
+    "is_confirmed",
     "memory_stores",
     "parse_fingerprint",
     "player_key",
     "quoted",
     "reset",
+    "said_yes",
     "skeleton",
     "use_accounts",
+    "with_token",
 ]
 
 STORE_WRITERS = [

@@ -1,67 +1,55 @@
-"""Link codes: made with :mod:`secrets`, kept only as their SHA-256, typed
-loosely, and wrong guesses counted."""
+"""Link codes and recovery codes: made with :mod:`secrets`, kept only as their
+SHA-256, typed loosely, never written back to the player or the log."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-from collections import OrderedDict
+from typing import Literal
 
-#: Characters of a link code: digits and capitals with no look-alikes (no 0 or O,
+#: Characters of a code: digits and capitals with no look-alikes (no 0 or O,
 #: no 1, I or L, no U or V, which fonts and handwriting confuse).
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTWXYZ"
+#: A link code lives minutes: 29**8 (about 5.0e11) is plenty for that.
 CODE_LENGTH = 8
+#: A recovery code lives until used, written down: 29**16 (about 2.5e23, 77
+#: bits) holds against guessing online and against its stored hash offline.
+RECOVERY_LENGTH = 16
+
+Kind = Literal["link", "recovery"]
 
 
 def code_hash(code: str) -> bytes:
     return hashlib.sha256(code.encode("ascii")).digest()
 
 
-def normal_code(text: str) -> str | None:
+def read_code(text: str) -> tuple[Kind, str] | None:
     """The code a player meant by ``text`` (any case, spaces and dashes
-    ignored), or None if it cannot be one."""
+    ignored) and its kind, or None if it can be none."""
     code = "".join(text.split()).replace("-", "").upper()
-    if len(code) != CODE_LENGTH or any(char not in ALPHABET for char in code):
+    if any(char not in ALPHABET for char in code):
         return None
-    return code
+    if len(code) == CODE_LENGTH:
+        return "link", code
+    if len(code) == RECOVERY_LENGTH:
+        return "recovery", code
+    return None
+
+
+def normal_code(text: str) -> str | None:
+    """The link code a player meant by ``text``, or None if it cannot be one."""
+    found = read_code(text)
+    return found[1] if found is not None and found[0] == "link" else None
 
 
 def shown_code(code: str) -> str:
-    return f"{code[:4]}-{code[4:]}"
+    """A code in groups of four, as the page shows it: ABCD-2345."""
+    return "-".join(code[start : start + 4] for start in range(0, len(code), 4))
 
 
-def new_code() -> str:
-    return "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
+def new_code(length: int = CODE_LENGTH) -> str:
+    return "".join(secrets.choice(ALPHABET) for _ in range(length))
 
 
-class Guesses:
-    """Wrong codes per certificate, in windows of ``window`` seconds, in a table
-    of at most ``capacity`` certificates: a flood of fresh certificates pushes
-    out the oldest entries, and cannot grow it."""
-
-    def __init__(self, limit: int, window: float, capacity: int) -> None:
-        self.limit = limit
-        self.window = window
-        self.capacity = capacity
-        self._table: OrderedDict[bytes, tuple[int, float]] = OrderedDict()
-
-    def wait(self, fingerprint: bytes, now: float) -> int:
-        """Whole seconds ``fingerprint`` must wait before another try (0: none)."""
-        count, since = self._table.get(fingerprint, (0, now))
-        if now - since >= self.window:
-            self._table.pop(fingerprint, None)
-            return 0
-        if count < self.limit:
-            return 0
-        return max(1, int(since + self.window - now + 0.999))
-
-    def wrong(self, fingerprint: bytes, now: float) -> None:
-        count, since = self._table.pop(fingerprint, (0, now))
-        if now - since >= self.window:
-            count, since = 0, now
-        self._table[fingerprint] = (count + 1, since)
-        while len(self._table) > self.capacity:
-            self._table.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._table)
+def new_recovery_code() -> str:
+    return new_code(RECOVERY_LENGTH)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 from typing import cast
 
 from jetforce.app.base import Request
@@ -13,6 +14,7 @@ from jetforce_sesh.accounts.records import Member, Revoked
 from jetforce_sesh.errors import Conflict, StoreFull
 from jetforce_sesh.identity import Certificate
 from jetforce_sesh.keys import IFingerprintKeys, IPlayerKeys
+from jetforce_sesh.session.route import IExpiredWayOut
 from jetforce_sesh.session.slab import OpenSlab, Slab
 from jetforce_sesh.stores.contract import IImmediateSessionStore, Stored
 
@@ -22,14 +24,19 @@ SEEN_EVERY = 60.0
 READ_CACHE = 16384
 
 
-@implementer(IPlayerKeys, IFingerprintKeys)
+@implementer(IPlayerKeys, IFingerprintKeys, IExpiredWayOut)
 class AccountKeys:
     """The key step with accounts: a certificate's account, or its own
     fingerprint for a certificate nobody linked."""
 
-    def __init__(self, members: Slab[Member], revoked: Slab[Revoked]) -> None:
+    def __init__(
+        self, members: Slab[Member], revoked: Slab[Revoked], grace: float = 0.0
+    ) -> None:
         self.members = members
         self.revoked = revoked
+        #: Seconds after its expiry a certificate may still reach its account
+        #: page to make a link code for its successor.
+        self.grace = grace
         # The account and "last seen" of each certificate's link record, by
         # the record's version: decoding it on every request cost more than
         # the rest of the key step (benchmarks.micro). Bounded: cleared when
@@ -55,6 +62,17 @@ class AccountKeys:
             return self._account_of(stored, fingerprint, opened, None)
 
         return peeked.addCallback(mapped)
+
+    def expired_note(self, certificate: Certificate, now: float) -> str | None:
+        """What an expired certificate can still do, for its ``62`` answer."""
+        until = certificate.valid_until + self.grace
+        if not self.grace or now > until:
+            return None
+        day = datetime.datetime.fromtimestamp(until, datetime.UTC)
+        return (
+            f"Until {day:%Y-%m-%d} it can still open /account to make a link code"
+            f" for your new certificate"
+        )
 
     def key_for_fingerprint(self, fingerprint: bytes) -> bytes:
         """The key of the player with certificate ``fingerprint``, at once (also

@@ -1,7 +1,8 @@
-"""The visit counter: how many times this certificate has been here.
+"""The visit counter: how many times you have been here.
 
 The smallest session game: one int in the record, a page that bumps it, and a reset
-that asks before it forgets. Run it alone with
+that asks before it forgets, at a link only the capsule could have shown the
+player (a ``?yes`` in a link from elsewhere resets nothing). Run it alone with
 ``jetforce-sesh --app jetforce_sesh.games.counter:app``.
 """
 
@@ -10,12 +11,13 @@ from __future__ import annotations
 import attrs
 from jetforce.app.base import Request, Response, Status
 
-from jetforce_sesh import SessionApplication
+from jetforce_sesh import SessionApplication, ask_yes, with_token
 
 app = SessionApplication(
     "Visit counter",
     entry="/counter",
-    description="how many times this certificate has been here",
+    # "you", not "this certificate": with accounts, the count is the account's.
+    description="how many times you have been here",
 )
 
 
@@ -45,32 +47,26 @@ def counter(request: Request, record: Visits) -> Response:
         "# Visit counter\n\n"
         f"{news}\n\n"
         "=> /counter Visit again\n"
-        # The visit's number in the link: a reset re-sent later (a client's Back
-        # key fetches it again) cannot reset the visits made since.
-        f"=> /counter/reset/{record.ever} Reset my count\n"
+        "=> /counter/reset Reset my count\n"
         "=> / Back to the capsule\n"
     )
     return Response(Status.SUCCESS, "text/gemini", page)
 
 
-@app.session_route("/counter/reset/(?P<visit>[0-9]{1,12})", record=Visits)
-def reset(request: Request, record: Visits, visit: str) -> Response:
-    if int(visit) != record.ever:
-        return Response(
-            Status.SUCCESS,
-            "text/gemini",
-            "# Visit counter\n\n"
-            "That reset link is from an earlier visit: nothing was reset."
-            f" You have {record.count} visit{'' if record.count == 1 else 's'}.\n\n"
-            "=> /counter Back to the counter\n"
-            "=> / Back to the capsule\n",
-        )
-    answer = request.query.strip().lower()
-    if not request.query:
-        return Response(
-            Status.INPUT, "Reset your visit count to zero? Type yes to confirm"
-        )
-    if answer != "yes":
+@app.session_route(with_token("/counter/reset"), record=Visits)
+def reset(request: Request, record: Visits, token: str | None = None) -> Response:
+    # Asked at a link made for this player and this very count: a reset re-sent
+    # later (a client's Back key) finds the count changed and asks again.
+    answer = ask_yes(
+        request,
+        token,
+        "/counter/reset",
+        record,
+        "Reset your visit count to zero? Type yes to confirm",
+    )
+    if isinstance(answer, Response):
+        return answer
+    if not answer:
         return Response(
             Status.SUCCESS,
             "text/gemini",

@@ -3,7 +3,8 @@
 Shows a game whose record holds both the current game (the secret, the range the
 hints have narrowed it to) and the player's history (games won and given up, tries
 in all), with a ``10`` prompt that re-asks, saying why, for anything that is not a
-usable guess, and one that confirms before a game in progress is given up.
+usable guess, and one that confirms before a game in progress is given up, asked
+at a link only the capsule could have shown the player.
 
 The ranking is by tries per game, and a game given up counts as
 :data:`FORFEIT_TRIES`: otherwise a player could guess 50, start again on every
@@ -19,7 +20,7 @@ import re
 import attrs
 from jetforce.app.base import Request, Response, Status
 
-from jetforce_sesh import SessionApplication, quoted
+from jetforce_sesh import SessionApplication, ask_yes, quoted, with_token
 
 LOWEST = 1
 HIGHEST = 100
@@ -111,10 +112,8 @@ def _page(record: GuessRecord, note: str = "") -> Response:
         label = "Guess a number" if record.tries == 0 else "Guess again"
         actions = [f"=> /guess/try {label}"]
         if record.going:
-            # The game's number in the link: a give-up re-sent later (a client's
-            # Back key fetches it again) cannot give up the game after this one.
             actions.append(
-                f"=> /guess/giveup/{record.games} Give up and start again (counts as"
+                f"=> /guess/giveup Give up and start again (counts as"
                 f" {FORFEIT_TRIES} tries)"
             )
     best = _tries(record.best) if record.best else "none yet"
@@ -207,18 +206,24 @@ def new_game(request: Request, record: GuessRecord) -> Response:
     return _page(record)
 
 
-@app.session_route("/guess/giveup/(?P<game>[0-9]{1,12})", record=GuessRecord)
-def give_up(request: Request, record: GuessRecord, game: str) -> Response:
-    if int(game) != record.games or not record.going:
+@app.session_route(with_token("/guess/giveup"), record=GuessRecord)
+def give_up(
+    request: Request, record: GuessRecord, token: str | None = None
+) -> Response:
+    if not record.going:
         return _page(record, "That game is over already: nothing was given up.")
-    answer = request.query.strip().lower()
+    # Asked at a link made for this player and this very game: a give-up
+    # re-sent later (a client's Back key) finds the game moved on and asks again.
+    answer = ask_yes(
+        request,
+        token,
+        "/guess/giveup",
+        record,
+        f"Give up this game? It counts as {FORFEIT_TRIES} tries. Type yes to give up",
+    )
+    if isinstance(answer, Response):
+        return answer
     if not answer:
-        return Response(
-            Status.INPUT,
-            f"Give up this game? It counts as {FORFEIT_TRIES} tries. Type yes to"
-            " give up",
-        )
-    if answer != "yes":
         return _page(record, "Not given up: the answer was not yes.")
     record.forfeits += 1
     note = f"You gave up: the secret was {record.secret}."

@@ -3,7 +3,13 @@
 Shows a record that keeps a game in progress as plain strings (the word and the
 letters tried) and derives everything else from them, a data file shipped inside
 the package, and a ``10`` prompt that re-asks, saying why, for anything that is
-not one new letter. Run it alone with
+not one new letter.
+
+A game counts from the moment its word is shown: the page shows its length at
+once, and the list ships with the package, so a new word for free would let a
+player pick an easy one and top the hall of fame. So a game going is finished
+or given up (a loss), never swapped, and giving up is asked at a link only the
+capsule could have shown the player. Run it alone with
 ``jetforce-sesh --app jetforce_sesh.games.hangman:app``.
 """
 
@@ -16,7 +22,7 @@ from importlib import resources
 import attrs
 from jetforce.app.base import Request, Response, Status
 
-from jetforce_sesh import SessionApplication, quoted
+from jetforce_sesh import SessionApplication, ask_yes, quoted, with_token
 
 LIVES = 6
 LETTERS = frozenset(string.ascii_lowercase)
@@ -90,6 +96,11 @@ class HangmanRecord:
     def over(self) -> bool:
         return self.won or self.lost
 
+    @property
+    def going(self) -> bool:
+        """A word shown and the game not over: it counts, whatever was tried."""
+        return bool(self.word) and not self.over
+
 
 # 79 bytes with all 26 letters tried and the longest word; the rest is
 # headroom for longer words in a later list.
@@ -135,14 +146,10 @@ def _page(record: HangmanRecord, note: str = "") -> Response:
     if record.over:
         actions = ["=> /hangman/new New game"]
     else:
-        actions = ["=> /hangman/letter Guess a letter"]
-        if record.tried:
-            # The game's number in the link: a give-up re-sent later (a client's
-            # Back key fetches it again) cannot give up the game after this one.
-            actions.append(
-                f"=> /hangman/giveup/{record.wins + record.losses} Give up and start"
-                " a new game (counts as a loss)"
-            )
+        actions = [
+            "=> /hangman/letter Guess a letter",
+            "=> /hangman/giveup Give up and start a new game (counts as a loss)",
+        ]
     lines = [
         "# Hangman",
         "",
@@ -231,23 +238,33 @@ def _times(count: int) -> str:
 
 @app.session_route("/hangman/new", record=HangmanRecord)
 def new_game(request: Request, record: HangmanRecord) -> Response:
-    if record.tried and not record.over:
+    # A word shown counts, letters tried or not: a new one for free would let a
+    # player reroll until an easy word.
+    if record.going:
         return _page(record, "This game is still going: finish it, or give it up.")
     record.word = new_word()
     record.tried = ""
     return _page(record)
 
 
-@app.session_route("/hangman/giveup/(?P<game>[0-9]{1,12})", record=HangmanRecord)
-def give_up(request: Request, record: HangmanRecord, game: str) -> Response:
-    if int(game) != record.wins + record.losses or not record.tried or record.over:
+@app.session_route(with_token("/hangman/giveup"), record=HangmanRecord)
+def give_up(
+    request: Request, record: HangmanRecord, token: str | None = None
+) -> Response:
+    if not record.going:
         return _page(record, "That game is over already: nothing was given up.")
-    answer = request.query.strip().lower()
+    # Asked at a link made for this player and this very game: a give-up
+    # re-sent later (a client's Back key) finds the game moved on and asks again.
+    answer = ask_yes(
+        request,
+        token,
+        "/hangman/giveup",
+        record,
+        "Give up this game? It counts as a loss. Type yes to give up",
+    )
+    if isinstance(answer, Response):
+        return answer
     if not answer:
-        return Response(
-            Status.INPUT, "Give up this game? It counts as a loss. Type yes to give up"
-        )
-    if answer != "yes":
         return _page(record, "Not given up: the answer was not yes.")
     # Giving up counts as losing, or a player could dodge every loss.
     record.losses += 1

@@ -33,8 +33,21 @@ def duration(seconds: float) -> str:
     return f"{seconds:g} s"
 
 
-def policy(options: SlabOptions) -> str:
-    """What happens when a game is full, and to players who stay away."""
+def policy(options: SlabOptions, unit: str = "players") -> str:
+    """What happens when a game is full, and to players who stay away; for a
+    slab of something else (an account's links, codes), in its own words."""
+    if unit != "players":
+        full = (
+            f"the {unit} unused longest make room"
+            if options.on_full == "evict"
+            else f"new {unit} are refused"
+        )
+        away = (
+            f"{unit} unused for {duration(options.idle_timeout)} are forgotten"
+            if options.idle_timeout
+            else "never forgotten for being unused"
+        )
+        return f"when full, {full}; {away}"
     full = (
         "the player away longest makes room"
         if options.on_full == "evict"
@@ -56,8 +69,9 @@ def game_line(slab: Slab[Any], defaults: SlabOptions) -> str:
     line = (
         f"  {slab.title or slab.name}: up to {options.max_records:,} {slab.unit}{where}"
     )
-    if policy(options) != policy(defaults):
-        line += f" ({policy(options)})"
+    kept = (options.on_full, options.idle_timeout)
+    if kept != (defaults.on_full, defaults.idle_timeout):
+        line += f" ({policy(options, slab.unit)})"
     return line
 
 

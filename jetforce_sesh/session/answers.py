@@ -77,8 +77,10 @@ def reset_path(slab_name: str) -> str:
     return f"/sesh/reset/{slab_name}"
 
 
-def unreadable_page(title: str, slab_name: str) -> Response:
-    """The page a player gets instead of a game whose saved state cannot be read."""
+def unreadable_page(title: str, reset: str) -> Response:
+    """The page a player gets instead of a game whose saved state cannot be
+    read; ``reset`` is where to start afresh (a path made by
+    :func:`reset_path`, with the token that confirms it)."""
     lines = [
         "# Your saved game cannot be read",
         "",
@@ -88,7 +90,7 @@ def unreadable_page(title: str, slab_name: str) -> Response:
         "You can wait for the owner, or start this game afresh; that deletes the"
         " saved state and asks you to confirm first.",
         "",
-        f"=> {reset_path(slab_name)} Start {title} afresh",
+        f"=> {reset} Start {title} afresh",
         "=> / Back to the capsule",
         "",
     ]
@@ -100,6 +102,19 @@ def reset_prompt(title: str) -> Response:
         Status.INPUT,
         f"Type yes to delete your unreadable saved state for {title} and start afresh",
     )
+
+
+def reset_declined(title: str, home: str) -> Response:
+    lines = [
+        "# Nothing was deleted",
+        "",
+        f"Your saved state for {title} is kept as it is: the answer was not yes.",
+        "",
+        f"=> {home} Play {title}",
+        "=> / Back to the capsule",
+        "",
+    ]
+    return Response(Status.SUCCESS, "text/gemini", "\n".join(lines))
 
 
 def reset_done(title: str, home: str) -> Response:

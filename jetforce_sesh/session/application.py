@@ -25,7 +25,7 @@ from twisted.internet.interfaces import IReactorTime
 from jetforce_sesh.errors import ConfigError
 from jetforce_sesh.keys import FingerprintKeys, IPlayerKeys
 from jetforce_sesh.options import OnFull, SlabOptions, check_grace
-from jetforce_sesh.session import autostart
+from jetforce_sesh.session import autostart, confirm
 from jetforce_sesh.session.answers import reset_path
 from jetforce_sesh.session.route import (
     DEFAULT_TIMEOUT,
@@ -82,7 +82,7 @@ class SessionApplication(JetforceApplication):
         self._close_callbacks: list[Callable[[], None]] = []
         self._resets: dict[str, ResetRoute[Any]] = {}
         # One route serves every slab of the capsule, included games' too.
-        self.route(reset_path("(?P<slab_name>[^/]+)"))(self._reset)
+        self.route(confirm.with_token(reset_path("(?P<slab_name>[^/]+)")))(self._reset)
         # A plain `GeminiServer(app).run()` script opens it when it starts.
         autostart.enrol(self)
 
@@ -237,6 +237,9 @@ class SessionApplication(JetforceApplication):
         stores = stores if stores is not None else self.stores
         slabs = list(self.slabs.values())
         opening = [slab.open(clock, defaults, stores, self.keys) for slab in slabs]
+        # The secret confirmations are made under is the capsule's, kept in
+        # the same store: it opens alike, when first needed.
+        confirm.remember_stores(clock, defaults, stores)
 
         def opened(_: object) -> list[Slab[Any]]:
             for callback in self._open_callbacks:
@@ -252,6 +255,7 @@ class SessionApplication(JetforceApplication):
         for callback in self._close_callbacks:
             callback()
         closing = [slab.close(grace) for slab in self.slabs.values()]
+        closing.append(confirm.close_secret(grace))
         return gatherResults(closing, consumeErrors=True).addCallback(lambda _: None)
 
     def serve_unclaimed(self, fallback: ApplicationCallable) -> None:
@@ -284,13 +288,15 @@ class SessionApplication(JetforceApplication):
                 found.append(f"=> {path} {doc.splitlines()[0] if doc else name}")
         return found
 
-    def _reset(self, request: Request, slab_name: str) -> Response | Any:
+    def _reset(
+        self, request: Request, slab_name: str, token: str | None = None
+    ) -> Response | Any:
         for slab in self.slabs.values():
             if slab.name == slab_name:
                 route = self._resets.get(slab_name)
                 if route is None:
                     route = self._resets[slab_name] = ResetRoute(slab)
-                return route(request)
+                return route(request, token=token)
         return Response(Status.NOT_FOUND, "Not Found")
 
     def _route_for(self, request: Request) -> tuple[Any, dict[str, Any]] | None:

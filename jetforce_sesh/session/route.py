@@ -22,27 +22,35 @@ does: the whole request then makes no Deferred. Otherwise the same code waits.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Generic, TypeVar
 
 from jetforce.app.base import Request, Response, Status
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import Interface
 
-from jetforce_sesh.errors import (
-    Conflict,
+from jetforce_sesh.errors import Abort, Conflict
+from jetforce_sesh.identity import (
+    BAD_CERTIFICATE,
+    BadFingerprint,
+    Certificate,
+    read_certificate,
 )
-from jetforce_sesh.identity import BAD_CERTIFICATE, BadFingerprint, read_certificate
 from jetforce_sesh.session.answers import (
     FAILED,
     NEED_CERTIFICATE,
     UNREADABLE_CERTIFICATE,
     Outcome,
+    reset_declined,
     reset_done,
     reset_not_needed,
+    reset_path,
     reset_prompt,
     unreadable_page,
 )
+from jetforce_sesh.session.confirm import ask_yes, confirm_path
 from jetforce_sesh.session.slab import Slab
 from jetforce_sesh.session.visit import Handler, Visit, fields
 from jetforce_sesh.stores.contract import Stored, check_key
@@ -54,6 +62,21 @@ T = TypeVar("T")
 
 #: Where the application marks a request whose query is a secret, for the log.
 ENVIRON_SECRET = "jetforce_sesh.secret_query"
+#: Where a route that admits expired certificates marks a request that came
+#: with one (within the route's grace).
+ENVIRON_EXPIRED = "jetforce_sesh.expired_certificate"
+
+
+class IExpiredWayOut(Interface):
+    """A key step that knows a way out for a player whose certificate expired
+    (accounts: link a new certificate from the old one); the ``62`` answer
+    says it."""
+
+    def expired_note(certificate: Certificate, now: float) -> str | None:
+        """A sentence for the ``62`` meta of ``certificate``, expired at
+        ``now``; None if it has no way out (any more)."""
+
+
 #: Seconds a handler that waits may hold its player's record before it is
 #: cancelled; the player's later requests queue behind it meanwhile.
 DEFAULT_TIMEOUT = 30.0
@@ -69,6 +92,7 @@ class SessionRoute(Generic[R]):
         *,
         timeout: float | None = DEFAULT_TIMEOUT,
         secret: bool = False,
+        expired_grace: float = 0.0,
     ) -> None:
         self.slab = slab
         self.handler = handler
@@ -76,6 +100,9 @@ class SessionRoute(Generic[R]):
         #: True if the query this route is asked with is a secret (a code):
         #: the access log leaves it out, however the URL was spelt.
         self.secret = secret
+        #: Seconds after its expiry a certificate may still use this route
+        #: (marked in the environ as ENVIRON_EXPIRED); 0: none, it gets 62.
+        self.expired_grace = expired_grace
         self.__name__ = getattr(handler, "__name__", "session_route")
         self.__doc__ = handler.__doc__
         self.__wrapped__ = handler
@@ -93,9 +120,17 @@ class SessionRoute(Generic[R]):
             certificate = read_certificate(environ)
         except BadFingerprint:
             return UNREADABLE_CERTIFICATE
-        problem = certificate.problem(opened.clock.seconds())
+        now = opened.clock.seconds()
+        problem = certificate.problem(now)
         if problem is not None:
-            return Response(Status.CERTIFICATE_NOT_VALID, problem)
+            until = certificate.valid_until
+            expired = certificate.not_after is not None and now > until
+            if not expired or now - certificate.valid_until > self.expired_grace:
+                return Response(
+                    Status.CERTIFICATE_NOT_VALID,
+                    problem + _way_out(opened.keys, certificate, now, expired),
+                )
+            environ[ENVIRON_EXPIRED] = True
         try:
             key = opened.keys.key_for(request, certificate)
             if not isinstance(key, Deferred):
@@ -113,7 +148,10 @@ class SessionRoute(Generic[R]):
     ) -> Outcome | Deferred[Outcome]:
         """The answer to a player whose record cannot be read: a page that says
         so, with a way to start afresh. Nothing is changed."""
-        return unreadable_page(self.slab.title or self.slab.name, self.slab.name)
+        path = reset_path(self.slab.name)
+        with contextlib.suppress(Abort):  # not read yet: the reset route asks
+            path = confirm_path(visit.request, path, unreadable_state(stored))
+        return unreadable_page(self.slab.title or self.slab.name, path)
 
     def log_failure(self, failure: Failure, key: bytes = b"") -> None:
         self.slab.stats.failures += 1
@@ -131,7 +169,9 @@ class ResetRoute(SessionRoute[R]):
     def __init__(self, slab: Slab[R]) -> None:
         super().__init__(slab, self._readable)
 
-    def _readable(self, request: Request, record: R) -> Response:
+    def _readable(
+        self, request: Request, record: R, token: str | None = None
+    ) -> Response:
         return reset_not_needed(
             self._title,
             self.slab.home,
@@ -146,8 +186,22 @@ class ResetRoute(SessionRoute[R]):
     def unreadable(
         self, visit: Visit[R], stored: Stored
     ) -> Outcome | Deferred[Outcome]:
-        if visit.request.query.strip().lower() != "yes":
-            return reset_prompt(self._title)
+        # Asked at a URL only the capsule could have shown this player, for
+        # this very record: "?yes" in a link from elsewhere deletes nothing.
+        try:
+            answer = ask_yes(
+                visit.request,
+                visit.groups.get("token"),
+                reset_path(self.slab.name),
+                unreadable_state(stored),
+                reset_prompt(self._title).meta,
+            )
+        except Abort as abort:
+            return abort.response
+        if isinstance(answer, Response):
+            return answer
+        if not answer:
+            return reset_declined(self._title, self.slab.home)
         done = reset_done(self._title, self.slab.home)
         changed = reset_not_needed(
             self._title,
@@ -162,3 +216,16 @@ class ResetRoute(SessionRoute[R]):
 
         deleted = visit.opened.store.delete(visit.key, stored.version)
         return deleted.addCallbacks(lambda _: done, moved)
+
+
+def unreadable_state(stored: Stored) -> bytes:
+    """What a reset confirms: this version of these bytes, so the token goes
+    stale once the record changes or goes."""
+    return stored.version.to_bytes(8, "big", signed=True) + stored.data
+
+
+def _way_out(keys: Any, certificate: Certificate, now: float, expired: bool) -> str:
+    if not expired or not IExpiredWayOut.providedBy(keys):
+        return ""
+    note = keys.expired_note(certificate, now)
+    return f". {note}" if note else ""

@@ -26,7 +26,8 @@ def server(
             *("--health-path", "/health"),
             *("--rate-limit-cert", "5/1m"),
             *("--state-dir", str(tmp_path_factory.mktemp("ops-state"))),
-        ]
+        ],
+        drain=True,
     )
     try:
         yield running
@@ -66,8 +67,8 @@ def test_the_admin_drops_a_player_s_record_found_by_its_start(
     admin, player = make_cert("ops-admin"), make_cert("ops-dropped")
     first = "Welcome! This is your first visit. Come back and I will count."
     assert first == server.request("/counter", player).body.split("\n")[2]
-    prefix = player.fingerprint.hex()[:10]
-    found = server.request("/admin/drop", admin, query=prefix)
+    whole = player.fingerprint.hex()
+    found = server.request("/admin/drop", admin, query=whole)
     (link,) = [
         line for line in found.body.splitlines() if line.startswith("=> /admin/")
     ]
@@ -75,27 +76,37 @@ def test_the_admin_drops_a_player_s_record_found_by_its_start(
     # 16 hex digits, not the whole fingerprint: the access log shows every path.
     linked = player.fingerprint.hex()[:16]
     assert f"/admin/drop/visits/{linked}" == path
-    asked = server.request(path, admin)
-    assert (10, f"Type yes to drop Visit counter's record of player {prefix[:8]}") == (
-        asked.status,
-        asked.meta,
+    # A link from elsewhere, answer and all, is sent to the admin's own.
+    asked = server.request(path, admin, query="yes")
+    assert 30 == asked.status and asked.meta.startswith(path + "/")
+    prompt = server.request(asked.meta, admin)
+    assert (10, f"Type yes to drop Visit counter's record of player {linked[:8]}") == (
+        prompt.status,
+        prompt.meta,
     )
-    dropped = server.request(path, admin, query="yes")
+    dropped = server.request(asked.meta, admin, query="yes")
     assert dropped.body.startswith("# Dropped\n")
     assert first == server.request("/counter", player).body.split("\n")[2]
+    # The search's query was the whole fingerprint: no line of the log has it.
+    assert whole not in "".join(server.output)
+    assert f"admin {admin.fingerprint.hex()[:8]} dropped Visit counter's record" in (
+        "".join(server.output)
+    )
 
 
 def test_the_admin_writes_what_the_files_owe_once_asked(
     server: Server, make_cert: MakeCert
 ) -> None:
     admin = make_cert("ops-admin")
-    asked = server.request("/admin/flush", admin)
-    assert (10, "Type yes to write now what the files of 10 slab(s) owe") == (
+    prefilled = server.request("/admin/flush", admin, query="yes")
+    assert 30 == prefilled.status  # /admin/flush?yes in a link writes nothing
+    asked = server.request(prefilled.meta, admin)
+    assert (10, "Type yes to write now what the files of 13 slab(s) owe") == (
         asked.status,
         asked.meta,
     )
-    assert server.request("/admin/flush", admin, query="yes").body.startswith(
-        "# Written\n\n10 slab(s) written: "
+    assert server.request(prefilled.meta, admin, query="yes").body.startswith(
+        "# Written\n\n13 slab(s) written: "
     )
 
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from jetforce_sesh import SlabOptions
 from jetforce_sesh.games import guess
 from jetforce_sesh.testing import SessionHarness, fingerprint_of
+from tests.confirming import asked_at
 from tests.strategies import player_input
 
 SMALL = SlabOptions(max_records=16)
@@ -243,19 +244,20 @@ def test_giving_up_a_game_in_progress_asks_first_then_counts_ten_tries(
     harness: SessionHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     play(harness, 10, 20)
-    assert "=> /guess/giveup/0 Give up and start again (counts as 10 tries)" in (
+    assert "=> /guess/giveup Give up and start again (counts as 10 tries)" in (
         harness.get("/guess", player="alice").lines
     )
-    prompt = harness.get("/guess/giveup/0", player="alice")
+    at = asked_at(harness, "/guess/giveup", player="alice")
+    prompt = harness.get(at, player="alice")
     assert (10, "Give up this game? It counts as 10 tries. Type yes to give up") == (
         prompt.status,
         prompt.meta,
     )
-    kept = harness.get("/guess/giveup/0", player="alice", query="no")
+    kept = harness.get(at, player="alice", query="no")
     assert "Not given up: the answer was not yes." in kept.lines
     assert 2 == record_of("alice").tries
     monkeypatch.setattr(guess, "rng", Fixed(7))
-    page = harness.get("/guess/giveup/0", player="alice", query="yes")
+    page = harness.get(at, player="alice", query="yes")
     assert page.lines[2:4] == [
         "You gave up: the secret was 42.",
         "I am thinking of a whole number from 1 to 100. Can you find it?",
@@ -275,13 +277,33 @@ def test_giving_up_a_game_in_progress_asks_first_then_counts_ten_tries(
 
 def test_a_give_up_sent_again_later_gives_up_nothing(harness: SessionHarness) -> None:
     """A client's Back key fetches the confirmed give-up again: the game
-    started since is not given up."""
+    started since has moved on, so it is asked again, not given up."""
     play(harness, 10)
-    harness.get("/guess/giveup/0", player="alice", query="yes")
+    at = asked_at(harness, "/guess/giveup", player="alice")
+    harness.get(at, player="alice", query="yes")
     play(harness, 30)
-    page = harness.get("/guess/giveup/0", player="alice", query="yes")
-    assert "That game is over already: nothing was given up." == page.lines[2]
+    page = harness.get(at, player="alice", query="yes")
+    assert (30, True) == (page.status, page.meta != at)
     assert (1, 1) == (record_of("alice").forfeits, record_of("alice").tries)
+
+
+@settings(max_examples=60, deadline=None)
+@given(answer=player_input)
+def test_no_give_up_link_from_elsewhere_gives_anything_up(answer: str) -> None:
+    """The give-up with the answer in the URL, the old numbered links, and
+    another player's own link: none gives up the game."""
+    before, guess.rng = guess.rng, Fixed(42)
+    try:
+        with opened() as harness:
+            play(harness, 10, player="alice")
+            play(harness, 10, player="mallory")
+            theirs = asked_at(harness, "/guess/giveup", player="mallory")
+            for path in ("/guess/giveup", "/guess/giveup/0", "/guess/giveup/", theirs):
+                page = harness.get(path, player="alice", query=answer)
+                assert 30 == page.status, (path, page)
+            assert (0, 1) == (record_of("alice").forfeits, record_of("alice").tries)
+    finally:
+        guess.rng = before
 
 
 def test_a_new_game_while_one_is_going_only_says_so(harness: SessionHarness) -> None:

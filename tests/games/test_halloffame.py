@@ -15,6 +15,7 @@ from jetforce_sesh import SlabOptions
 from jetforce_sesh.games import guess, halloffame, hangman
 from jetforce_sesh.names import MAX_NAME, clean_name, quoted
 from jetforce_sesh.testing import Page, SessionHarness, fingerprint_of, later_stores
+from tests.confirming import confirm
 from tests.strategies import player_input
 
 SMALL = SlabOptions(max_records=64)
@@ -119,9 +120,7 @@ def give_up(harness: SessionHarness, player: str) -> None:
     """Guess once, then give the game up (it counts as 10 tries)."""
     harness.get("/guess/new", player=player)
     harness.get("/guess/try", player=player, query="1")
-    games = guess.slab.peek_now(fingerprint_of(player))
-    assert games is not None
-    harness.get(f"/guess/giveup/{games.games}", player=player, query="yes")
+    confirm(harness, "/guess/giveup", player=player)
 
 
 def test_guess_table_ranks_fewest_tries_per_game_from_five_games(
@@ -182,9 +181,7 @@ def test_starting_again_on_every_miss_cannot_top_an_honest_player(
             if "correct" in page.lines[2]:
                 harness.get("/guess/new", player="cheat")
             else:
-                cheat = guess.slab.peek_now(fingerprint_of("cheat"))
-                assert cheat is not None
-                harness.get(f"/guess/giveup/{cheat.games}", player="cheat", query="yes")
+                confirm(harness, "/guess/giveup", player="cheat")
         for _ in range(20):
             low, high = 1, 100
             while True:

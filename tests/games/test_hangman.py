@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from jetforce_sesh import SlabOptions
 from jetforce_sesh.games import hangman
 from jetforce_sesh.testing import SessionHarness, fingerprint_of
+from tests.confirming import asked_at, confirm
 from tests.strategies import player_input
 
 SMALL = SlabOptions(max_records=16)
@@ -81,6 +82,7 @@ Letters tried: none yet
 Lives left: 6 of 6
 
 => /hangman/letter Guess a letter
+=> /hangman/giveup Give up and start a new game (counts as a loss)
 
 ## Your record
 
@@ -138,7 +140,7 @@ def test_missed_letter_costs_a_life_and_draws(harness: SessionHarness) -> None:
         "Letters tried: e, z",
         "Lives left: 4 of 6",
     ]
-    assert "=> /hangman/giveup/0 Give up and start a new game (counts as a loss)" in (
+    assert "=> /hangman/giveup Give up and start a new game (counts as a loss)" in (
         lines
     )
 
@@ -268,17 +270,18 @@ def test_giving_up_counts_a_loss_and_reveals_the_word(
 ) -> None:
     play(harness, "ae")
     monkeypatch.setattr(hangman, "rng", Fixed("kite"))
-    prompt = harness.get("/hangman/giveup/0", player="alice")
+    at = asked_at(harness, "/hangman/giveup", player="alice")
+    prompt = harness.get(at, player="alice")
     assert (10, "Give up this game? It counts as a loss. Type yes to give up") == (
         prompt.status,
         prompt.meta,
     )
-    kept = harness.get("/hangman/giveup/0", player="alice", query="no").lines
+    kept = harness.get(at, player="alice", query="no").lines
     assert "Not given up: the answer was not yes." in kept
     assert 0 == record_of("alice").losses
     again = harness.get("/hangman/new", player="alice").lines
     assert "This game is still going: finish it, or give it up." in again
-    lines = harness.get("/hangman/giveup/0", player="alice", query="yes").lines
+    lines = harness.get(at, player="alice", query="yes").lines
     assert lines[12:15] == [
         "You gave up: the word was banana.",
         "",
@@ -288,20 +291,100 @@ def test_giving_up_counts_a_loss_and_reveals_the_word(
         word="kite", tried="", wins=0, losses=1
     )
     play(harness, "k")
-    stale = harness.get("/hangman/giveup/0", player="alice", query="yes").lines
-    assert "That game is over already: nothing was given up." in stale
+    stale = harness.get(at, player="alice", query="yes")
+    assert (30, True) == (stale.status, stale.meta != at)
     assert 1 == record_of("alice").losses
 
 
-def test_new_game_before_a_letter_or_after_the_end_costs_nothing(
-    harness: SessionHarness,
-) -> None:
-    harness.get("/hangman", player="alice")
-    harness.get("/hangman/new", player="alice")
+def test_a_shown_word_is_not_swapped_for_free(harness: SessionHarness) -> None:
+    """The word's length shows at once and the list ships with the package:
+    a new word without a loss would let a player reroll until an easy one."""
+    first = harness.get("/hangman", player="alice")
+    assert "Word: _ _ _ _ _ _ (6 letters)" in first.lines
+    assert (
+        "=> /hangman/giveup Give up and start a new game (counts as a loss)"
+        in first.lines
+    )
+    for _ in range(3):
+        again = harness.get("/hangman/new", player="alice")
+        assert "This game is still going: finish it, or give it up." == again.lines[12]
+    assert record_of("alice") == hangman.HangmanRecord(word="banana")
+    confirm(harness, "/hangman/giveup", player="alice")
+    assert (0, 1) == (record_of("alice").wins, record_of("alice").losses)
+
+
+class Cycle(random.Random):
+    """A random source that picks the shipped words in turn: every new word
+    is another one."""
+
+    def __init__(self) -> None:
+        super().__init__(0)
+        self.next = 0
+
+    def choice(self, seq: Any) -> Any:
+        self.next += 1
+        return seq[self.next % len(seq)]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    steps=st.lists(
+        st.sampled_from(["view", "new", "giveup", *"aeiourstlnq"]), max_size=30
+    )
+)
+def test_no_word_once_shown_is_swapped_without_a_loss(steps: list[str]) -> None:
+    """Whatever a player does (``hangman_free_reroll.py`` rerolled 878 times
+    for free until an 8-letter word), a word that was shown changes only when
+    its game ended, in a win or a loss: each new word costs the last one."""
+    before, hangman.rng = hangman.rng, Cycle()
+    try:
+        with opened() as harness:
+            shown = hangman.HangmanRecord()
+            for step in steps:
+                if step == "view":
+                    harness.get("/hangman", player="alice")
+                elif step == "new":
+                    harness.get("/hangman/new", player="alice")
+                elif step == "giveup" and shown.word and not shown.over:
+                    confirm(harness, "/hangman/giveup", player="alice")
+                elif step not in ("giveup", "new", "view"):
+                    harness.get("/hangman/letter", player="alice", query=step)
+                now = hangman.slab.peek_now(fingerprint_of("alice"))
+                now = now or hangman.HangmanRecord()
+                if shown.word and now.word != shown.word:
+                    ended = (now.wins + now.losses) - (shown.wins + shown.losses)
+                    assert shown.over or ended == 1, (step, shown, now)
+                shown = now
+    finally:
+        hangman.rng = before
+
+
+def test_a_new_game_after_the_end_costs_nothing(harness: SessionHarness) -> None:
     play(harness, "ban")
     lines = harness.get("/hangman/new", player="alice").lines
     assert "You gave up" not in "\n".join(lines)
     assert (record_of("alice").wins, record_of("alice").losses) == (1, 0)
+    assert ("banana", "") == (record_of("alice").word, record_of("alice").tried)
+
+
+@settings(max_examples=60, deadline=None)
+@given(answer=player_input)
+def test_no_give_up_link_from_elsewhere_gives_anything_up(answer: str) -> None:
+    """The give-up with the answer in the URL, the old numbered links, and
+    another player's own link: none gives up the game, nor does a new game."""
+    before, hangman.rng = hangman.rng, Fixed("banana")
+    try:
+        harness = SessionHarness(hangman.app)
+        play(harness, "b", player="alice")
+        play(harness, "b", player="mallory")
+        theirs = asked_at(harness, "/hangman/giveup", player="mallory")
+        for path in ("/hangman/giveup", "/hangman/giveup/0", theirs):
+            page = harness.get(path, player="alice", query=answer)
+            assert 30 == page.status, (path, page)
+        harness.get("/hangman/new", player="alice", query=answer)
+        assert record_of("alice") == hangman.HangmanRecord(word="banana", tried="b")
+    finally:
+        hangman.rng = before
 
 
 def test_two_players_interleaved_keep_their_own_games(

@@ -57,7 +57,7 @@ def test_including_a_game_twice_serves_it_once() -> None:
     capsule.include(coins)
     capsule.include(middle)
     # The game's route, and the capsule's own route for unreadable records.
-    assert ["/sesh/reset/(?P<slab_name>[^/]+)", "/coins"] == [
+    assert ["/sesh/reset/(?P<slab_name>[^/]+)(?:/(?P<token>[^/]*))?", "/coins"] == [
         pattern.path for pattern, _ in capsule.routes
     ]
     assert [coins, middle] == capsule.included

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import attrs
@@ -419,15 +420,28 @@ def garble(
     store.save_now(fingerprint_of(player), data, ANY_VERSION)
 
 
-UNREADABLE = (
-    "# Your saved game cannot be read\n\n"
-    "Your saved state for Tally is kept as it is, but this version of the capsule"
-    " cannot read it. Its owner has been told and can recover it.\n\n"
-    "You can wait for the owner, or start this game afresh; that deletes the saved"
-    " state and asks you to confirm first.\n\n"
-    "=> /sesh/reset/tests.session.test_route.Tally Start Tally afresh\n"
-    "=> / Back to the capsule\n"
-)
+RESET = "/sesh/reset/tests.session.test_route.Tally"
+
+
+def unreadable_page(reset: str) -> str:
+    return (
+        "# Your saved game cannot be read\n\n"
+        "Your saved state for Tally is kept as it is, but this version of the"
+        " capsule cannot read it. Its owner has been told and can recover it.\n\n"
+        "You can wait for the owner, or start this game afresh; that deletes the"
+        " saved state and asks you to confirm first.\n\n"
+        f"=> {reset} Start Tally afresh\n"
+        "=> / Back to the capsule\n"
+    )
+
+
+def reset_link(page: Page) -> str:
+    """The reset link an unreadable record's page shows: the reset path and a
+    token of 16 base32 characters."""
+    (line,) = [line for line in page.lines if line.startswith("=> /sesh/reset/")]
+    path = line.split()[1]
+    assert re.fullmatch(re.escape(RESET) + "/[a-z2-7]{16}", path), path
+    return path
 
 
 def test_an_unreadable_record_gets_a_page_and_is_kept_and_logged_once() -> None:
@@ -437,7 +451,8 @@ def test_an_unreadable_record_gets_a_page_and_is_kept_and_logged_once() -> None:
     with capturedLogs() as events:
         first = harness.get("/inc", player="alice")
         second = harness.get("/look", player="alice")
-    assert Page(20, "text/gemini", UNREADABLE) == first == second
+    reset = reset_link(first)
+    assert Page(20, "text/gemini", unreadable_page(reset)) == first == second
     assert [
         "slab tests.session.test_route.Tally: the record of player"
         f" {fingerprint_of('alice')[:4].hex()} cannot be read (Tally.count was"
@@ -466,28 +481,59 @@ def test_reading_across_players_skips_unreadable_records_and_counts_them() -> No
     assert 1 == slab.stats.unreadable
 
 
-def test_the_reset_route_asks_then_deletes_an_unreadable_record() -> None:
+def test_the_reset_route_asks_at_its_own_link_then_deletes_an_unreadable_record() -> (
+    None
+):
     app, slab = tally_app()
     harness = SessionHarness(app)
     garble(slab, "alice")
-    path = "/sesh/reset/tests.session.test_route.Tally"
     prompt = Page(
         10,
         "Type yes to delete your unreadable saved state for Tally and start afresh",
         "",
     )
     with capturedLogs():
-        assert prompt == harness.get(path, player="alice")
-        assert prompt == harness.get(path, player="alice", query="no")
+        reset = reset_link(harness.get("/inc", player="alice"))
+        assert prompt == harness.get(reset, player="alice")
+        assert Page(
+            20,
+            "text/gemini",
+            "# Nothing was deleted\n\n"
+            "Your saved state for Tally is kept as it is: the answer was not"
+            " yes.\n\n=> / Play Tally\n=> / Back to the capsule\n",
+        ) == harness.get(reset, player="alice", query="no")
         assert Page(
             20,
             "text/gemini",
             "# Started afresh\n\n"
             "Your saved state for Tally is deleted; your next visit starts"
             " anew.\n\n=> / Play Tally\n=> / Back to the capsule\n",
-        ) == harness.get(path, player="alice", query="yes")
+        ) == harness.get(reset, player="alice", query="yes")
     assert stored(slab, "alice") is None
     assert "count 1" == harness.get("/inc", player="alice").body
+
+
+def test_a_reset_link_from_elsewhere_deletes_nothing_and_asks_at_its_own() -> None:
+    """``/sesh/reset/<slab>?yes`` on another capsule's page, a link with
+    another player's token, and a token for another record: each is sent to a
+    fresh link of the player's own, which asks; nothing is deleted."""
+    app, slab = tally_app()
+    harness = SessionHarness(app)
+    garble(slab, "alice")
+    garble(slab, "mallory")
+    with capturedLogs():
+        theirs = reset_link(harness.get("/inc", player="mallory"))
+        for path in (RESET, RESET + "/", theirs, RESET + "/" + "a" * 16):
+            page = harness.get(path, player="alice", query="yes")
+            assert 30 == page.status, (path, page)
+            assert page.meta != theirs
+            assert re.fullmatch(re.escape(RESET) + "/[a-z2-7]{16}", page.meta)
+            assert slab.store.peek_now(fingerprint_of("alice")) is not None  # type: ignore[attr-defined]
+        mine = harness.get(RESET, player="alice").meta
+        garble(slab, "alice", b"\x01\x81\xa5count\xa5three")  # the record changed
+        stale = harness.get(mine, player="alice", query="yes")
+        assert (30, True) == (stale.status, stale.meta != mine)
+        assert slab.store.peek_now(fingerprint_of("alice")) is not None  # type: ignore[attr-defined]
 
 
 def test_the_reset_route_leaves_a_readable_record_alone() -> None:
@@ -520,9 +566,8 @@ def test_an_included_game_is_reset_through_the_capsule() -> None:
     harness = SessionHarness(capsule)
     garble(slab, "alice")
     with capturedLogs():
-        page = harness.get(
-            "/sesh/reset/tests.session.test_route.Tally", player="alice", query="yes"
-        )
+        reset = reset_link(harness.get("/inc", player="alice"))
+        page = harness.get(reset, player="alice", query="yes")
     assert "# Started afresh" == page.lines[0]
     assert 1 == sum(1 for pattern, _ in capsule.routes if "sesh/reset" in pattern.path)
 

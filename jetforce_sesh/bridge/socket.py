@@ -24,6 +24,10 @@ from jetforce_sesh.errors import ConfigError
 
 #: The longest path a UNIX socket address holds on Linux, NUL excluded.
 MAX_PATH = 107
+#: Connections the kernel holds for the bridge before it accepts them: as many
+#: as for the Gemini port (jetforce_sesh.server.server.BACKLOG), so a burst of
+#: CGI programs waits in the queue rather than being refused at connect().
+BACKLOG = 1024
 
 
 def check_path(path: str) -> None:
@@ -98,7 +102,7 @@ def listener(
         # closed to others until then.
         old = os.umask(0o177 if gid is None else 0o117)
         try:
-            port: Any = reactor.listenUNIX(path, factory, mode=mode)
+            port: Any = reactor.listenUNIX(path, factory, backlog=BACKLOG, mode=mode)
         finally:
             os.umask(old)
         if gid is not None:

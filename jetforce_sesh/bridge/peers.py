@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import socket
 import struct
-from collections import Counter
 from typing import Any, NamedTuple
 
 from jetforce_sesh.bridge.limits import BridgeLimits
 
 _CREDENTIALS = struct.Struct("3i")  # struct ucred: pid, uid, gid
+_PEERCRED: int | None = getattr(socket, "SO_PEERCRED", None)
 
 
 class Peer(NamedTuple):
@@ -32,16 +32,20 @@ class Peer(NamedTuple):
 
 def peer_of(transport: Any) -> Peer | None:
     """The peer of a UNIX socket transport, or None if the system does not say."""
-    option = getattr(socket, "SO_PEERCRED", None)
     handle = getattr(transport, "getHandle", None)
-    if option is None or handle is None:
+    if _PEERCRED is None or handle is None:
         return None
     try:
-        raw = handle().getsockopt(socket.SOL_SOCKET, option, _CREDENTIALS.size)
+        raw = handle().getsockopt(socket.SOL_SOCKET, _PEERCRED, _CREDENTIALS.size)
     except (OSError, AttributeError):
         return None
     pid, uid, _gid = _CREDENTIALS.unpack(raw)
-    return Peer(uid, pid)
+    return _peer((uid, pid))
+
+
+#: Peer from a (uid, pid) tuple, without the keyword handling of Peer(...):
+#: this runs for every connection.
+_peer = Peer._make
 
 
 class Admission:
@@ -50,32 +54,36 @@ class Admission:
     def __init__(self, limits: BridgeLimits) -> None:
         self.limits = limits
         self.open = 0
-        self._users: Counter[int] = Counter()
-        self._processes: Counter[int] = Counter()
+        self._users: dict[int, int] = {}
+        self._processes: dict[int, int] = {}
+        self._most = limits.max_connections
+        self._most_per_user = limits.max_per_user
+        self._most_per_process = limits.max_per_process
 
     def admit(self, peer: Peer | None) -> str | None:
         """Count a connection in, or say why it may not come in (None: it may)."""
-        limits = self.limits
-        if self.open >= limits.max_connections:
+        if self.open >= self._most:
             return (
                 f"the bridge serves {self.open} connections, as many as"
                 f" --bridge-max-connections allows: try again later"
             )
         if peer is not None:
-            if self._users[peer.uid] >= limits.max_per_user:
+            uid, pid = peer
+            users = self._users.get(uid, 0)
+            if users >= self._most_per_user:
                 return (
-                    f"user {peer.uid} has {self._users[peer.uid]} bridge connections"
-                    f" open, as many as --bridge-max-per-user allows: close one, or"
-                    f" try again later"
+                    f"user {uid} has {users} bridge connections open, as many"
+                    f" as --bridge-max-per-user allows: close one, or try again"
+                    f" later"
                 )
-            if self._processes[peer.pid] >= limits.max_per_process:
+            processes = self._processes.get(pid, 0)
+            if processes >= self._most_per_process:
                 return (
-                    f"process {peer.pid} has {self._processes[peer.pid]} bridge"
-                    f" connections open, as many as --bridge-max-per-process allows:"
-                    f" close one first"
+                    f"process {pid} has {processes} bridge connections open, as"
+                    f" many as --bridge-max-per-process allows: close one first"
                 )
-            self._users[peer.uid] += 1
-            self._processes[peer.pid] += 1
+            self._users[uid] = users + 1
+            self._processes[pid] = processes + 1
         self.open += 1
         return None
 
@@ -83,7 +91,13 @@ class Admission:
         """Count out a connection :meth:`admit` let in."""
         self.open -= 1
         if peer is not None:
-            for counts, who in ((self._users, peer.uid), (self._processes, peer.pid)):
-                counts[who] -= 1
-                if counts[who] <= 0:
-                    del counts[who]
+            uid, pid = peer
+            users, processes = self._users, self._processes
+            if users[uid] > 1:
+                users[uid] -= 1
+            else:
+                del users[uid]
+            if processes[pid] > 1:
+                processes[pid] -= 1
+            else:
+                del processes[pid]

@@ -72,6 +72,9 @@ LINGER = 10.0
 #: dates costs more than the request. Cleared whenever it reaches this.
 CERTIFICATES_MAX = 4096
 
+#: The error for a message sent before the reply to the one before it.
+PIPELINED = "a message before the reply to the last: send one at a time"
+
 _VERSION = struct.Struct("!Q")
 _SIZE = struct.Struct("!I")
 _LENGTH = struct.Struct("!I")
@@ -126,12 +129,11 @@ class BridgeProtocol(Int32StringReceiver):
             return
         self.admitted = True
         bridge.connections[self] = None
-        # Told to pause when replies pile up unsent, resumed once they are sent.
-        cast(Any, transport).registerProducer(self, True)
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         self.drop()
-        self.bridge.lingering.pop(self, None)
+        if self.bridge.lingering:
+            self.bridge.lingering.pop(self, None)
         if self.admitted:
             self.admitted = False
             self.bridge.admission.leave(self.peer)
@@ -151,7 +153,8 @@ class BridgeProtocol(Int32StringReceiver):
     def _close(self) -> None:
         transport: Any = self.transport
         assert transport is not None
-        transport.unregisterProducer()
+        if transport.producer is self:
+            transport.unregisterProducer()
         transport.loseConnection()
         if unsent(transport):
             # Closed once the client has read what is sent; the sweep cuts off
@@ -172,14 +175,14 @@ class BridgeProtocol(Int32StringReceiver):
         self._fail(f"message of {length} bytes: messages are at most {self.MAX_LENGTH}")
 
     def dataReceived(self, data: bytes) -> None:
-        if data:
-            self.taken = 0  # the client sent more: it may have read the replies
         # Almost every read is one whole message: hand it on without buffering.
         if not self._unprocessed and len(data) > 4:
             (size,) = _LENGTH.unpack_from(data)
             if size == len(data) - 4 and size <= self.MAX_LENGTH:
-                self.stringReceived(data[4:])
+                self._handle(data[4:])
                 return
+        if data:
+            self.taken = 0  # the client sent more: it may have read the replies
         # Several messages (SELECT and the first request, sent together): their
         # replies go out together too, in one write.
         self.corked = []
@@ -190,17 +193,27 @@ class BridgeProtocol(Int32StringReceiver):
             self.corked = None
 
     def stringReceived(self, message: bytes) -> None:
+        """One message of bytes that came with more, or in parts."""
         if self.gone:
             return
         taken = self.taken
-        if self.busy or taken > 1 or (taken == 1 and not self.selected):
-            # Sent before the reply to the last: answering it would let a
-            # client that never reads make the server buffer without end.
-            self._fail("a message before the reply to the last: send one at a time")
+        if taken > 1 or (taken == 1 and not self.selected):
+            # Sent before the reply to the last could be read: answering it
+            # would let a client that never reads make the server buffer
+            # without end.
+            self._fail(PIPELINED)
             return
         if taken == 0:
             self.selected = message[:1] == wire.SELECT
         self.taken = taken + 1
+        self._handle(message)
+
+    def _handle(self, message: bytes) -> None:
+        if self.gone:
+            return
+        if self.busy:
+            self._fail(PIPELINED)
+            return
         self.busy = True
         try:
             answer = self._dispatch(message)
@@ -253,7 +266,7 @@ class BridgeProtocol(Int32StringReceiver):
         self.heard = self.bridge.clock.seconds()
 
     def _send(self, reply: bytes) -> None:
-        frame = _frame(reply)
+        frame = _LENGTH.pack(len(reply)) + reply
         if self.corked is not None:
             self.corked.append(frame)
             return
@@ -269,13 +282,17 @@ class BridgeProtocol(Int32StringReceiver):
             self.corked.clear()
 
     def _throttle(self) -> None:
-        """Stop reading while more than ``max_unsent`` bytes wait to be sent.
+        """A reply did not all go at once: stop reading while more than
+        ``max_unsent`` bytes wait to be sent.
 
-        The transport pauses its producer only past its own buffer size; this
-        pauses past the bridge's bound, and marks the transport paused, so that
-        it resumes reading once its buffer is sent.
+        The connection becomes its transport's producer then (most never need
+        to), so the transport resumes it once its buffer is sent. The transport
+        pauses its producer only past its own buffer size; this pauses past
+        the bridge's bound, and marks the transport paused to be resumed.
         """
         transport: Any = self.transport
+        if getattr(transport, "producer", self) is None:
+            transport.registerProducer(self, True)
         if not self.paused and unsent(transport) > self.bridge.limits.max_unsent:
             transport.producerPaused = True
             super().pauseProducing()  # type: ignore[no-untyped-call]
@@ -293,23 +310,26 @@ class BridgeProtocol(Int32StringReceiver):
         code, body = message[:1], message[1:]
         if code == wire.SELECT:
             return self._select(body)
-        if self.slab is None:
+        slab = self.slab
+        if slab is None:
             raise BadMessage(f"{_name(code)} before SELECT: select a slab first")
         if code == wire.LOOKUP:
-            return self._lookup(self._player(body))
+            opened = _opened(slab)
+            return self._lookup(opened, self._player(opened, body))
         if code == wire.PEEK:
-            return self._read(self._opened(), self._player(body))
+            opened = _opened(slab)
+            return self._read(opened, self._player(opened, body))
         if code == wire.UPDATE:
             if self.key is None:
                 raise BadMessage("UPDATE before LOOKUP: look the player up first")
-            return self._update(self.key, body)
+            return self._update(_opened(slab), self.key, body)
         if code == wire.COMPARE_AND_SET:
             if len(body) < 9 or len(body) < 9 + body[8]:
                 raise BadMessage("COMPARE-AND-SET is too short")
             (expected,) = _VERSION.unpack_from(body)
             end = 9 + body[8]
-            key = self._player(body[9:end])
-            opened = self._opened()
+            opened = _opened(slab)
+            key = self._player(opened, body[9:end])
             record = self._record(opened, key, body[end:])
             return self._in_turn(
                 opened, key, lambda: self._save(opened, key, record, expected)
@@ -318,8 +338,8 @@ class BridgeProtocol(Int32StringReceiver):
             if len(body) < _VERSION.size:
                 raise BadMessage("DELETE is too short")
             (expected,) = _VERSION.unpack_from(body)
-            key = self._player(body[_VERSION.size :])
-            opened = self._opened()
+            opened = _opened(slab)
+            key = self._player(opened, body[_VERSION.size :])
             return self._in_turn(
                 opened, key, lambda: self._delete(opened, key, expected)
             )
@@ -355,18 +375,19 @@ class BridgeProtocol(Int32StringReceiver):
         self.version = ABSENT
         return b""
 
-    def _player(self, text: bytes) -> bytes:
+    def _player(self, opened: OpenSlab[Any], text: bytes) -> bytes:
         """The key of the player ``text`` names (a fingerprint, and perhaps its
         certificate's dates), through the capsule's key step (an account, when
         accounts are on)."""
-        opened = self._opened()
-        fingerprint = self.bridge.fingerprint(text, opened.clock.seconds())
+        if b" " in text:
+            fingerprint = self.bridge.fingerprint(text, opened.clock)
+        else:
+            try:
+                fingerprint = parse_fingerprint(text.decode("ascii"))
+            except (UnicodeDecodeError, BadFingerprint) as error:
+                raise BadMessage(f"not a fingerprint: {_detail(error)}") from None
         keys: Any = opened.keys
         return cast(bytes, keys.key_for_fingerprint(fingerprint))
-
-    def _opened(self) -> OpenSlab[Any]:
-        assert self.slab is not None
-        return _opened(self.slab)
 
     def _take(self, opened: OpenSlab[Any], key: bytes) -> BridgeTurn:
         """This connection's turn of ``key``, held or waited for; Refusal if
@@ -385,8 +406,7 @@ class BridgeProtocol(Int32StringReceiver):
         if self.turn is turn:
             self.turn = None
 
-    def _lookup(self, key: bytes) -> bytes | Deferred[bytes]:
-        opened = self._opened()
+    def _lookup(self, opened: OpenSlab[Any], key: bytes) -> bytes | Deferred[bytes]:
         turn = self._take(opened, key)
         if turn.held:
             return self._read(opened, key, load=True)
@@ -448,8 +468,9 @@ class BridgeProtocol(Int32StringReceiver):
         self.version = stored.version
         return _VERSION.pack(stored.version) + stored.data
 
-    def _update(self, key: bytes, data: bytes) -> bytes | Deferred[bytes]:
-        opened = self._opened()
+    def _update(
+        self, opened: OpenSlab[Any], key: bytes, data: bytes
+    ) -> bytes | Deferred[bytes]:
         record = self._record(opened, key, data)
         turn = self.turn
         if turn is None or not turn.held or turn.key != key:
@@ -730,10 +751,10 @@ class BridgeFactory(Factory):
             found = self._defaults[key] = codec.encode(codec.new())
         return found
 
-    def fingerprint(self, text: bytes, now: float) -> bytes:
+    def fingerprint(self, text: bytes, clock: IReactorTime) -> bytes:
         """The fingerprint ``text`` names: a fingerprint alone, or a fingerprint
         and its certificate's dates (``NotValid`` if they say it cannot be used
-        at ``now``, as the routes would answer ``62``)."""
+        now, as the routes would answer ``62``)."""
         if b" " not in text:
             try:
                 return parse_fingerprint(text.decode("ascii"))
@@ -745,7 +766,7 @@ class BridgeFactory(Factory):
             if len(self._certificates) >= CERTIFICATES_MAX:
                 self._certificates.clear()
             self._certificates[text] = certificate
-        problem = certificate.problem(now)
+        problem = certificate.problem(clock.seconds())
         if problem is not None:
             raise NotValid(problem)
         return certificate.fingerprint

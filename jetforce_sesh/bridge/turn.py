@@ -56,10 +56,14 @@ class BridgeTurn:
         """Hold the turn now (True), or wait in line for it (False: see
         :attr:`granted`); Refusal if the holder's budget is spent or the
         player's queue is full."""
-        self._check_budget(self.since)
+        now = self.since
+        left = self.budgets.left(self.holder, now)
+        if left <= 0:
+            raise self._spent(now)
         turns = self.opened.turns
         if turns.hold(self.key):
-            self._hold(self.since)
+            self.held = True
+            self.limit = HOLD_TIMEOUT if left >= HOLD_TIMEOUT else left
             return True
         self.granted = Deferred()
         if not turns.wait(self.key, self):
@@ -69,22 +73,15 @@ class BridgeTurn:
             )
         return False
 
-    def _check_budget(self, now: float) -> None:
-        if self.budgets.left(self.holder, now) > 0:
-            return
+    def _spent(self, now: float) -> Refusal:
         uid = self.holder[0]
         who = "programs on the bridge" if uid is None else f"user {uid}'s programs"
         budgets = self.budgets
-        raise Refusal(
+        return Refusal(
             f"{who} held this player's turn for {budgets.budget:g} s within"
             f" {budgets.window:g} s, as long as --bridge-hold-budget allows: try"
             f" again in {budgets.reopens(self.holder, now):.0f} s"
         )
-
-    def _hold(self, now: float) -> None:
-        self.held = True
-        self.since = now
-        self.limit = min(HOLD_TIMEOUT, self.budgets.left(self.holder, now))
 
     def start(self) -> None:
         """The turn has come, from the queue."""
@@ -93,16 +90,17 @@ class BridgeTurn:
             return
         assert self.granted is not None
         now = self.opened.clock.seconds()
-        try:
-            # Another connection of the same user may have spent the budget
-            # while this one waited.
-            self._check_budget(now)
-        except Refusal as refusal:
+        # Another connection of the same user may have spent the budget while
+        # this one waited.
+        left = self.budgets.left(self.holder, now)
+        if left <= 0:
             self.ended = True
             self.opened.turns.release(self.key)
-            self.granted.errback(refusal)
+            self.granted.errback(self._spent(now))
             return
-        self._hold(now)
+        self.held = True
+        self.since = now
+        self.limit = min(HOLD_TIMEOUT, left)
         self.granted.callback(None)
 
     def refuse(self, response: Response | None) -> None:

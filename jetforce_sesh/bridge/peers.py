@@ -40,12 +40,7 @@ def peer_of(transport: Any) -> Peer | None:
     except (OSError, AttributeError):
         return None
     pid, uid, _gid = _CREDENTIALS.unpack(raw)
-    return _peer((uid, pid))
-
-
-#: Peer from a (uid, pid) tuple, without the keyword handling of Peer(...):
-#: this runs for every connection.
-_peer = Peer._make
+    return Peer(uid, pid)
 
 
 class Admission:

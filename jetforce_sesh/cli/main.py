@@ -10,16 +10,27 @@ from __future__ import annotations
 import argparse
 import copy
 import os
+import resource
 import sys
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
+import attrs
 from jetforce.__main__ import parser as jetforce_parser
 from twisted.application.service import IService
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import globalLogBeginner
 
+from jetforce_sesh.bridge.limits import (
+    BridgeLimits,
+    check_hold_budget,
+    check_hold_window,
+    check_max_connections,
+    check_max_per_process,
+    check_max_per_user,
+    check_max_unsent,
+)
 from jetforce_sesh.bridge.protocol import BridgeFactory
 from jetforce_sesh.bridge.service import BridgeService, bridged, check_keys
 from jetforce_sesh.bridge.socket import check_path, group_id, listener
@@ -62,6 +73,9 @@ from jetforce_sesh.stores.sqlite.store import SQLiteStores
 from jetforce_sesh.version import VERSION
 from sesh_bridge import SOCKET_VARIABLE
 
+#: The bridge's bounds when no flag changes them, for the flags' help.
+BRIDGE_LIMITS = BridgeLimits()
+
 
 class Parser(argparse.ArgumentParser):
     """argparse, answering a bad value in one line and exit status 2."""
@@ -69,6 +83,17 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # One line naming the value and the fix; the usage block would bury it.
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _names(text: str) -> list[str]:
+    """``--bridge-slabs``: slab names, separated by commas."""
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} holds an empty slab name: give names separated by commas,"
+            f" such as visits,scores"
+        )
+    return names
 
 
 def _flag(
@@ -225,6 +250,63 @@ def build_parser() -> Parser:
         help="With --bridge-socket: let this group's members connect too (mode 0660)",
     )
     group.add_argument(
+        "--bridge-slabs",
+        type=_names,
+        default=None,
+        metavar="NAME[,NAME...]",
+        help="With --bridge-socket: serve only these slabs; unset: every slab with"
+        " a fixed layout",
+    )
+    group.add_argument(
+        "--bridge-max-connections",
+        type=_flag(check_max_connections, int),
+        default=None,
+        metavar="N",
+        help=f"With --bridge-socket: connections served at once; more are refused"
+        f" (default {BRIDGE_LIMITS.max_connections}, at most half of ulimit -n)",
+    )
+    group.add_argument(
+        "--bridge-max-per-user",
+        type=_flag(check_max_per_user, int),
+        default=None,
+        metavar="N",
+        help=f"With --bridge-socket: connections one user's programs may have open"
+        f" (default {BRIDGE_LIMITS.max_per_user})",
+    )
+    group.add_argument(
+        "--bridge-max-per-process",
+        type=_flag(check_max_per_process, int),
+        default=None,
+        metavar="N",
+        help=f"With --bridge-socket: connections one process may have open (default"
+        f" {BRIDGE_LIMITS.max_per_process})",
+    )
+    group.add_argument(
+        "--bridge-max-unsent",
+        type=_flag(check_max_unsent, int),
+        default=None,
+        metavar="BYTES",
+        help=f"With --bridge-socket: stop reading a connection while more of its"
+        f" replies than this wait unsent (default {BRIDGE_LIMITS.max_unsent})",
+    )
+    group.add_argument(
+        "--bridge-hold-budget",
+        type=_flag(check_hold_budget, float),
+        default=None,
+        metavar="SECONDS",
+        help=f"With --bridge-socket: how long one user's programs may hold one"
+        f" player's turn within --bridge-hold-window; past it they are refused"
+        f" (default {BRIDGE_LIMITS.hold_budget:g})",
+    )
+    group.add_argument(
+        "--bridge-hold-window",
+        type=_flag(check_hold_window, float),
+        default=None,
+        metavar="SECONDS",
+        help=f"With --bridge-socket: the window of --bridge-hold-budget, from the"
+        f" first hold (default {BRIDGE_LIMITS.hold_window:g})",
+    )
+    group.add_argument(
         "--shutdown-grace",
         type=_flag(check_grace, float),
         default=10.0,
@@ -373,11 +455,24 @@ def bridge_services(
     args: argparse.Namespace, sessions: list[SessionApplication], reactor: Any
 ) -> list[IService]:
     """The CGI bridge, if ``--bridge-socket`` asks for one."""
+    settings = {
+        name: getattr(args, f"bridge_{name}")
+        for name in attrs.fields_dict(BridgeLimits)
+        if getattr(args, f"bridge_{name}") is not None
+    }
     if args.bridge_socket is None:
         if args.bridge_group is not None:
             raise UsageError(
                 f"--bridge-group {args.bridge_group} needs --bridge-socket: there"
                 f" is no bridge socket to give the group"
+            )
+        given = [f"--bridge-{name.replace('_', '-')}" for name in settings]
+        if args.bridge_slabs is not None:
+            given.insert(0, "--bridge-slabs")
+        if given:
+            raise UsageError(
+                f"{given[0]} needs --bridge-socket: without it there is no bridge"
+                f" to set it for"
             )
         return []
     flag = f"--bridge-socket {args.bridge_socket}"
@@ -390,15 +485,22 @@ def bridge_services(
             f" --store {args.store} or --bridge-socket out"
         )
     try:
+        limits = BridgeLimits(**settings)
+    except ConfigError as error:
+        raise UsageError(str(error)) from None
+    check_descriptors(limits.max_connections)
+    try:
         slabs = [slab for app in sessions for slab in app.slabs.values()]
-        served = bridged(slabs)
+        served = bridged(slabs, args.bridge_slabs)
         for app in sessions:
             check_keys(app.slabs.values(), app.keys)
         gid = None if args.bridge_group is None else group_id(args.bridge_group)
         check_path(args.bridge_socket)
     except ConfigError as error:
         raise UsageError(f"{flag}: {error}") from None
-    factory = BridgeFactory(served, reactor)
+    factory = BridgeFactory(
+        served, reactor, limits, restricted=args.bridge_slabs is not None
+    )
     return [BridgeService(factory, listener(reactor, args.bridge_socket, gid))]
 
 
@@ -407,6 +509,19 @@ def _whole(text: str) -> int:
     if not (text.isascii() and text.isdigit()):
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number such as 1")
     return int(text)
+
+
+def check_descriptors(connections: int) -> None:
+    """UsageError unless bridge connections can take at most half the files
+    this process may open, leaving the rest to the Gemini players."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and connections > soft // 2:
+        raise UsageError(
+            f"--bridge-max-connections {connections}: this process may open"
+            f" {soft} files (ulimit -n), and bridge connections may take at most"
+            f" half of them, so that players can still connect: lower it to"
+            f" {soft // 2}, or raise ulimit -n"
+        )
 
 
 def redis_stores(args: argparse.Namespace, reactor: Any) -> RedisStores:

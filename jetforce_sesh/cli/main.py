@@ -225,8 +225,8 @@ def build_parser() -> Parser:
         type=_flag(check_grace, float),
         default=10.0,
         metavar="SECONDS",
-        help="On SIGINT or SIGTERM, how long requests in flight may take to finish"
-        " before they are cut off (keeping nothing of their change)",
+        help="On SIGINT, SIGTERM or SIGHUP, how long requests in flight may take to"
+        " finish before they are cut off (keeping nothing of their change)",
     )
     add_operations(parser)
     group = parser.add_argument_group("game records (defaults for games that set none)")

@@ -35,6 +35,7 @@ from jetforce.app.base import (
     Status,
 )
 from jetforce.app.static import CGISubprocessProtocol, StaticDirectoryApplication
+from twisted.internet.defer import succeed
 from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -65,7 +66,7 @@ class CGIRun(CGISubprocessProtocol):
     program's standard error logged and its failures said."""
 
     def __init__(self, script: str) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.script = script
         self._error = b""
         self._error_lines = 0
@@ -143,7 +144,7 @@ class CGIRun(CGISubprocessProtocol):
 
     # -- the end ----------------------------------------------------------------
 
-    def processEnded(self, reason: Failure) -> None:  # type: ignore[override]
+    def processEnded(self, reason: Failure) -> None:
         if self._error:
             self._log_error(self._error)
             self._error = b""
@@ -193,7 +194,7 @@ class CapsuleFiles(StaticDirectoryApplication):
 
     def run_cgi_script(
         self, filesystem_path: str | Path, environ: EnvironDict
-    ) -> DeferredResponse | Response:  # type: ignore[override]
+    ) -> DeferredResponse:
         from twisted.internet import reactor
 
         # For the log and the meta: one line, whatever the file is called.
@@ -203,7 +204,7 @@ class CapsuleFiles(StaticDirectoryApplication):
         cgi_env.update(self.cgi_environ)
         run = CGIRun(script)
         try:
-            reactor.spawnProcess(  # type: ignore[attr-defined]
+            reactor.spawnProcess(
                 run, str(filesystem_path), [str(filesystem_path)], env=cgi_env
             )
         except OSError as error:
@@ -215,11 +216,11 @@ class CapsuleFiles(StaticDirectoryApplication):
                 reason=error.strerror,
                 event="cgi failed",
             )
-            return Response(
-                Status.CGI_ERROR,
+            meta = (
                 f"CGI program {script} cannot be run ({error.strerror}); check its"
-                f" #! line and its mode",
+                f" #! line and its mode"
             )
+            return DeferredResponse(succeed((Status.CGI_ERROR, meta)), [])
         return DeferredResponse(run.send_status, run.body_generator())
 
     def serve_static_file(self, request: Request) -> Response | DeferredResponse:

@@ -130,14 +130,19 @@ class SessionServer(GeminiServer):
             self.log_message(f"TLS Private Key File: {self.keyfile}")
         else:
             self.log_message("TLS is disabled")
+        # Before anything listens (the stores may be open already, and then it
+        # listens at once): a signal that comes before the reactor runs stops
+        # it gracefully as soon as it does. Twisted installs its own as it
+        # starts; ours go back in place then.
+        self._handle_signals()
         self.initialize()
         self.reactor.callWhenRunning(self._handle_signals)
         self.reactor.run()
 
     def _handle_signals(self) -> None:
-        # In place of Twisted's own (installed as the reactor starts): a second
-        # signal while stopping must not stop a reactor already stopping (a
-        # ReactorNotRunning traceback), and SIGHUP stops gracefully too.
+        # In place of Twisted's own: a second signal while stopping must not
+        # stop a reactor already stopping (a ReactorNotRunning traceback), and
+        # SIGHUP stops gracefully too.
         for number in STOP_SIGNALS:
             signal.signal(number, self._signalled)
 

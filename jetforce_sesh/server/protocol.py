@@ -7,9 +7,11 @@
   userinfo, or no URL at all; one access-log line, no traceback.
 - **A client that does not read is not buffered for.** Jetforce writes a body as
   fast as it can make it, whether the client reads or not, so a client that stops
-  reading a large file made the server hold all of it: here the body waits while
-  the transport's buffer is full, and a client that reads nothing for
-  :data:`WRITE_TIMEOUT` seconds is dropped.
+  reading a large file made the server hold all of it: here, once a reply passes
+  :data:`PRODUCER_AFTER` bytes, the body waits while the transport's buffer is
+  full, and a client that reads nothing for :data:`WRITE_TIMEOUT` seconds is
+  dropped. (Most pages are far smaller: they are written without the
+  bookkeeping, which every connection paid for before.)
 - **A certificate cryptography cannot read** (a malformed date) counts as one
   that cannot be used: the session routes answer ``62``, instead of every request
   failing with a traceback.
@@ -20,6 +22,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Coroutine
 from typing import Any, Protocol, cast
 from urllib.parse import urlsplit
 
@@ -40,6 +43,12 @@ from jetforce_sesh.session.route import ENVIRON_SECRET
 MAX_REQUEST = 1024
 #: Seconds a client may read nothing of a reply before it is dropped.
 WRITE_TIMEOUT = 30.0
+#: Bytes of a reply written before the protocol paces it to the client (as the
+#: transport's producer). A reply that stays under it is written at once: at
+#: most this much is ever held for a client that does not read, whatever the
+#: transport's own buffer size, and a page (most are a few kilobytes) costs no
+#: producer registration. 16 KiB: one chunk of a file served from --dir.
+PRODUCER_AFTER = 16384
 
 # What a log line must not hold as it is: C0 and C1 controls, the Unicode line
 # and paragraph separators, the backslash (the escapes' own sign) and the quote
@@ -101,6 +110,8 @@ class SessionProtocol(GeminiProtocol):
     # Two more than a request may hold: room for the CRLF.
     MAX_LENGTH = MAX_REQUEST + 2
     busy = False
+    #: True once registered as the transport's producer (see write_body).
+    producing = False
     _paused: Deferred[None] | None = None
     _stalled: IDelayedCall | None = None
 
@@ -114,8 +125,19 @@ class SessionProtocol(GeminiProtocol):
     def connectionMade(self) -> None:
         super().connectionMade()
         self.owner.connections.add(self)
-        # Told when the transport's buffer is full, and when it has drained.
-        self.transport.registerProducer(self, True)  # type: ignore[attr-defined]
+
+    def write_body(self, data: str | bytes | None) -> None:
+        if data is None:
+            return
+        if isinstance(data, str):
+            data = data.encode()
+        if not self.producing and self.response_size + len(data) > PRODUCER_AFTER:
+            # Told from now on when the transport's buffer is full, and when it
+            # has drained: registered before this write, so the write that
+            # fills the buffer pauses the body (track_deferred waits).
+            self.producing = True
+            self.transport.registerProducer(self, True)  # type: ignore[attr-defined]
+        super().write_body(data)
 
     def dataReceived(self, data: bytes) -> None:
         if not self.busy:
@@ -182,17 +204,25 @@ class SessionProtocol(GeminiProtocol):
     def finish_connection(self) -> None:
         # A transport with a producer registered waits for it before it closes:
         # the reply is written, so let go first.
-        if self.transport is not None and self.transport.producer is not None:  # type: ignore[attr-defined]
-            self.transport.unregisterProducer()  # type: ignore[attr-defined]
+        if self.producing:
+            self.producing = False
+            if self.transport is not None:
+                self.transport.unregisterProducer()  # type: ignore[attr-defined]
         super().finish_connection()
 
     def _drop(self) -> None:
         self._stalled = None
         self.transport.abortConnection()  # type: ignore[attr-defined]
 
-    async def track_deferred(self, deferred: Deferred[Any]) -> Any:
+    def track_deferred(self, deferred: Deferred[Any]) -> Coroutine[Any, Any, Any]:
         # Jetforce waits on this between two pieces of a body: wait too while the
-        # client has not read the last ones.
+        # client has not read the last ones. Only a producer is ever paused:
+        # until one is registered, Jetforce's own coroutine, without another.
+        if not self.producing:
+            return super().track_deferred(deferred)
+        return self._paced(deferred)
+
+    async def _paced(self, deferred: Deferred[Any]) -> Any:
         result = await super().track_deferred(deferred)
         while self._paused is not None:
             await super().track_deferred(self._paused)
@@ -215,7 +245,8 @@ class SessionProtocol(GeminiProtocol):
         super().log_request()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
-        self.resumeProducing()
+        if self._paused is not None or self._stalled is not None:
+            self.resumeProducing()
         super().connectionLost(reason)
         self.owner.forget(self)
 

@@ -5,7 +5,10 @@ bytes on, waiting while the transport says its buffer is full."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jetforce.app.base import EnvironDict, JetforceApplication, WriteStatusCallable
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import MemoryReactorClock, StringTransport
@@ -104,3 +107,88 @@ def test_a_long_reply_is_paced_from_producer_after_bytes_on() -> None:
     assert len(transport.value()) == len(b"20 text/plain\r\n") + 40 * CHUNK
     # Written: let go of the transport, which then closes.
     assert (None, True) == (transport.producer, transport.disconnecting)
+
+
+# -- the request check and the log's escapes: fast paths, the same answers ------
+
+
+def checked_one_by_one(line: bytes) -> str | None:
+    """The oracle: every check of a request line, one after the other (as the
+    protocol made them before it had a fast path)."""
+    if len(line) > 1024:
+        return "Request longer than 1024 bytes"
+    try:
+        url = line.decode("utf-8")
+    except UnicodeDecodeError:
+        return "Request is not UTF-8"
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or c in "\u2028\u2029" for c in url):
+        return "Request holds control characters"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parses the host and port, or raises
+    except ValueError:
+        return "Request is not a URL"
+    if "@" in parts.netloc:
+        return "Request holds userinfo, which Gemini URLs may not"
+    return None
+
+
+def spelled_out(text: str) -> str:
+    """The oracle for the log's escapes: every character looked at."""
+    out = []
+    for c in text:
+        if c == "\\":
+            out.append("\\\\")
+        elif ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or c == '"':
+            out.append(f"\\x{ord(c):02x}")
+        elif c in "\u2028\u2029":
+            out.append(f"\\u{ord(c):04x}")
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+PIECES = [
+    b"gemini://",
+    b"localhost",
+    b"example.org",
+    b"[::1]",
+    b":",
+    b":1965",
+    b":99999",
+    b":0",
+    b"/",
+    b"?",
+    b"#",
+    b"@",
+    b" ",
+    b"%",
+    b"\\",
+    b'"',
+    b"a",
+    b"-",
+    b".",
+    b"\x7f",
+    b"\x00",
+    b"\xc3\xa9",
+    b"\xff",
+    b"\r",
+    b"http://",
+    b"x" * 1000,
+]
+lines = st.one_of(
+    st.lists(st.sampled_from(PIECES), max_size=12).map(b"".join),
+    st.binary(max_size=64),
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(line=lines)
+def test_the_fast_request_check_answers_as_every_check_would(line: bytes) -> None:
+    assert checked_one_by_one(line) == protocol_module.bad_request(line)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(text=st.text() | st.sampled_from(["plain", 'a "quote"', "back\\slash", "\x85"]))
+def test_the_logs_escapes_are_the_same_with_the_fast_path(text: str) -> None:
+    assert spelled_out(text) == protocol_module.escaped(text)

@@ -22,7 +22,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Coroutine
 from typing import Any, Protocol, cast
 from urllib.parse import urlsplit
 
@@ -151,8 +150,12 @@ class SessionProtocol(GeminiProtocol):
         if not self.producing and self.response_size + len(data) > PRODUCER_AFTER:
             # Told from now on when the transport's buffer is full, and when it
             # has drained: registered before this write, so the write that
-            # fills the buffer pauses the body (track_deferred waits).
+            # fills the buffer pauses the body. Jetforce awaits track_deferred
+            # between two pieces of a body: from now on, it waits while the
+            # client has not read the last ones too. (Until now, Jetforce's own,
+            # without a frame of ours: nothing could have been paused.)
             self.producing = True
+            self.track_deferred = self._paced  # type: ignore[method-assign]
             self.transport.registerProducer(self, True)  # type: ignore[attr-defined]
         super().write_body(data)
 
@@ -231,15 +234,8 @@ class SessionProtocol(GeminiProtocol):
         self._stalled = None
         self.transport.abortConnection()  # type: ignore[attr-defined]
 
-    def track_deferred(self, deferred: Deferred[Any]) -> Coroutine[Any, Any, Any]:
-        # Jetforce waits on this between two pieces of a body: wait too while the
-        # client has not read the last ones. Only a producer is ever paused:
-        # until one is registered, Jetforce's own coroutine, without another.
-        if not self.producing:
-            return super().track_deferred(deferred)
-        return self._paced(deferred)
-
     async def _paced(self, deferred: Deferred[Any]) -> Any:
+        """Jetforce's track_deferred, then the wait for a paused body."""
         result = await super().track_deferred(deferred)
         while self._paused is not None:
             await super().track_deferred(self._paused)

@@ -436,7 +436,11 @@ class SessionApplication(JetforceApplication):
         response: Response | DeferredResponse
         if found is not None:
             callback, groups = found
-            limited = self._limited(callback, request)
+            limited = (
+                None
+                if self.certificate_limiter is None
+                else self._limited(callback, request)
+            )
             # The groups are copied: a handler may change the dict it is given.
             response = limited or callback(request, **groups)
         else:

@@ -200,6 +200,7 @@ def views(seconds: float = 3.0) -> Deferred[dict[str, float]]:
                 "request p99 ms": ms[int(0.99 * (len(ms) - 1))] if ms else float("nan"),
                 "read took s": seconds,
                 "rankings": halloffame.standings.readings - readings,
+                "ranking under way": float(halloffame.standings.waiting is not None),
             }
         )
 
@@ -275,6 +276,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"views p50 {p50:.2f} ms, p99 {p99:.2f} ms over {figures['requests']:.0f}"
             f" in {figures['read took s']:g} s; {figures['rankings']:.0f}"
             f" ranking{'' if figures['rankings'] == 1 else 's'} read"
+            + (" (and one under way)" if figures["ranking under way"] else "")
             if "rankings" in figures
             else f"other requests p50 {p50:.2f} ms, p99 {p99:.2f} ms over"
             f" {figures['requests']:.0f}; read took {figures['read took s']:.1f} s"

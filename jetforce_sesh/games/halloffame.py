@@ -121,12 +121,13 @@ async def display_names(
 
 
 def guess_order(record: guess.GuessRecord) -> tuple[int, ...]:
-    """Number guessing's order: fewest tries per game, then more games."""
+    """Number guessing's order, as the ranking's: fewest tries per game, then
+    more games (the tables tell ties by it)."""
     return (round(1000 * record.average()), -record.games)
 
 
 def hangman_order(record: hangman.HangmanRecord) -> tuple[int, ...]:
-    """Hangman's order: most wins, then fewest losses."""
+    """Hangman's order, as the ranking's: most wins, then fewest losses."""
     return (-record.wins, record.losses)
 
 
@@ -181,13 +182,16 @@ class Standings:
         self.waiting = []
         try:
             stores = self._stores()
-            leaders = await top(
-                guess.slab.records(), lambda r: r.games >= GUESS_MIN_GAMES, guess_order
+            self.guess = await top(
+                guess.slab.records(),
+                lambda r: r.games >= GUESS_MIN_GAMES,
+                lambda r: (round(1000 * r.average()), -r.games),
             )
-            winners = await top(
-                hangman.slab.records(), lambda r: r.wins > 0, hangman_order
+            self.hangman = await top(
+                hangman.slab.records(),
+                lambda r: r.wins > 0,
+                lambda r: (-r.wins, r.losses),
             )
-            self.guess, self.hangman = leaders, winners
             self.taken_at, self.taken_from = slab.now(), stores
             self.readings += 1
         finally:

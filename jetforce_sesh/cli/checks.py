@@ -217,18 +217,24 @@ def _inside(path: str, directory: str) -> bool:
     return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def check_not_served(root_directory: str, private: Sequence[tuple[str, str]]) -> None:
+#: What ``check_not_served`` says to do, unless told otherwise.
+KEEP_OUTSIDE = "keep it outside --dir"
+
+
+def check_not_served(
+    root_directory: str, private: Sequence[tuple[str, str, str]]
+) -> None:
     """Nothing private may lie in what ``--dir`` serves to anyone.
 
-    ``private`` pairs a flag with its path: the state directory (every record,
-    the account links), the bridge socket, the server's private key.
+    ``private`` names each private path (the state directory: every record and
+    account link; the bridge socket; the server's private key), gives it, and
+    says what to do if it is inside.
     """
-    for flag, path in private:
+    for what, path, fix in private:
         if _inside(path, root_directory):
             raise UsageError(
-                f"{flag} {path!r} is inside --dir {root_directory!r}, which serves"
-                f" its files to anyone without a certificate: keep it outside"
-                f" --dir"
+                f"{what} {path!r} is inside --dir {root_directory!r}, which serves"
+                f" its files to anyone without a certificate: {fix}"
             )
 
 

@@ -27,6 +27,7 @@ from jetforce_sesh.bridge.socket import check_path, group_id, listener
 from jetforce_sesh.cli.adhoc import ad_hoc_certificate
 from jetforce_sesh.cli.apps import DEFAULT_APP, jetforce_apps, load_app, session_apps
 from jetforce_sesh.cli.checks import (
+    KEEP_OUTSIDE,
     Unset,
     UsageError,
     certificate_warnings,
@@ -321,8 +322,8 @@ def configure(
         max_queued=args.max_queued,
     )
     check_port(args.host, args.port)
+    given = args.certfile is not None
     if args.use_tls:
-        given = args.certfile is not None
         if not given:
             args.certfile, args.keyfile = ad_hoc_certificate(args.hostname)
         check_tls_files(args.certfile, args.keyfile, args.cafile, args.capath)
@@ -333,14 +334,21 @@ def configure(
             for line in certificate_warnings(args.certfile, args.hostname, now):
                 print(f"jetforce-sesh: warning: {line}", file=sys.stderr)
     if args.root_directory is not None:
-        private = [
-            ("--state-dir", args.state_dir),
-            ("--bridge-socket", args.bridge_socket),
-            ("--tls-keyfile", args.keyfile or args.certfile),
-        ]
-        check_not_served(
-            args.root_directory, [(flag, path) for flag, path in private if path]
+        key = (
+            ("--tls-keyfile", KEEP_OUTSIDE)
+            if given
+            else (
+                "the ad-hoc server key",
+                "serve another directory, or give --tls-certfile and --tls-keyfile"
+                " outside --dir",
+            )
         )
+        private = [
+            ("--state-dir", args.state_dir, KEEP_OUTSIDE),
+            ("--bridge-socket", args.bridge_socket, KEEP_OUTSIDE),
+            (key[0], args.keyfile or args.certfile, key[1]),
+        ]
+        check_not_served(args.root_directory, [entry for entry in private if entry[1]])
     stores: StoreFactory = memory_stores
     if args.store != "memory":
         stores = redis_stores(args, reactor)

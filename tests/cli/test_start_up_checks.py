@@ -24,7 +24,9 @@ from tests.support import REPO, Server
 ADMIN = "SHA256:" + "AB" * 32
 
 
-def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """The launcher with ``args``; a server that starts instead of refusing is
     stopped after a few seconds, and the test then fails on its exit status."""
     try:
@@ -34,7 +36,7 @@ def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
             text=True,
             timeout=20,
             cwd=cwd,
-            env={**os.environ, "PYTHONPATH": str(REPO)},
+            env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
         )
     except subprocess.TimeoutExpired as expired:
         out = expired.stderr
@@ -42,8 +44,10 @@ def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
         return subprocess.CompletedProcess(args, -1, "", "still serving:\n" + text)
 
 
-def refused(*args: str, cwd: Path | None = None) -> tuple[int, str]:
-    result = run(*args, cwd=cwd)
+def refused(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> tuple[int, str]:
+    result = run(*args, cwd=cwd, env=env)
     return result.returncode, result.stderr
 
 
@@ -182,6 +186,17 @@ def test_the_servers_private_key_may_not_lie_in_what_dir_serves(
         "--tls-keyfile",
         str(keyfile),
     )
+
+
+def test_the_ad_hoc_key_may_not_lie_in_what_dir_serves(tmp_path: Path) -> None:
+    """``--dir /tmp`` would serve /tmp/jetforce-sesh-UID/localhost.key."""
+    (tmp_path / "tmp").mkdir()
+    key = tmp_path / "tmp" / f"jetforce-sesh-{os.getuid()}" / "localhost.key"
+    assert error(
+        f"the ad-hoc server key {str(key)!r} is inside --dir {str(tmp_path)!r},"
+        " which serves its files to anyone without a certificate: serve another"
+        " directory, or give --tls-certfile and --tls-keyfile outside --dir"
+    ) == refused("--dir", str(tmp_path), env={"TMPDIR": str(tmp_path / "tmp")})
 
 
 def test_a_capsule_that_raises_while_importing_is_named_with_file_and_line() -> None:

@@ -12,7 +12,9 @@ Its CGI programs are run as Jetforce runs them (the request's variables,
 - **They find the server's Python.** Jetforce passes no ``PATH``, so
   ``#!/usr/bin/env python3`` finds the system's Python, which has neither
   ``sesh_bridge`` nor anything else the capsule installed. Here ``PATH`` is the
-  server's, the directory of the Python running the server first.
+  server's, the directory of the Python running the server first, and a
+  ``PYTHONPATH`` the server was started with is passed on too: that Python then
+  imports the very ``sesh_bridge`` the server has.
 - **What they write to standard error reaches the server's log**, a line an
   event (Jetforce throws it away), and a program that fails, or answers no
   status line, gets a ``42`` that says so and a log line.
@@ -50,6 +52,17 @@ MAX_ERROR_LINES = 100
 MAX_ERROR_LINE = 1000
 
 _log = Logger()
+
+
+def cgi_variables() -> dict[str, str]:
+    """What every CGI program gets besides the request's variables: ``PATH``
+    (see :func:`cgi_path`), and the server's ``PYTHONPATH`` if it has one (a
+    server run from a checkout: its programs import that checkout's
+    ``sesh_bridge``, not another one installed for that Python)."""
+    found = {"PATH": cgi_path()}
+    if os.environ.get("PYTHONPATH"):
+        found["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    return found
 
 
 def cgi_path() -> str:
@@ -188,9 +201,9 @@ class CapsuleFiles(StaticDirectoryApplication):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        #: Variables every CGI program gets besides the request's: PATH, and
-        #: the launcher adds the bridge's socket.
-        self.cgi_environ: dict[str, str] = {"PATH": cgi_path()}
+        #: Variables every CGI program gets besides the request's: PATH (and
+        #: PYTHONPATH), and the launcher adds the bridge's socket.
+        self.cgi_environ: dict[str, str] = cgi_variables()
 
     def run_cgi_script(
         self, filesystem_path: str | Path, environ: EnvironDict

@@ -39,22 +39,36 @@ while [ $i -lt 500 ]; do echo "line $i"; i=$((i+1)); done >&2
 printf '20 text/plain\\r\\nflooded\\n'
 """,
     "interpreter.py": "#!/no/such/python\nprint('20 text/plain\\r')\n",
+    # A module only the server's PYTHONPATH holds.
+    "marker.py": """#!/usr/bin/env python3
+import capsule_marker
+print("20 text/plain\\r")
+print(capsule_marker.WHERE)
+""",
 }
 
 
 @pytest.fixture(scope="module")
 def cgi_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    capsule = tmp_path_factory.mktemp("cgi") / "capsule"
+    home = tmp_path_factory.mktemp("cgi")
+    capsule = home / "capsule"
     (capsule / "cgi-bin").mkdir(parents=True)
+    modules = home / "modules"
+    modules.mkdir()
+    (modules / "capsule_marker.py").write_text("WHERE = 'the server path'\n")
     for name, text in PROGRAMS.items():
         program = capsule / "cgi-bin" / name
         program.write_text(text)
         program.chmod(0o755)
     # A machine whose system Python comes first on PATH, without this one's
     # packages: the server must not leave its CGI programs to it.
+    # (The server's PYTHONPATH, if the suite runs with one, and a directory
+    # of modules after it.)
+    pythonpath = ":".join(filter(None, [os.environ.get("PYTHONPATH"), str(modules)]))
     command = [
         "/usr/bin/env",
         "PATH=/usr/bin:/bin",
+        f"PYTHONPATH={pythonpath}",
         sys.executable,
         "-m",
         "jetforce_sesh",
@@ -91,6 +105,12 @@ def test_env_python3_is_the_servers_python(
     reply = cgi_server.request("/cgi-bin/which.py", make_cert("cgi-which"))
     assert (20, "text/plain") == (reply.status, reply.meta)
     assert os.path.realpath(sys.executable) == reply.body.splitlines()[0]
+
+
+def test_the_servers_pythonpath_is_the_programs_too(cgi_server: Server) -> None:
+    assert Reply(20, "text/plain", "the server path\n") == cgi_server.request(
+        "/cgi-bin/marker.py"
+    )
 
 
 def test_standard_error_reaches_the_log_and_the_page_does_not(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import datetime
 import os
 import resource
 import sys
@@ -37,13 +38,25 @@ from jetforce_sesh.bridge.socket import check_path, group_id, listener
 from jetforce_sesh.cli.adhoc import ad_hoc_certificate
 from jetforce_sesh.cli.apps import DEFAULT_APP, jetforce_apps, load_app, session_apps
 from jetforce_sesh.cli.checks import (
+    KEEP_OUTSIDE,
+    Unset,
     UsageError,
+    certificate_warnings,
+    check_file_flags,
     check_hostname,
     check_memory,
+    check_not_served,
     check_port,
+    check_state_dir,
     check_tls_files,
+    check_tls_flags,
 )
-from jetforce_sesh.cli.operations import add_operations, log_observer, serve_operations
+from jetforce_sesh.cli.operations import (
+    add_operations,
+    check_operations,
+    log_observer,
+    serve_operations,
+)
 from jetforce_sesh.cli.transfer import main as transfer
 from jetforce_sesh.errors import ConfigError
 from jetforce_sesh.keys import FingerprintKeys
@@ -167,6 +180,9 @@ def build_parser() -> Parser:
     for action in jetforce._actions:
         if action.dest in _JETFORCE_HELP:
             action.help = _JETFORCE_HELP[action.dest]
+        if action.dest in ("cgi_directory", "index_file"):
+            # The same default, told apart from the flag given (see configure).
+            action.default = Unset(action.default)
         if isinstance(action, argparse._VersionAction):
             action.version = f"jetforce-sesh {VERSION}"
     parser = Parser(
@@ -311,8 +327,8 @@ def build_parser() -> Parser:
         type=_flag(check_grace, float),
         default=10.0,
         metavar="SECONDS",
-        help="On SIGINT or SIGTERM, how long requests in flight may take to finish"
-        " before they are cut off (keeping nothing of their change)",
+        help="On SIGINT, SIGTERM or SIGHUP, how long requests in flight may take to"
+        " finish before they are cut off (keeping nothing of their change)",
     )
     add_operations(parser)
     group = parser.add_argument_group("game records (defaults for games that set none)")
@@ -366,8 +382,21 @@ def configure(
     from twisted.internet import reactor
 
     args.hostname = check_hostname(args.hostname)
+    check_tls_flags(args.use_tls, args.certfile, args.keyfile, args.cafile, args.capath)
+    check_file_flags(
+        args.root_directory, args.cgi_directory, args.index_file, args.default_lang
+    )
+    if args.state_dir is not None:
+        check_state_dir(args.state_dir)
+    if args.store_prefix is not None and args.store == "memory":
+        raise UsageError(
+            f"--store-prefix {args.store_prefix!r} needs a Redis --store: records"
+            f" kept in memory or in --state-dir have no keys to prefix; give --store"
+            f" too, or leave --store-prefix out"
+        )
     app = load_app(args.app)
     sessions = session_apps(app)
+    check_operations(args, jetforce_apps(app))
     if args.rate_limit:
         try:
             limiter = ClockedRateLimiter(args.rate_limit, reactor)
@@ -394,10 +423,33 @@ def configure(
         max_queued=args.max_queued,
     )
     check_port(args.host, args.port)
+    given = args.certfile is not None
     if args.use_tls:
-        if args.certfile is None:
+        if not given:
             args.certfile, args.keyfile = ad_hoc_certificate(args.hostname)
         check_tls_files(args.certfile, args.keyfile, args.cafile, args.capath)
+        if given:
+            # A certificate clients will refuse is the owner's to renew: said
+            # once, and served all the same.
+            now = datetime.datetime.now(datetime.UTC)
+            for line in certificate_warnings(args.certfile, args.hostname, now):
+                print(f"jetforce-sesh: warning: {line}", file=sys.stderr)
+    if args.root_directory is not None:
+        key = (
+            ("--tls-keyfile", KEEP_OUTSIDE)
+            if given
+            else (
+                "the ad-hoc server key",
+                "serve another directory, or give --tls-certfile and --tls-keyfile"
+                " outside --dir",
+            )
+        )
+        private = [
+            ("--state-dir", args.state_dir, KEEP_OUTSIDE),
+            ("--bridge-socket", args.bridge_socket, KEEP_OUTSIDE),
+            (key[0], args.keyfile or args.certfile, key[1]),
+        ]
+        check_not_served(args.root_directory, [entry for entry in private if entry[1]])
     stores: StoreFactory = memory_stores
     if args.store != "memory":
         stores = redis_stores(args, reactor)
@@ -559,8 +611,8 @@ def static_files(args: argparse.Namespace, *, has_sessions: bool) -> CapsuleFile
         )
     return CapsuleFiles(
         root_directory=args.root_directory,
-        index_file=args.index_file,
-        cgi_directory=args.cgi_directory,
+        index_file=str(args.index_file),
+        cgi_directory=str(args.cgi_directory),
         default_lang=args.default_lang,
     )
 
@@ -580,6 +632,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         app, sessions, ready, services = configure(args)
     except UsageError as error:
+        if error.detail is not None and args.log_level == "debug":
+            print(error.detail, end="", file=sys.stderr)
         print(f"jetforce-sesh: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     # Jetforce prints its own access log; from Twisted's log keep what needs

@@ -8,11 +8,14 @@ import os
 import stat
 from pathlib import Path
 
+import attrs
 import pytest
+from twisted.internet.task import Clock
 
-from jetforce_sesh import ConfigError
+from jetforce_sesh import ConfigError, SessionApplication
 from jetforce_sesh.stores.sqlite.directory import StateDirectory
 from jetforce_sesh.stores.sqlite.store import SQLiteStores
+from jetforce_sesh.testing import START
 from tests.stores.sqlite_support import (
     FILE,
     A,
@@ -22,6 +25,7 @@ from tests.stores.sqlite_support import (
     D,
     aside,
     asides,
+    done,
     fill,
     save,
 )
@@ -89,3 +93,67 @@ def test_a_sync_mode_other_than_normal_or_full_is_refused(tmp_path: Path) -> Non
         " power loss, at an fsync per save"
     ) == str(raised.value)
     assert [] == list(tmp_path.iterdir())  # nothing made, nothing locked
+
+
+def two_slabs_named_alike() -> SessionApplication:
+    app = SessionApplication("two")
+    app.slab(Coins, name="game")
+    app.slab(Notes, name="game")
+    return app
+
+
+@attrs.define
+class Coins:
+    coins: int = 0
+
+
+@attrs.define
+class Notes:
+    note: str = ""
+
+
+def test_two_slabs_named_alike_are_refused_at_start_up(tmp_path: Path) -> None:
+    """One file each would be one file for both: each slab's records would come
+    back as the other's after a restart. Refused, as the Redis store does."""
+    stores = SQLiteStores(tmp_path / "state")
+    clock = Clock()
+    clock.advance(START)
+    app = two_slabs_named_alike()
+    try:
+        with pytest.raises(ConfigError) as raised:
+            app.open(clock, stores=stores)
+        assert (
+            f"two slabs named 'game' would share the file"
+            f" {tmp_path / 'state' / 'game.sqlite3'}: give them different names"
+        ) == str(raised.value)
+    finally:
+        app.close(grace=0)
+        stores.directory.release()
+
+
+def test_a_slab_closed_may_open_again_on_the_same_stores(tmp_path: Path) -> None:
+    """The file is refused to a second store only while the first uses it."""
+    stores = SQLiteStores(tmp_path / "state")
+    clock = Clock()
+    clock.advance(START)
+    app = SessionApplication("one")
+    app.slab(Coins, name="game")
+    try:
+        for _ in range(2):
+            assert done(app.open(clock, stores=stores))
+            done(app.close(grace=0))
+    finally:
+        stores.directory.release()
+
+
+def test_a_slab_name_that_is_not_a_file_name_is_refused(tmp_path: Path) -> None:
+    directory = StateDirectory(tmp_path / "state")
+    try:
+        with pytest.raises(ConfigError) as raised:
+            directory.file_for("../elsewhere")
+        assert (
+            f"slab name '../elsewhere' cannot name a file in state directory"
+            f" {str(tmp_path / 'state')!r}: give the slab a name without '/'"
+        ) == str(raised.value)
+    finally:
+        directory.release()

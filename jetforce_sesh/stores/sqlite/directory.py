@@ -49,6 +49,14 @@ class StateDirectory:
         self._lock = handle
 
     def file_for(self, slab: str) -> Path:
+        """The file of slab ``slab``: ``DIR/<slab>.sqlite3``. ConfigError for a
+        name that is not a file name (a ``/``, a NUL), which would put the file
+        elsewhere than in the directory."""
+        if "/" in slab or "\0" in slab:
+            raise ConfigError(
+                f"slab name {slab!r} cannot name a file in state directory"
+                f" {str(self.path)!r}: give the slab a name without '/'"
+            )
         return self.path / f"{slab}.sqlite3"
 
     def release(self) -> None:

@@ -106,9 +106,20 @@ class SQLiteStores:
             )
         self.directory = StateDirectory(state_dir)
         self.sync: Sync = sync
+        # The store of each file, to refuse a second one while the first is in
+        # use: two stores of one file would each overwrite the other's records.
+        self._stores: dict[Path, SQLiteStore] = {}
 
     def __call__(self, spec: StoreSpec) -> SQLiteStore:
-        return SQLiteStore(spec, self.directory.file_for(spec.name), self.sync)
+        path = self.directory.file_for(spec.name)
+        other = self._stores.get(path)
+        if other is not None and not other.closed:
+            raise ConfigError(
+                f"two slabs named {spec.name!r} would share the file {path}: give"
+                f" them different names"
+            )
+        store = self._stores[path] = SQLiteStore(spec, path, self.sync)
+        return store
 
 
 @implementer(IImmediateSessionStore)
@@ -127,6 +138,8 @@ class SQLiteStore(DeferredMethods, HookMethods):
         self.sync: Sync = sync
         self.codec_format = spec.codec_format
         self._db: sqlite3.Connection | None = None
+        #: True once closed, or once opening failed: the file is free again.
+        self.closed = False
         # The slab's hooks: told of a change only once the file has it too.
         self.hooks = Hooks()
         # What the memory store did in the operation under way, not yet told.
@@ -195,6 +208,7 @@ class SQLiteStore(DeferredMethods, HookMethods):
         try:
             self._load()
         except sqlite3.OperationalError as error:
+            self.closed = True
             return fail(
                 StoreUnavailable(
                     f"{self.path} cannot be used ({error}): is another program"
@@ -202,6 +216,7 @@ class SQLiteStore(DeferredMethods, HookMethods):
                 )
             )
         except (sqlite3.Error, OSError) as error:
+            self.closed = True
             return fail(error)
         self._flusher = LoopingCall(self._flush_used)
         self._flusher.clock = self.clock
@@ -211,7 +226,10 @@ class SQLiteStore(DeferredMethods, HookMethods):
         return self.memory.open()
 
     def close(self) -> Deferred[None]:
-        """Write what is left (last-use times, deletions), checkpoint, close."""
+        """Write what is left (last-use times, deletions), checkpoint, close.
+
+        Closing again does nothing more, and fires at once."""
+        self.closed = True
         if self._flusher is not None and self._flusher.running:
             self._flusher.stop()
         for later in (self._later_gone, self._later_used):

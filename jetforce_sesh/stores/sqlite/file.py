@@ -41,6 +41,10 @@ CREATE TABLE IF NOT EXISTS records (
     checksum INTEGER NOT NULL
 ) WITHOUT ROWID;
 """
+#: The same tables in a database attached as ``aside``.
+ASIDE_SCHEMA = _SCHEMA.replace("EXISTS meta", "EXISTS aside.meta").replace(
+    "EXISTS records", "EXISTS aside.records"
+)
 #: Every row, as a file holds it: what :func:`whole` checks.
 SELECT_ROWS = "SELECT key, data, version, last_used, checksum FROM records"
 UPSERT = (
@@ -103,10 +107,24 @@ def whole(
 
 @contextlib.contextmanager
 def transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction: committed whole, or rolled back whole.
+
+    A COMMIT can fail too (a full disk meets the log only then): it is rolled
+    back like any other failure, so the connection is never left inside a
+    transaction that every later BEGIN would trip over. SQLite may have rolled
+    back already (it does for some errors): then there is nothing to undo.
+    """
     db.execute("BEGIN IMMEDIATE")
     try:
         yield
+        db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
         raise
-    db.execute("COMMIT")
+
+
+def locked(error: sqlite3.Error) -> bool:
+    """Whether ``error`` is another connection's lock, not damage or a disk."""
+    return getattr(error, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_LOCKED")

@@ -7,9 +7,16 @@ import contextlib
 import os
 import sqlite3
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
-from jetforce_sesh.stores.sqlite.file import SELECT_ROWS, Row, make_private, whole
+from jetforce_sesh.stores.sqlite.file import (
+    ASIDE_SCHEMA,
+    SELECT_ROWS,
+    Row,
+    make_private,
+    whole,
+)
 
 
 def _stamp() -> str:
@@ -46,6 +53,47 @@ def copy_aside(path: Path, why: str, db: sqlite3.Connection) -> Path:
     finally:
         copy.close()
     return target
+
+
+def attach_aside(db: sqlite3.Connection, path: Path, why: str) -> Path:
+    """A new slab file next to ``path``, attached to ``db`` as ``aside`` with
+    empty tables: rows are copied into it by SQL in ``db`` (so a million of
+    them cost no memory here), in the transaction that drops them. Outside any
+    transaction of ``db``; :func:`detach_aside` when done."""
+    target = _free_name(path, why)
+    make_private(target)
+    db.execute("ATTACH DATABASE ? AS aside", (os.fspath(target),))
+    try:
+        db.executescript(ASIDE_SCHEMA)
+    except BaseException:
+        detach_aside(db, target, kept=False)
+        raise
+    return target
+
+
+def copy_rows_aside(db: sqlite3.Connection, keys: Sequence[bytes], floor: int) -> None:
+    """Copy the rows of ``keys`` and the ``meta`` rows into ``aside``, with the
+    version floor ``floor``: a file that, renamed back, is the slab again.
+    Within a transaction of ``db``."""
+    db.execute("INSERT INTO aside.meta SELECT name, value FROM main.meta")
+    db.execute(
+        "INSERT OR REPLACE INTO aside.meta (name, value) VALUES ('version', ?)",
+        (str(floor),),
+    )
+    db.executemany(
+        "INSERT INTO aside.records SELECT * FROM main.records WHERE key = ?",
+        ((key,) for key in keys),
+    )
+
+
+def detach_aside(db: sqlite3.Connection, target: Path, *, kept: bool) -> None:
+    """Detach ``aside``; unless it ``kept`` rows, remove the file made for it."""
+    with contextlib.suppress(sqlite3.Error):
+        db.execute("DETACH DATABASE aside")
+    if not kept:
+        for suffix in ("", "-journal"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{target}{suffix}")
 
 
 def salvage(moved: Path) -> tuple[list[Row], int]:

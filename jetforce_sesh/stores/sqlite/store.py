@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -69,11 +70,19 @@ from jetforce_sesh.stores.sqlite.file import (
     Sync,
     checksum,
     connect,
+    locked,
     meta,
     transaction,
     whole,
 )
-from jetforce_sesh.stores.sqlite.salvage import copy_aside, move_aside, salvage
+from jetforce_sesh.stores.sqlite.salvage import (
+    attach_aside,
+    copy_aside,
+    copy_rows_aside,
+    detach_aside,
+    move_aside,
+    salvage,
+)
 from jetforce_sesh.stores.support import DeferredMethods, HookMethods, Hooks
 
 #: Seconds between two writes of the last-use times.
@@ -414,18 +423,57 @@ class SQLiteStore(DeferredMethods, HookMethods):
                     f" {dropped} least recently used are not loaded; the file as it"
                     f" was is kept as {moved.name}"
                 )
-        gone = expired + too_large + damaged
-        gone += [row[0] for row in (rows or [])[:dropped]]
-        if gone:
+        others = too_large + damaged + [row[0] for row in (rows or [])[:dropped]]
+        if expired:
+            expired = self._drop_idle(db, expired, others, floor, now)
+            others = [] if expired else others
+        if others:
             with transaction(db):
-                db.executemany(
-                    "DELETE FROM records WHERE key = ?", ((k,) for k in gone)
-                )
-                db.execute(_FLOOR, (str(floor),))
+                self._drop_rows(db, others, floor)
         # Players away too long while the server was down: gone, and told so.
         for key in expired:
             self.hooks.queue(self.hooks.expired, key)
         self.hooks.run()
+
+    def _drop_rows(self, db: sqlite3.Connection, keys: list[bytes], floor: int) -> None:
+        db.executemany("DELETE FROM records WHERE key = ?", ((k,) for k in keys))
+        db.execute(_FLOOR, (str(floor),))
+
+    def _drop_idle(
+        self,
+        db: sqlite3.Connection,
+        expired: list[bytes],
+        others: list[bytes],
+        floor: int,
+        now: float,
+    ) -> list[bytes]:
+        """Delete the rows idle at start-up, and ``others``, keeping the idle
+        ones in a file of their own first, in the same transaction: a clock
+        wrong at start-up (a dead RTC battery, a VM restored with a date far
+        ahead) makes every row idle, and the rows must outlive it. The idle
+        rows deleted (none, if they could not be kept: they stay in the file,
+        not loaded)."""
+        clock = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+        idle = (
+            f"{self.path}: {records_text(len(expired))} idle for"
+            f" {self.idle_timeout:g} s or more by this clock ({clock})"
+        )
+        target = attach_aside(db, self.path, "idle")
+        kept = False
+        try:
+            with transaction(db):
+                copy_rows_aside(db, expired, floor)
+                self._drop_rows(db, expired + others, floor)
+            kept = True
+        except sqlite3.Error as error:
+            if locked(error):
+                raise  # nothing says the file is damaged: it stays, unopened
+            self._note(f"{idle} could not be kept aside ({error}): not loaded")
+            return []
+        finally:
+            detach_aside(db, target, kept=kept)
+        self._note(f"{idle}: not loaded; they are kept in {target.name}")
+        return expired
 
     def _note(self, message: str) -> None:
         _log.warn("{message}", message=message)

@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
+from jetforce_sesh.errors import ConfigError
+
 Sync = Literal["normal", "full"]
 Row = tuple[bytes, bytes, int, float]
 
@@ -63,14 +65,42 @@ def checksum(key: bytes, data: bytes, version: int) -> int:
 def make_private(path: Path) -> None:
     """Make ``path`` empty and 0600 if it does not exist: SQLite then writes
     into it (and makes its ``-wal`` and ``-shm`` with the same mode), so no
-    record is ever in a file others may read, whatever the umask."""
+    record is ever in a file others may read, whatever the umask. A link
+    there is not followed (``O_EXCL``), and :func:`check_not_links` refuses it.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     with contextlib.suppress(FileExistsError):
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.close(os.open(path, flags, 0o600))
+
+
+#: The files SQLite opens beside a database file, by their suffix.
+SQLITE_FILES = ("", "-wal", "-shm", "-journal")
+
+
+def check_not_links(path: Path) -> None:
+    """ConfigError if the database file ``path`` or a file SQLite opens beside
+    it is a link: SQLite follows links, and would write where one points.
+    Python's sqlite3 cannot ask SQLite for ``SQLITE_OPEN_NOFOLLOW``, so this is
+    checked before every open; in a directory no other user may write (see
+    ``StateDirectory``) nobody else can plant one in between."""
+    for suffix in SQLITE_FILES:
+        found = Path(f"{path}{suffix}")
+        if found.is_symlink():
+            raise ConfigError(not_a_file(found))
+
+
+def not_a_file(path: Path) -> str:
+    """What the server says of a link where it expects one of its files."""
+    return (
+        f"{path} is a link, not a file: the server opens nothing in its state"
+        f" directory through a link; remove it, and find out who made it"
+    )
 
 
 def connect(path: Path, sync: Sync = "normal") -> sqlite3.Connection:
     """A slab's file, made (mode 0600) with its tables if it is new."""
     make_private(path)
+    check_not_links(path)
     db = sqlite3.connect(
         path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT
     )

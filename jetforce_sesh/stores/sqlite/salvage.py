@@ -13,6 +13,7 @@ from pathlib import Path
 from jetforce_sesh.stores.sqlite.file import (
     ASIDE_SCHEMA,
     SELECT_ROWS,
+    SQLITE_FILES,
     Row,
     make_private,
     whole,
@@ -27,7 +28,7 @@ def _free_name(path: Path, why: str) -> Path:
     """A name next to ``path`` that says why and when, and is nobody's yet."""
     target = path.with_name(f"{path.name}.{why}-{_stamp()}")
     number = 1
-    while any(Path(f"{target}{s}").exists() for s in ("", "-wal", "-shm")):
+    while any(os.path.lexists(f"{target}{s}") for s in SQLITE_FILES):
         number += 1
         target = path.with_name(f"{path.name}.{why}-{_stamp()}-{number}")
     return target
@@ -36,9 +37,9 @@ def _free_name(path: Path, why: str) -> Path:
 def move_aside(path: Path, why: str) -> Path:
     """Move ``path`` (with its WAL and index files) to a name that says why."""
     target = _free_name(path, why)
-    for suffix in ("", "-wal", "-shm"):
+    for suffix in SQLITE_FILES:
         source = Path(str(path) + suffix)
-        if source.exists():
+        if os.path.lexists(source):
             os.replace(source, Path(str(target) + suffix))
     return target
 

@@ -224,7 +224,7 @@ class SQLiteStore(DeferredMethods, HookMethods):
                     f" writing to it? It is left as it is"
                 )
             )
-        except (sqlite3.Error, OSError) as error:
+        except (sqlite3.Error, OSError, ConfigError) as error:
             self.closed = True
             return fail(error)
         self._flusher = LoopingCall(self._flush_used)

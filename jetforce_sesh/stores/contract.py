@@ -35,6 +35,11 @@ ABSENT = 0
 ANY_VERSION = -1
 #: Bytes in every key.
 KEY_SIZE = 32
+#: The highest version any store gives: versions are exact in a double up to
+#: here (Redis's Lua compares them as numbers), and well inside SQLite's
+#: integers. A store that has given it refuses further saves
+#: (:class:`~jetforce_sesh.errors.StoreUnavailable`) rather than give one twice.
+MAX_VERSION = 2**53 - 1
 
 
 class Stored(NamedTuple):

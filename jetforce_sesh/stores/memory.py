@@ -26,6 +26,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
+from jetforce_sesh.errors import StoreUnavailable
 from jetforce_sesh.options import (
     OnFull,
     check_idle_timeout,
@@ -37,6 +38,7 @@ from jetforce_sesh.stores.contract import (
     ABSENT,
     ANY_VERSION,
     KEY_SIZE,
+    MAX_VERSION,
     IImmediateSessionStore,
     RecordPage,
     Stored,
@@ -356,6 +358,11 @@ class MemoryStore(DeferredMethods, HookMethods):
         # change: a failed save leaves no half-made record behind.
         check_key(key)
         check_data(data, self.name, self.record_size)
+        if self._version >= MAX_VERSION:
+            raise StoreUnavailable(
+                f"slab {self.name!r} has given every version up to {MAX_VERSION}:"
+                f" it keeps its records but can save no more"
+            )
         size = len(data)
         try:
             slot = self._use(key)
@@ -426,7 +433,7 @@ class MemoryStore(DeferredMethods, HookMethods):
         ValueError.
         """
         check_key(key)
-        if len(data) > self.record_size or version < 1:
+        if len(data) > self.record_size or not 1 <= version <= MAX_VERSION:
             raise ValueError(
                 f"cannot restore a record of {len(data)} bytes at version {version}"
                 f" into slab {self.name!r} ({self.record_size}-byte slots)"
@@ -449,8 +456,8 @@ class MemoryStore(DeferredMethods, HookMethods):
 
     def version_floor(self, version: int) -> None:
         """Give only versions above ``version`` from now on (versions a file
-        once gave to records since dropped)."""
-        self._version = max(self._version, version)
+        once gave to records since dropped); at most :data:`MAX_VERSION`."""
+        self._version = max(self._version, min(version, MAX_VERSION))
 
     @property
     def last_version(self) -> int:
@@ -477,7 +484,7 @@ class MemoryStore(DeferredMethods, HookMethods):
                 type(key) is not bytes
                 or len(key) != _KEY
                 or len(data) > record_size
-                or version < 1
+                or not 1 <= version <= MAX_VERSION
                 or self._count >= self.capacity
             ):
                 raise ValueError(

@@ -52,6 +52,7 @@ from jetforce_sesh.errors import (
 )
 from jetforce_sesh.stores.contract import (
     ANY_VERSION,
+    MAX_VERSION,
     Hook,
     IImmediateSessionStore,
     RecordPage,
@@ -308,7 +309,7 @@ class SQLiteStore(DeferredMethods, HookMethods):
         try:
             db = self._connect()
             found = dict(db.execute("SELECT name, value FROM meta").fetchall())
-            floor = int(found.pop("version", "0") or 0)
+            floor = self._floor(found.pop("version", "0"))
             if found and found != meta(self.name, self.codec_format):
                 db.close()
                 moved = move_aside(self.path, "foreign")
@@ -359,6 +360,20 @@ class SQLiteStore(DeferredMethods, HookMethods):
             self._db = db
             self._restore(db, 0)
 
+    def _floor(self, text: str) -> int:
+        """The highest version the file says it gave. One it cannot say (its
+        ``meta`` row damaged, or beyond :data:`MAX_VERSION`) makes versions go
+        on from the clock, in units of 100 µs, as the Redis store does after a
+        loss: above any a file's counter could have reached."""
+        if text.isascii() and text.isdigit() and int(text) <= MAX_VERSION:
+            return int(text)
+        floor = min(MAX_VERSION, int(self.clock.seconds() * 10_000))
+        self._note(
+            f"{self.path}: the highest version given is recorded as {text[:40]!r},"
+            f" which is not a version: versions go on from {floor}, from the clock"
+        )
+        return floor
+
     def _restore(self, db: sqlite3.Connection, floor: int) -> None:
         """Read the file into the memory store, oldest use first, so the recency
         order comes back too.
@@ -376,6 +391,7 @@ class SQLiteStore(DeferredMethods, HookMethods):
         expired: list[bytes] = []
         too_large: list[bytes] = []
         damaged: list[bytes] = []
+        beyond: list[bytes] = []
         room = self.capacity
         record_size = self.record_size
         counted = 0
@@ -387,6 +403,9 @@ class SQLiteStore(DeferredMethods, HookMethods):
                 for key, data, version, used, check in batch:
                     if not whole(key, data, version, used, check):
                         damaged.append(key)
+                        continue
+                    if version > MAX_VERSION:
+                        beyond.append(key)  # no save could follow it
                         continue
                     floor = max(floor, version)
                     if idle > 0 and now - used >= idle:
@@ -404,12 +423,18 @@ class SQLiteStore(DeferredMethods, HookMethods):
         else:
             self.memory.restore_many(live())
         self.memory.version_floor(floor)
-        if too_large or dropped or damaged:
+        if too_large or dropped or damaged or beyond:
             moved = copy_aside(self.path, "before", db)
             if damaged:
                 self._note(
                     f"{self.path}: {len(damaged)} records fail their checksum: not"
                     f" loaded; the file as it was is kept as {moved.name}"
+                )
+            if beyond:
+                self._note(
+                    f"{self.path}: {records_text(len(beyond))} with versions above"
+                    f" {MAX_VERSION}, after which no save could follow: not loaded;"
+                    f" the file as it was is kept as {moved.name}"
                 )
             if too_large:
                 self._note(
@@ -423,7 +448,8 @@ class SQLiteStore(DeferredMethods, HookMethods):
                     f" {dropped} least recently used are not loaded; the file as it"
                     f" was is kept as {moved.name}"
                 )
-        others = too_large + damaged + [row[0] for row in (rows or [])[:dropped]]
+        others = too_large + damaged + beyond
+        others += [row[0] for row in (rows or [])[:dropped]]
         if expired:
             expired = self._drop_idle(db, expired, others, floor, now)
             others = [] if expired else others
@@ -652,7 +678,9 @@ class SQLiteStore(DeferredMethods, HookMethods):
         self._touched.discard(key)
         try:
             self._write_saved(key, data, version)
-        except sqlite3.Error as error:
+        except Exception as error:
+            # Whatever the file said no with (SQLite, or a value it cannot
+            # hold), memory goes back to what the file has.
             self._undo(key, before, used)
             self._tell()
             raise StoreUnavailable(
@@ -670,7 +698,7 @@ class SQLiteStore(DeferredMethods, HookMethods):
             self._touched.discard(key)
             try:
                 self._write(key)
-            except sqlite3.Error as error:
+            except Exception as error:
                 if before is not None and used is not None:
                     self.memory.restore_now(key, before.data, before.version, used)
                 self._tell()

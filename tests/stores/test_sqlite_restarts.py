@@ -6,7 +6,6 @@ time away and settings changed meanwhile count at the next open. (What a
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 import stat
 from pathlib import Path
@@ -28,6 +27,7 @@ from tests.stores.sqlite_support import (
     E,
     aside,
     asides,
+    crash_copy,
     done,
     fill,
     key,
@@ -91,17 +91,6 @@ def test_versions_continue_above_the_highest_stored(capsule: Capsule) -> None:
 
 
 # -- a crash -------------------------------------------------------------------
-
-
-def crash_copy(capsule: Capsule, into: Path) -> Path:
-    """The slab's files as they are on disk now, in a state directory of their
-    own: what a ``kill -9`` at this moment leaves behind."""
-    into.mkdir(mode=0o700)
-    for suffix in ("", "-wal"):
-        source = Path(str(capsule.file) + suffix)
-        if source.exists():
-            shutil.copyfile(source, into / (FILE + suffix))
-    return into
 
 
 def test_a_crash_keeps_every_save_that_returned(

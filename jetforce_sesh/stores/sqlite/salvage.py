@@ -97,20 +97,58 @@ def detach_aside(db: sqlite3.Connection, target: Path, *, kept: bool) -> None:
                 os.unlink(f"{target}{suffix}")
 
 
+def _reader(moved: Path) -> sqlite3.Connection | None:
+    """A read-only connection to a file set aside, through its write-ahead
+    log if it has one (the saves a crash left there are records too), else
+    as the database file alone; None if SQLite opens neither. Neither writes
+    the database file or its log: what is kept aside stays as it was."""
+    for uri in (f"file:{moved}?mode=ro", f"file:{moved}?mode=ro&immutable=1"):
+        try:
+            db = sqlite3.connect(uri, uri=True)
+        except sqlite3.Error:
+            continue
+        try:
+            db.execute("PRAGMA writable_schema=ON")
+            db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        except sqlite3.DatabaseError:
+            if "immutable" not in uri:
+                db.close()
+                continue
+        return db
+    return None
+
+
+def recorded_floor(moved: Path) -> str | None:
+    """The ``meta`` row ``version`` of a file set aside ("0" if it has none),
+    or None if it cannot be read."""
+    db = _reader(moved)
+    if db is None:
+        return None
+    try:
+        row = db.execute("SELECT value FROM meta WHERE name = 'version'").fetchone()
+    except sqlite3.DatabaseError:
+        return None
+    finally:
+        db.close()
+    return "0" if row is None else str(row[0])
+
+
 def salvage(moved: Path) -> tuple[list[Row], int]:
     """The rows of a damaged file that can still be read and check out.
 
     Keys are read in order; where a damaged page stops the reading, the read
     starts again just past it (found by probing ever further ahead, then
-    closing back in), so a damaged page costs the rows SQLite can no longer
-    reach through it, not the rest of the file. A file shorter than its
-    header says (a full disk) is read as far as it goes.
+    closing back in), and reads back down from there to the damage, so a
+    damaged page costs the rows SQLite can no longer reach through it, not
+    the rest of the file (nor the entry of the page above it next to it,
+    which a search from below cannot reach). The write-ahead log is read
+    too. A file shorter than its header says (a full disk) is read as far as
+    it goes.
     """
     rows: list[Row] = []
     damaged = 0
-    try:
-        db = sqlite3.connect(f"file:{moved}?mode=ro&immutable=1", uri=True)
-    except sqlite3.Error:
+    db = _reader(moved)
+    if db is None:
         return rows, 0
     end = 1 << 256
 
@@ -139,9 +177,29 @@ def salvage(moved: Path) -> tuple[list[Row], int]:
         else:
             damaged += 1
 
+    def back_to(low: int, high: int) -> None:
+        """Read the rows below ``high`` down to ``low`` (or to damage), a row
+        at a time: what lies between a damaged page and the point the
+        reading goes on from (``end``: the last row of the file)."""
+        while high > low:
+            try:
+                if high >= end:
+                    query = SELECT_ROWS + " ORDER BY key DESC LIMIT 1"
+                    row = db.execute(query).fetchone()
+                else:
+                    query = SELECT_ROWS + " WHERE key < ? ORDER BY key DESC LIMIT 1"
+                    row = db.execute(query, (high.to_bytes(32, "big"),)).fetchone()
+            except sqlite3.DatabaseError:
+                return
+            if row is None or type(row[0]) is not bytes or len(row[0]) != 32:
+                return
+            found = int.from_bytes(row[0], "big")
+            if found < low:
+                return
+            take(*row)
+            high = found
+
     try:
-        with contextlib.suppress(sqlite3.DatabaseError):
-            db.execute("PRAGMA writable_schema=ON")
         start = 0
         stuck = -1
         # However damaged the file, the salvage ends: a bounded number of
@@ -187,6 +245,7 @@ def salvage(moved: Path) -> tuple[list[Row], int]:
             while start + step < end and not readable(start + step):
                 step <<= 1
             if start + step >= end:
+                back_to(start, end)
                 break
             failing, working = start, start + step
             while working - failing > 1:
@@ -195,6 +254,7 @@ def salvage(moved: Path) -> tuple[list[Row], int]:
                     working = middle
                 else:
                     failing = middle
+            back_to(start, working)
             start = working
     except sqlite3.Error:
         pass

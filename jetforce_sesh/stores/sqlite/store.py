@@ -69,6 +69,7 @@ from jetforce_sesh.stores.sqlite.file import (
     UPSERT,
     Row,
     Sync,
+    check_not_links,
     checksum,
     connect,
     locked,
@@ -82,6 +83,7 @@ from jetforce_sesh.stores.sqlite.salvage import (
     copy_rows_aside,
     detach_aside,
     move_aside,
+    recorded_floor,
     salvage,
 )
 from jetforce_sesh.stores.support import DeferredMethods, HookMethods, Hooks
@@ -306,6 +308,11 @@ class SQLiteStore(DeferredMethods, HookMethods):
 
     def _load(self) -> None:
         db: sqlite3.Connection | None = None
+        # While the file is read, a second connection holds it: if the file
+        # turns out damaged, closing the first is then not closing the last,
+        # which would copy the log into the damaged file and delete the log,
+        # changing what is set aside.
+        guard = self._guard()
         try:
             db = self._connect()
             found = dict(db.execute("SELECT name, value FROM meta").fetchall())
@@ -341,11 +348,16 @@ class SQLiteStore(DeferredMethods, HookMethods):
             self.memory = self._new_memory()
             self._told.clear()
             moved = move_aside(self.path, "bad")
+            if guard is not None:
+                guard.close()  # read-only: it writes nothing back
+                guard = None
             rows, damaged = salvage(moved)
+            floor = self._salvaged_floor(moved)
             self._note(
                 f"{self.path} cannot be read ({error}): moved to {moved.name};"
                 f" {len(rows)} records that check out are loaded from it"
-                f"{f', {damaged} damaged ones are not' if damaged else ''}"
+                f"{f', {damaged} damaged ones are not' if damaged else ''};"
+                f" versions go on from {floor}"
             )
             db = self._connect()
             self._stamp_meta(db)
@@ -357,8 +369,40 @@ class SQLiteStore(DeferredMethods, HookMethods):
                         for key, data, version, used in rows
                     ),
                 )
+                db.execute(_FLOOR, (str(floor),))
             self._db = db
-            self._restore(db, 0)
+            self._restore(db, floor)
+        finally:
+            if guard is not None:
+                guard.close()
+
+    def _guard(self) -> sqlite3.Connection | None:
+        """A read-only connection that holds the file (and its log) open."""
+        if not self.path.exists():
+            return None
+        check_not_links(self.path)
+        try:
+            guard = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        except sqlite3.Error:
+            return None
+        try:
+            guard.execute("BEGIN")
+            guard.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            guard.execute("COMMIT")
+        except sqlite3.Error:
+            pass  # it holds the file all the same, or nothing can
+        return guard
+
+    def _salvaged_floor(self, moved: Path) -> int:
+        """Where versions go on after a salvage: above what the damaged file
+        says it gave, and above the clock's count (as :meth:`_floor`), since
+        rows lost to the damage may have held higher versions than any row
+        or ``meta`` that survived, and none may be given again."""
+        recorded = recorded_floor(moved)
+        clock = min(MAX_VERSION, int(self.clock.seconds() * 10_000))
+        if recorded is not None and recorded.isdigit():
+            return max(clock, min(int(recorded), MAX_VERSION))
+        return clock
 
     def _floor(self, text: str) -> int:
         """The highest version the file says it gave. One it cannot say (its

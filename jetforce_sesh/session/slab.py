@@ -173,6 +173,9 @@ class SlabStats:
     timeouts: int = 0
     conflicts_given_up: int = 0
     queue_full: int = 0
+    #: Requests whose record went away while they held it (deleted, or
+    #: dropped by a store that does not keep held records): answered 40.
+    vanished: int = 0
 
 
 class Slab(Generic[R]):
@@ -291,7 +294,15 @@ class Slab(Generic[R]):
             )
         options = self.resolve(defaults)
         codec = self.codec_for(options)
-        spec = StoreSpec(self.name, options, clock, codec.record_size, codec.format)
+        turns: Turns[Waiter] = Turns(options.max_queued)
+        spec = StoreSpec(
+            self.name,
+            options,
+            clock,
+            codec.record_size,
+            codec.format,
+            held=turns.in_use,
+        )
         store = stores(spec)
         for kind, hook in self._hooks:
             getattr(store, kind)(hook)
@@ -302,7 +313,7 @@ class Slab(Generic[R]):
             keys=keys or FingerprintKeys(),
             clock=clock,
             options=options,
-            turns=Turns(options.max_queued),
+            turns=turns,
         )
 
         def serve(_: object) -> None:

@@ -20,6 +20,7 @@ rest for the memory store.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Container
 from itertools import count
 from pathlib import Path
 from typing import TypeVar
@@ -74,8 +75,10 @@ class StoreMaker:
         idle_timeout: float = 0.0,
         on_full: OnFull = "evict",
         record_size: int = 16,
+        held: Container[bytes] = frozenset(),
     ) -> tuple[ISessionStore, Clock]:
-        """An open store on a Clock of its own that starts at ``START``."""
+        """An open store on a Clock of its own that starts at ``START``;
+        ``held`` is the keys the slab tells it requests use."""
         self.clock = self.new_clock()
         self.clock.advance(START)
         options = SlabOptions(
@@ -84,7 +87,8 @@ class StoreMaker:
             idle_timeout=idle_timeout,
             on_full=on_full,
         )
-        store = self.factory(StoreSpec("test", options, self.clock, record_size, "raw"))
+        spec = StoreSpec("test", options, self.clock, record_size, "raw", held)
+        store = self.factory(spec)
         self.made.append((store, self.clock))
         self.settle(store.open())
         return store, self.clock
@@ -162,6 +166,22 @@ class RedisMaker(StoreMaker):
     def settle(self, deferred: Deferred[T]) -> T:
         result: T = pytest_twisted.blockon(deferred)
         return result
+
+
+#: What the Redis store does not do yet, for its own engineer (issue 23): a
+#: contract test it fails is marked so, and must pass once it does.
+REDIS_TO_DO = {
+    "held": "the Redis store does not keep the records requests hold (StoreSpec.held)",
+}
+
+
+def not_on_redis_yet(
+    request: pytest.FixtureRequest, maker: StoreMaker, what: str
+) -> None:
+    """Mark the running contract test as expected to fail on Redis, strictly:
+    it must pass, and lose the mark, once the Redis store does ``what``."""
+    if isinstance(maker, RedisMaker):
+        request.applymarker(pytest.mark.xfail(reason=REDIS_TO_DO[what], strict=True))
 
 
 #: Every store kind the suite runs against: how to make its maker, given the

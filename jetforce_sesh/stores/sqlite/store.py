@@ -149,6 +149,7 @@ class SQLiteStore(DeferredMethods, HookMethods):
         self.path = path
         self.sync: Sync = sync
         self.codec_format = spec.codec_format
+        self.held = spec.held
         self._db: sqlite3.Connection | None = None
         #: True once closed, or once opening failed: the file is free again.
         self.closed = False
@@ -177,6 +178,7 @@ class SQLiteStore(DeferredMethods, HookMethods):
             clock=self.clock,
             idle_timeout=self.idle_timeout,
             on_full=self.on_full,
+            held=self.held,
         )
         memory.on_created(self._created)
         memory.on_evicted(self._was_evicted)

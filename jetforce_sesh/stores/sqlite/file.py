@@ -155,6 +155,14 @@ def transaction(db: sqlite3.Connection) -> Iterator[None]:
         raise
 
 
+def begin_log(db: sqlite3.Connection) -> None:
+    """A change SQLite cannot skip (it writes no row over itself unchanged),
+    of a number the store never reads (``user_version``): a commit of it
+    starts a WAL all copied afresh, and nothing else. Within a transaction."""
+    (count,) = db.execute("PRAGMA user_version").fetchone()
+    db.execute(f"PRAGMA user_version={(int(count) + 1) % 2**31}")
+
+
 def locked(error: sqlite3.Error) -> bool:
     """Whether ``error`` is another connection's lock, not damage or a disk."""
     return getattr(error, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_LOCKED")

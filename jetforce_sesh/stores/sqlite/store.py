@@ -69,6 +69,7 @@ from jetforce_sesh.stores.sqlite.file import (
     UPSERT,
     Row,
     Sync,
+    begin_log,
     check_not_links,
     checksum,
     connect,
@@ -232,6 +233,14 @@ class SQLiteStore(DeferredMethods, HookMethods):
         except (sqlite3.Error, OSError, ConfigError) as error:
             self.closed = True
             return fail(error)
+        db = self._db
+        assert db is not None
+        # A WAL started afresh syncs its header with its first commit: let that
+        # be now, at start-up, rather than the first save's (from then on the
+        # checkpoint thread starts it, see Checkpoints). A disk that refuses it
+        # refuses the first save too, which says so.
+        with contextlib.suppress(sqlite3.Error), transaction(db):
+            begin_log(db)
         self._flusher = LoopingCall(self._flush_used)
         self._flusher.clock = self.clock
         self._flusher.start(FLUSH_EVERY, now=False)

@@ -285,12 +285,17 @@ def _write(targets: list[_Target]) -> int:
     open_: list[tuple[_Target, sqlite3.Connection]] = []
     written: list[str] = []
     made: list[Path] = []
+    #: The file being written to when a write fails.
+    at = targets[0].path if targets else None
     try:
         for target in targets:
+            at = target.path
             if not target.path.exists():
                 made.append(target.path)
             try:
                 db = connect(target.path)
+            except sqlite3.OperationalError:
+                raise  # a disk or a lock, not damage: said below
             except sqlite3.DatabaseError as error:
                 raise UsageError(_unreadable(target.path, error, "import")) from None
             open_.append((target, db))
@@ -312,12 +317,13 @@ def _write(targets: list[_Target]) -> int:
                 (str(floor),),
             )
         for target, db in open_:
+            at = target.path
             db.execute("COMMIT")
             written.append(target.slab.name)
     except (sqlite3.Error, OSError) as error:
         left = [t.slab.name for t in targets if t.slab.name not in written]
         raise UsageError(
-            f"{_file_of(error, open_, written)} could not be written ({error}):"
+            f"{at} could not be written ({error}):"
             + (
                 f" the records of {', '.join(map(repr, written))} are imported,"
                 f" those of {', '.join(map(repr, left))} are not; import their"
@@ -355,18 +361,6 @@ def _given(db: sqlite3.Connection) -> int:
     row = db.execute("SELECT value FROM meta WHERE name = 'version'").fetchone()
     floor = int(row[0]) if row is not None and str(row[0]).isdigit() else 0
     return max(int(highest), floor)
-
-
-def _file_of(
-    error: BaseException,
-    open_: list[tuple[_Target, sqlite3.Connection]],
-    written: list[str],
-) -> Path | str:
-    """The file a write failed in: the first not yet committed."""
-    for target, _ in open_:
-        if target.slab.name not in written:
-            return target.path
-    return "the state directory"
 
 
 def main(argv: Sequence[str]) -> None:

@@ -74,7 +74,7 @@ def test_closing_while_a_slow_store_saves_waits_for_the_save() -> None:
     assert [None] == closed
 
 
-def closes_counted(clock: Any) -> tuple[list[str], Any]:
+def closes_counted() -> tuple[list[str], Any]:
     """A store factory whose stores count their closes, and the counts."""
     closes: list[str] = []
 
@@ -99,7 +99,7 @@ def test_closing_twice_while_requests_run_closes_the_store_once() -> None:
     clock = new_clock()
     gates = Gates()
     app, slab = waiting_app(clock, gates)
-    closes, counted = closes_counted(clock)
+    closes, counted = closes_counted()
     harness = SessionHarness(app, clock=clock, stores=counted)
     running = requests(harness, "/gate", 1)
     first: list[object] = []
@@ -118,7 +118,7 @@ def test_a_second_close_with_less_grace_cuts_off_sooner() -> None:
     clock = new_clock()
     gates = Gates()
     app, slab = waiting_app(clock, gates)
-    closes, counted = closes_counted(clock)
+    closes, counted = closes_counted()
     harness = SessionHarness(app, clock=clock, stores=counted)
     running = requests(harness, "/gate", 1)
     first: list[object] = []

@@ -428,7 +428,8 @@ class Slab(Generic[R]):
     def serving(self) -> OpenSlab[R]:
         """Deprecated since 0.3, gone in 0.4: :attr:`opened`."""
         warnings.warn(
-            "slab.serving is slab.opened since jetforce-sesh 0.3",
+            "slab.serving is slab.opened since jetforce-sesh 0.3; the old name goes"
+            " in 0.4",
             DeprecationWarning,
             stacklevel=2,
         )
@@ -437,7 +438,8 @@ class Slab(Generic[R]):
     def opened_clock(self) -> IReactorTime:
         """Deprecated since 0.3, gone in 0.4: :attr:`clock`."""
         warnings.warn(
-            "slab.opened_clock() is slab.clock since jetforce-sesh 0.3",
+            "slab.opened_clock() is slab.clock since jetforce-sesh 0.3; the old"
+            " name goes in 0.4",
             DeprecationWarning,
             stacklevel=2,
         )

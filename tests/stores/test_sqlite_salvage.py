@@ -141,7 +141,7 @@ def test_a_row_whose_checksum_fails_is_left_out_and_the_file_kept_aside(
     life = capsule.start(capacity=400, record_size=64)
     before = aside(capsule.state, "before")
     assert [
-        f"{capsule.file}: 1 records fail their checksum: not loaded; the file as it"
+        f"{capsule.file}: 1 record fails its checksum: not loaded; the file as it"
         f" was is kept as {before.name}"
     ] == life.logged
     good = {player: row for player, row in saved.items() if player != forged}

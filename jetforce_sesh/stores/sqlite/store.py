@@ -481,8 +481,9 @@ class SQLiteStore(DeferredMethods, HookMethods):
         if too_large or dropped or damaged or beyond:
             moved = copy_aside(self.path, "before", db)
             if damaged:
+                fail = "fails its" if len(damaged) == 1 else "fail their"
                 self._note(
-                    f"{self.path}: {len(damaged)} records fail their checksum: not"
+                    f"{self.path}: {records_text(len(damaged))} {fail} checksum: not"
                     f" loaded; the file as it was is kept as {moved.name}"
                 )
             if beyond:

@@ -218,8 +218,7 @@ def test_the_spellings_of_0_2_still_work_with_a_warning() -> None:
     assert [
         "app.use_accounts() is jetforce_sesh.use_accounts(app) since"
         " jetforce-sesh 0.3; the method goes in 0.4",
-        "slab.serving is slab.opened since jetforce-sesh 0.3; the old name goes"
-        " in 0.4",
+        "slab.serving is slab.opened since jetforce-sesh 0.3; the old name goes in 0.4",
         "slab.opened_clock() is slab.clock since jetforce-sesh 0.3; the old name"
         " goes in 0.4",
     ] == [str(warning.message) for warning in [*caught, *more]]

@@ -123,6 +123,7 @@ class Supervisor:
         *,
         on_ready: Callable[[], None] = lambda: None,
         on_done: Callable[[int], None] = lambda code: None,
+        on_stopping: Callable[[], None] = lambda: None,
         log: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
         kill_after: float = KILL_AFTER,
     ) -> None:
@@ -132,6 +133,7 @@ class Supervisor:
         self.reactor = reactor
         self.on_ready = on_ready
         self.on_done = on_done
+        self.on_stopping = on_stopping
         self.log = log
         self.kill_after = kill_after
         self.transports: dict[int, IProcessTransport] = {}
@@ -228,6 +230,7 @@ class Supervisor:
         for index in self.pending:
             self.states[index] = "stopped"
         self.pending.clear()
+        self.on_stopping()
         number = signal.Signals[name] if name else signal.SIGTERM
         for transport in list(self.transports.values()):
             # One that ended meanwhile raises: its processEnded says so.
@@ -398,10 +401,14 @@ def supervise(args: argparse.Namespace, given: Sequence[str]) -> int:
         log(workers_line([info.pid for info in supervisor.table()]))
         log(address_line(home_url(args.hostname, port), args.use_tls))
 
-    def done(code: int) -> None:
-        exit_code.append(code)
+    def stopping() -> None:
+        # The workers hold the sockets still, and stop accepting as each
+        # stops: the queue closes with the last of them.
         for listener in listeners:
             listener.close()
+
+    def done(code: int) -> None:
+        exit_code.append(code)
         reactor.stop()
 
     def log(line: str) -> None:
@@ -414,6 +421,7 @@ def supervise(args: argparse.Namespace, given: Sequence[str]) -> int:
         reactor,
         on_ready=ready,
         on_done=done,
+        on_stopping=stopping,
         log=log,
         kill_after=args.shutdown_grace + KILL_AFTER,
     )

@@ -188,7 +188,7 @@ class Supervisor:
             self.states[index] = "stopped"
             if status != 0:
                 self.log(f"worker {index} (pid {pid}) {how} while stopping")
-                self.exit_code = 1
+                self.exit_code = self.exit_code or 1
             self._tell()
             self._finish_if_done()
             return
@@ -245,7 +245,7 @@ class Supervisor:
                 f"worker {index} (pid {self.pids[index]}) did not stop within"
                 f" {self.kill_after:g} s: killing it"
             )
-            self.exit_code = 1
+            self.exit_code = self.exit_code or 1
             with contextlib.suppress(Exception):
                 transport.signalProcess("KILL")
 

@@ -427,7 +427,10 @@ def configure(
     lines: list[str] = []
     services = bridge_services(args, sessions, reactor)
     if services:
-        lines.append(f"CGI programs reach the records at {args.bridge_socket}")
+        at = args.bridge_socket
+        if place is not None:  # PATH.k, made by the supervisor
+            at = f"{at} (worker 1; worker K at {at[: -len(str(place.index))]}K)"
+        lines.append(f"CGI programs reach the records at {at}")
     if args.root_directory is not None:
         files = static_files(args, has_sessions=bool(sessions))
         if services:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -157,6 +159,32 @@ def test_sigterm_stops_every_worker_with_status_0_and_loses_no_answer(
     finally:
         again.stop()
     assert statuses.count(20) + 1 == number
+
+
+def test_each_worker_serves_a_bridge_socket_of_its_own_and_removes_it(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    path = tmp_path / "bridge.sock"
+    server = Server(
+        [
+            *("--app", "benchmarks.apps:bridged", "--workers", "2"),
+            *("--store", redis_server.url, "--store-prefix", "e2e-bridge"),
+            *("--bridge-socket", str(path)),
+        ],
+        drain=True,
+    )
+    try:
+        sockets = sorted(p.name for p in tmp_path.iterdir())
+        assert ["bridge.sock.1", "bridge.sock.2"] == sockets
+        for name in sockets:
+            with socket.socket(socket.AF_UNIX) as probe:
+                probe.connect(str(tmp_path / name))
+        said = f"CGI programs reach the records at {path}.1 (worker 1; worker K at"
+        assert f"{said} {path}.K)\n" in "".join(server.output)
+    finally:
+        output = server.stop()
+    assert 0 == server.process.returncode, output
+    assert [] == list(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize(

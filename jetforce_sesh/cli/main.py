@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 
 import attrs
 from jetforce.__main__ import parser as jetforce_parser
-from twisted.application.service import IService
+from twisted.application.service import IService, Service
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import globalLogBeginner
 
@@ -58,9 +58,15 @@ from jetforce_sesh.cli.operations import (
     serve_operations,
 )
 from jetforce_sesh.cli.transfer import main as transfer
+from jetforce_sesh.cli.workers import supervise
 from jetforce_sesh.errors import ConfigError
 from jetforce_sesh.keys import FingerprintKeys
-from jetforce_sesh.ops.ratelimit import ClockedRateLimiter
+from jetforce_sesh.ops.ratelimit import (
+    ClockedRateLimiter,
+    SharedCertificateRateLimiter,
+    SharedCounts,
+    SharedRateLimiter,
+)
 from jetforce_sesh.options import (
     ON_FULL_CHOICES,
     SlabOptions,
@@ -74,6 +80,7 @@ from jetforce_sesh.options import (
 from jetforce_sesh.server.banner import banner as games_banner
 from jetforce_sesh.server.files import CapsuleFiles
 from jetforce_sesh.server.server import SessionServer
+from jetforce_sesh.server.workers import WorkerPlace, WorkerServer, WorkersView
 from jetforce_sesh.session import autostart
 from jetforce_sesh.session.application import SessionApplication
 from jetforce_sesh.session.slab import Slab
@@ -88,6 +95,8 @@ from sesh_bridge import SOCKET_VARIABLE
 
 #: The bridge's bounds when no flag changes them, for the flags' help.
 BRIDGE_LIMITS = BridgeLimits()
+#: The most processes --workers starts.
+MAX_WORKERS = 256
 
 
 class Parser(argparse.ArgumentParser):
@@ -330,6 +339,14 @@ def build_parser() -> Parser:
         help="On SIGINT, SIGTERM or SIGHUP, how long requests in flight may take to"
         " finish before they are cut off (keeping nothing of their change)",
     )
+    group.add_argument(
+        "--workers",
+        type=_flag(check_workers, int),
+        default=1,
+        metavar="N",
+        help="Serve the port with N processes, started again when they die; they"
+        " must share a Redis --store",
+    )
     add_operations(parser)
     group = parser.add_argument_group("game records (defaults for games that set none)")
     group.add_argument(
@@ -373,12 +390,13 @@ def build_parser() -> Parser:
 
 
 def configure(
-    args: argparse.Namespace,
+    args: argparse.Namespace, place: WorkerPlace | None = None
 ) -> tuple[Any, list[SessionApplication], Deferred[list[str]], list[IService]]:
     """The application to serve, its session applications, a Deferred that
     fires with the banner lines once their stores serve, and the services to
     start then. Everything that can be checked before the reactor runs is checked
-    here, and raises UsageError."""
+    here, and raises UsageError. ``place``: this process is that worker of
+    ``--workers``, on its supervisor's port."""
     from twisted.internet import reactor
 
     args.hostname = check_hostname(args.hostname)
@@ -397,9 +415,11 @@ def configure(
     app = load_app(args.app)
     sessions = session_apps(app)
     check_operations(args, jetforce_apps(app))
+    shared = args.store != "memory"
     if args.rate_limit:
+        kind = SharedRateLimiter if shared else ClockedRateLimiter
         try:
-            limiter = ClockedRateLimiter(args.rate_limit, reactor)
+            limiter = kind(args.rate_limit, reactor)
         except ValueError as error:
             raise UsageError(str(error)) from None
         for each in jetforce_apps(app):
@@ -407,7 +427,10 @@ def configure(
     lines: list[str] = []
     services = bridge_services(args, sessions, reactor)
     if services:
-        lines.append(f"CGI programs reach the records at {args.bridge_socket}")
+        at = args.bridge_socket
+        if place is not None:  # PATH.k, made by the supervisor
+            at = f"{at} (worker 1; worker K at {at[: -len(str(place.index))]}K)"
+        lines.append(f"CGI programs reach the records at {at}")
     if args.root_directory is not None:
         files = static_files(args, has_sessions=bool(sessions))
         if services:
@@ -422,7 +445,8 @@ def configure(
         on_full=args.on_full,
         max_queued=args.max_queued,
     )
-    check_port(args.host, args.port)
+    if place is None:
+        check_port(args.host, args.port)  # a worker's supervisor listens on it
     given = args.certfile is not None
     if args.use_tls:
         if not given:
@@ -432,7 +456,10 @@ def configure(
             # A certificate clients will refuse is the owner's to renew: said
             # once, and served all the same.
             now = datetime.datetime.now(datetime.UTC)
-            for line in certificate_warnings(args.certfile, args.hostname, now):
+            told = place is not None and place.index > 1  # worker 1 said it
+            for line in (
+                [] if told else certificate_warnings(args.certfile, args.hostname, now)
+            ):
                 print(f"jetforce-sesh: warning: {line}", file=sys.stderr)
     if args.root_directory is not None:
         key = (
@@ -482,7 +509,11 @@ def configure(
             f"Records are kept in {args.state_dir} (synchronous={sync}): they"
             f" survive restarts."
         )
-    opening = []
+    opening: list[Deferred[Any]] = []
+    counted = shared_counts(args, app, sessions, reactor)
+    for counts in counted:
+        opening.append(counts.open(stores).addCallback(lambda _: []))
+        services.append(_Closed(counts))
     for session_app in sessions:
         try:
             opening.append(session_app.open(reactor, defaults, stores))
@@ -495,12 +526,59 @@ def configure(
             ) from None
 
     def described(opened: list[list[Slab[Any]]]) -> list[str]:
+        if place is not None and place.index > 1:
+            return []  # worker 1 prints the banner for all
         return lines + games_banner(
             [slab for slabs in opened for slab in slabs], defaults
         )
 
     ready = gatherResults(opening, consumeErrors=True).addCallback(described)
     return app, sessions, ready, services
+
+
+class _Closed(Service):
+    """Closes a limiter's shared counts when the server stops."""
+
+    def __init__(self, counts: SharedCounts) -> None:
+        self.counts = counts
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()  # type: ignore[no-untyped-call]
+        return self.counts.close()
+
+
+def shared_counts(
+    args: argparse.Namespace,
+    app: Any,
+    sessions: list[SessionApplication],
+    reactor: Any,
+) -> list[SharedCounts]:
+    """The counts of the rate limits that live in a shared store, which open
+    and close with it; on a store of this process alone, none (each limiter
+    counts in memory)."""
+    if args.store == "memory":
+        return []
+    counted = []
+    limiter = next(
+        (each.rate_limiter for each in jetforce_apps(app) if each.rate_limiter), None
+    )
+    if isinstance(limiter, SharedRateLimiter):
+        counted.append(limiter.counts_kept)
+    if args.rate_limit_cert and sessions:
+        by_cert = SharedCertificateRateLimiter(args.rate_limit_cert, reactor)
+        for session_app in sessions:
+            session_app.certificate_limiter = by_cert
+        counted.append(by_cert.counts_kept)
+    return counted
+
+
+def check_workers(value: object) -> int:
+    if type(value) is not int or not 1 <= value <= MAX_WORKERS:
+        raise ConfigError(
+            f"--workers {value!r} must be a whole number of processes from 1 to"
+            f" {MAX_WORKERS}: use e.g. --workers 2, or the number of cores"
+        )
+    return value
 
 
 def bridge_services(
@@ -626,11 +704,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         transfer(given)
         return
     args = build_parser().parse_args(given)
+    place = WorkerPlace.from_environ(os.environ)
+    if place is None and args.workers > 1:
+        raise SystemExit(supervise(args, given))
     # This server opens and closes the applications itself, with the flags'
     # settings: a SessionApplication must not open on its own as well.
     autostart.turn_off()
     try:
-        app, sessions, ready, services = configure(args)
+        app, sessions, ready, services = configure(args, place)
     except UsageError as error:
         if error.detail is not None and args.log_level == "debug":
             print(error.detail, end="", file=sys.stderr)
@@ -640,7 +721,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     # attention (records that could not be saved, handlers that failed).
     observer = log_observer(args.log_format, args.log_level)
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
-    server = SessionServer(
+    view = WorkersView()
+    extra: dict[str, Any] = {}
+    kind: type[SessionServer] = SessionServer
+    if place is not None:
+        # Ctrl-C reaches the supervisor alone, which tells every worker once.
+        os.setpgrp()
+        view = WorkersView(place.index, place.count)
+        kind, extra = WorkerServer, {"place": place, "view": view}
+    server = kind(
+        **extra,
         app=app,
         ready=ready,
         apps=sessions,
@@ -657,7 +747,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         proxy_protocol=args.proxy_protocol,
         use_tls=args.use_tls,
     )
-    serve_operations(args, jetforce_apps(app), server)
+    serve_operations(args, jetforce_apps(app), server, view)
     server.run()
     if server.exit_code:
         raise SystemExit(server.exit_code)

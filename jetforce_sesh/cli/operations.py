@@ -31,6 +31,7 @@ from jetforce_sesh.ops.health import check_health_path, healthy
 from jetforce_sesh.ops.ratelimit import CertificateRateLimiter
 from jetforce_sesh.server.server import SessionServer
 from jetforce_sesh.server.stats import ServerStats
+from jetforce_sesh.server.workers import WorkersView
 
 #: --log-level's choices, least first.
 LOG_LEVELS = ("debug", "info", "warn", "error")
@@ -165,11 +166,14 @@ def serve_operations(
     args: argparse.Namespace,
     served: Sequence[JetforceApplication],
     server: SessionServer,
+    workers: WorkersView | None = None,
 ) -> None:
     """Route the admin pages and the health path in every Jetforce application
-    ``served``, and rate-limit the session applications by certificate."""
+    ``served``, and rate-limit the session applications by certificate (in
+    this process, unless configure gave them a limiter counting in a shared
+    store)."""
     if args.admin_cert:
-        admin = Admin(args.admin_cert, server.slabs(), server.stats)
+        admin = Admin(args.admin_cert, server.slabs(), server.stats, workers)
         for each in served:
             admin.install(each)
     if args.health_path is not None:
@@ -178,7 +182,8 @@ def serve_operations(
     if args.rate_limit_cert:
         limiter = CertificateRateLimiter(args.rate_limit_cert, server.reactor)
         for session_app in server.apps:
-            session_app.certificate_limiter = limiter
+            if session_app.certificate_limiter is None:
+                session_app.certificate_limiter = limiter
 
 
 def log_observer(log_format: str, level: str = "warn") -> FilteringLogObserver:

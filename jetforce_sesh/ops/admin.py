@@ -32,6 +32,7 @@ from jetforce_sesh.errors import Abort
 from jetforce_sesh.identity import BadFingerprint, parse_fingerprint
 from jetforce_sesh.server.banner import size
 from jetforce_sesh.server.stats import ServerStats, SlabFigures, open_slabs, server_line
+from jetforce_sesh.server.workers import WorkersView
 from jetforce_sesh.session.answers import Outcome, deferred_response
 from jetforce_sesh.session.confirm import ask_yes, ready, with_token
 from jetforce_sesh.session.route import ENVIRON_SECRET
@@ -90,8 +91,11 @@ class Admin:
         admins: Sequence[bytes],
         slabs: Sequence[Slab[Any]],
         stats: ServerStats,
+        workers: WorkersView | None = None,
     ) -> None:
         self.admins = frozenset(admins)
+        #: The workers of --workers (none shown for a single process).
+        self.workers = workers or WorkersView()
         self.slabs = list(slabs)
         self.stats = stats
         #: How the search lets the reactor serve others between two slices
@@ -152,9 +156,11 @@ class Admin:
             "",
             f"* {server_line(stats)}",
             f"* Up {uptime(stats.clock.seconds() - stats.started)}",
-            "",
-            "## Slabs",
         ]
+        workers = self.workers.lines()
+        if workers:
+            lines += ["", "## Workers", "", *workers]
+        lines += ["", "## Slabs"]
         for slab in open_slabs(self.slabs):
             lines += ["", *slab_lines(SlabFigures.of(slab))]
         lines += ["", "## Actions", "", "=> /admin/drop Drop one player's record"]

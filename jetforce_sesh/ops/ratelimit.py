@@ -1,5 +1,8 @@
 """``--rate-limit``: Jetforce's rate limiter on an injected clock, hours fixed;
-``--rate-limit-cert``: the same, per client certificate. Both in bounded memory.
+``--rate-limit-cert``: the same, per client certificate. Both in bounded memory,
+or, on a store every process of the capsule shares (``--workers N``, several
+machines on one Redis), counted in that store, so that N processes let through
+N requests per period, not N times as many.
 
 Jetforce 1.0.0's ``RateLimiter`` reads ``time.time()`` directly, so it cannot be
 tested on a Clock, parses ``N/2h`` as 3602 seconds (``+=`` where it means
@@ -12,13 +15,20 @@ that: a ``44`` here carries the seconds to wait, and only them.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import math
 from collections import OrderedDict
 
+import attrs
 from jetforce.app.base import RateLimiter, Request, Response, Status
+from twisted.internet.defer import Deferred, DeferredLock
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
+
+from jetforce_sesh.errors import Conflict, StoreFull
+from jetforce_sesh.session.slab import Slab
+from jetforce_sesh.stores.contract import ABSENT, StoreFactory
 
 _log = Logger()
 
@@ -26,6 +36,11 @@ _SECONDS = {"s": 1, "m": 60, "h": 60 * 60, "d": 24 * 60 * 60}
 
 #: Addresses or certificates a limiter counts at once, at most.
 CAPACITY = 4096
+#: The same, for counts kept in a shared store (a record each, in Redis).
+SHARED_CAPACITY = 65536
+#: Saves of one count that may meet another process's save of it before the
+#: request is answered 44 all the same (its count could not be kept).
+SHARED_ATTEMPTS = 64
 
 
 def address_key(address: str) -> str:
@@ -138,3 +153,152 @@ class CertificateRateLimiter(ClockedRateLimiter):
             event="rate limited",
             status=44,
         )
+
+
+@attrs.define
+class Window:
+    """One address's or certificate's count in a shared store: the requests
+    counted since the window began."""
+
+    since: float = 0.0
+    count: int = 0
+
+
+def _over(seconds: float) -> Response:
+    # Gemini's 44 carries the seconds to wait, and only them: whole, never 0.
+    return Response(Status.SLOW_DOWN, str(max(1, math.ceil(seconds))))
+
+
+class SharedCounts:
+    """The counts of a limiter in a store several processes share: one record
+    per key, counted by compare-and-set (the store contract's versions), so
+    two processes counting at once count twice and the N+1th request of a
+    window is refused whichever process it reaches.
+
+    A window begins with a key's first request and lasts ``period`` seconds.
+    A key found over its rate is remembered here until its window ends, so a
+    client that keeps asking costs no store round trip after that. Within
+    this process, the counts of one key are taken one after the other, so
+    that only other processes' saves can meet them.
+    """
+
+    def __init__(self, limiter: ClockedRateLimiter, name: str, capacity: int) -> None:
+        self.limiter = limiter
+        self.slab: Slab[Window] = Slab(
+            Window,
+            name=name,
+            record_size=32,
+            max_records=capacity,
+            # A count unused for a period is over: its window ended.
+            idle_timeout=float(limiter.period),
+            on_full="evict",
+        )
+        self.slab.unit = "counts"
+        self.capacity = capacity
+        #: Keys over their rate, and when their window ends.
+        self.over_until: OrderedDict[str, float] = OrderedDict()
+        self.locks: dict[str, DeferredLock] = {}
+        #: True once a count could not be kept: said once, not per request.
+        self.failing = False
+
+    def open(self, stores: StoreFactory) -> Deferred[None]:
+        return self.slab.open(self.limiter.clock, None, stores)
+
+    def close(self) -> Deferred[None]:
+        return self.slab.close()
+
+    def check(self, key: str) -> Response | Deferred[Response | None]:
+        now = self.limiter.clock.seconds()
+        until = self.over_until.get(key)
+        if until is not None:
+            if until > now:
+                return _over(until - now)
+            del self.over_until[key]
+        lock = self.locks.get(key)
+        if lock is None:
+            lock = self.locks[key] = DeferredLock()
+        counted: Deferred[Response | None] = lock.run(self._counted, key)
+
+        def release(result: object) -> object:
+            if not lock.locked and not lock.waiting:
+                self.locks.pop(key, None)
+            return result
+
+        return counted.addBoth(release)
+
+    def _counted(self, key: str) -> Deferred[Response | None]:
+        return Deferred.fromCoroutine(self._count(key))
+
+    async def _count(self, key: str) -> Response | None:
+        limiter = self.limiter
+        digest = hashlib.sha256(f"{limiter.flag} {key}".encode()).digest()
+        slab = self.slab
+        try:
+            for _ in range(SHARED_ATTEMPTS):
+                # Read now, not when asked: the lock may have made it wait.
+                now = limiter.clock.seconds()
+                window, version = await slab.fetch(digest)
+                if window is None or not 0 <= now - window.since < limiter.period:
+                    window, version = Window(now, 0), version or ABSENT
+                if window.count >= limiter.number:
+                    return self._refuse(key, window.since + limiter.period, now)
+                window.count += 1
+                try:
+                    await slab.store.save(digest, slab.codec.encode(window), version)
+                except Conflict:
+                    continue  # another process counted meanwhile: count again
+                self.failing = False
+                return None
+        except (StoreFull, Conflict):
+            pass
+        except Exception as error:
+            # The store is away: serve rather than refuse everyone (the
+            # session routes answer 41 on their own while it is).
+            if not self.failing:
+                self.failing = True
+                _log.warn(
+                    "{flag}: cannot count requests in the store ({error});"
+                    " serving them uncounted until it answers",
+                    flag=limiter.flag,
+                    error=error,
+                )
+            return None
+        # Counted by so many at once that it could not be: wait a second.
+        return _over(1)
+
+    def _refuse(self, key: str, until: float, now: float) -> Response:
+        if key not in self.over_until:
+            if len(self.over_until) >= self.capacity:
+                self.over_until.popitem(last=False)
+            self.limiter.over(key)
+        self.over_until[key] = until
+        return _over(until - now)
+
+
+class SharedRateLimiter(ClockedRateLimiter):
+    """``--rate-limit`` on a shared store: at most N requests per period from
+    one address, over every process of the capsule. ``check`` answers with a
+    Deferred while it counts (the application waits for it)."""
+
+    def __init__(
+        self, rate: str, clock: IReactorTime, capacity: int = SHARED_CAPACITY
+    ) -> None:
+        super().__init__(rate, clock, capacity)
+        self.counts_kept = SharedCounts(
+            self, f"jetforce-sesh.{self.flag[2:]}", capacity
+        )
+
+    def check(  # type: ignore[override]
+        self, request: Request
+    ) -> Response | Deferred[Response | None] | None:
+        key = self.get_key(request)
+        if key is None:
+            return None
+        # A Deferred while it counts, which the application waits for.
+        return self.counts_kept.check(key)
+
+
+class SharedCertificateRateLimiter(SharedRateLimiter, CertificateRateLimiter):
+    """``--rate-limit-cert`` on a shared store."""
+
+    flag = "--rate-limit-cert"

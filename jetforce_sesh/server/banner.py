@@ -96,6 +96,12 @@ def banner(slabs: Sequence[Slab[Any]], defaults: SlabOptions) -> list[str]:
     ]
 
 
+def workers_line(pids: Sequence[int]) -> str:
+    """The workers of ``--workers``, as the supervisor prints them once all serve."""
+    shown = ", ".join(str(pid) for pid in pids)
+    return f"{len(pids)} worker processes serve this port (pids {shown})."
+
+
 def address_line(url: str, tls: bool = True) -> str:
     if not tls:
         # Players reach the capsule through the proxy in front, which ends TLS.

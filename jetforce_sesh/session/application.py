@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from typing import Any, SupportsIndex, TypeVar
 
 from jetforce.app.base import (
@@ -436,6 +436,9 @@ class SessionApplication(JetforceApplication):
             environ[ENVIRON_SECRET] = True
         if self.rate_limiter is not None:
             refusal = self.rate_limiter.check(request)
+            if isinstance(refusal, Deferred):
+                # Counted in a store other processes share: wait for the count.
+                refusal = yield from _waited(refusal)
             if refusal is not None:
                 send_status(refusal.status, refusal.meta)
                 return
@@ -447,6 +450,8 @@ class SessionApplication(JetforceApplication):
                 if self.certificate_limiter is None
                 else self._limited(callback, request)
             )
+            if isinstance(limited, Deferred):
+                limited = yield from _waited(limited)
             # The groups are copied: a handler may change the dict it is given.
             response = limited or callback(request, **groups)
         else:
@@ -472,6 +477,15 @@ class SessionApplication(JetforceApplication):
         if self.certificate_limiter is None or not isinstance(callback, SessionRoute):
             return None
         return self.certificate_limiter.check(request)
+
+
+def _waited(answer: Deferred[Any]) -> Generator[Deferred[None], None, Any]:
+    """In an application's generator: wait for ``answer`` and return it. Jetforce
+    waits for a Deferred the generator yields, and writes what it fires with
+    (nothing, here) as body."""
+    got: list[Any] = []
+    yield answer.addCallback(got.append)
+    return got[0]
 
 
 #: A route path that is a plain path, not a pattern: it can be linked as it is.

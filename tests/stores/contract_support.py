@@ -38,7 +38,7 @@ from jetforce_sesh.stores.contract import StoreFactory
 from jetforce_sesh.stores.redis.store import RedisStore, RedisStores
 from jetforce_sesh.stores.sqlite.store import SQLiteStore
 from jetforce_sesh.testing import START, fingerprint_of, later_stores
-from tests.redis_support import RedisServer
+from tests.redis_support import Cluster, RedisServer
 
 T = TypeVar("T")
 
@@ -135,6 +135,28 @@ def redis_stores(server: RedisServer) -> StoreFactory:
     return make
 
 
+def cluster_stores(cluster: Cluster) -> StoreFactory:
+    """Redis stores on the session's cluster, as :func:`redis_stores` does on
+    its server; they run on the asyncio reactor only (see
+    ``tests/stores/test_redis_cluster.py``)."""
+    made = count()
+    run = uuid.uuid4().hex[:8]
+
+    def make(spec: StoreSpec) -> RedisStore:
+        stores = RedisStores(
+            cluster.url, prefix=f"contract-{run}-{next(made)}", reactor=reactor
+        )
+        return stores(spec)
+
+    return make
+
+
+#: The mark of the tests that need Twisted's asyncio reactor (the cluster
+#: store's): the suite runs them in a pytest of their own, started with
+#: ``--reactor=asyncio`` by ``tests/stores/test_redis_cluster.py``.
+ASYNCIO = pytest.mark.asyncio_reactor
+
+
 class SettlingClock(Clock):
     """A Clock that, once it has run what was due, waits (on the real reactor)
     for the answers of the scripts that made Redis stores send: what a sweep
@@ -180,6 +202,13 @@ STORE_KINDS = [
             redis_stores(request.getfixturevalue("redis_server"))
         ),
         id="redis",
+    ),
+    pytest.param(
+        lambda request: RedisMaker(
+            cluster_stores(request.getfixturevalue("redis_cluster"))
+        ),
+        id="cluster",
+        marks=ASYNCIO,
     ),
 ]
 

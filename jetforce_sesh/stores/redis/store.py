@@ -40,6 +40,7 @@ from jetforce_sesh.stores.contract import (
     refused,
 )
 from jetforce_sesh.stores.redis import scripts
+from jetforce_sesh.stores.redis.cluster import ClusterLink
 from jetforce_sesh.stores.redis.link import REPLY_TIMEOUT, RedisLink
 from jetforce_sesh.stores.redis.scripts import KIND, Script
 from jetforce_sesh.stores.redis.url import parse_store_url
@@ -57,12 +58,16 @@ REPLY_MS = round(REPLY_TIMEOUT * 1000)
 
 _log = Logger()
 
+#: The connection of a store factory: to one server (or the primary that
+#: Sentinels name), or to a cluster.
+Link = RedisLink | ClusterLink
+
 
 @implementer(ISessionStore)
 class RedisStore(HookMethods):
     """One slab's records in Redis, under ``{prefix}:{slab name}:``."""
 
-    def __init__(self, spec: StoreSpec, link: RedisLink, prefix: str) -> None:
+    def __init__(self, spec: StoreSpec, link: Link, prefix: str) -> None:
         options = spec.options
         self.name = spec.name
         self.record_size = spec.record_size
@@ -436,7 +441,8 @@ class RedisStores:
                 f" (got {prefix!r})"
             )
         self.prefix = prefix
-        self.link = RedisLink(self.target, reactor, wait_replicas, wait_timeout)
+        kind = ClusterLink if self.target.cluster else RedisLink
+        self.link: Link = kind(self.target, reactor, wait_replicas, wait_timeout)
         self._names: set[str] = set()
 
     def __call__(self, spec: StoreSpec) -> RedisStore:

@@ -394,3 +394,23 @@ async def test_a_primary_killed_while_saving_loses_no_save_a_replica_confirmed(
     )
     assert promoted < 6 and served < times["back"]
     await store.close()
+
+
+@ASYNCIO
+def test_keys_in_the_0_2_layout_on_a_cluster_stop_the_start_in_one_line(
+    redis_cluster: Cluster,
+) -> None:
+    """0.2 never ran on a cluster (its keys of one slab span hash slots, so no
+    script can move them whole): keys in that layout there are refused."""
+    store = store_on(redis_cluster.url)
+    old_meta = f"{store.prefix}:slab:meta"
+    redis_cluster.owner(old_meta).client().hset(old_meta, "kind", "x")
+    with pytest.raises(ConfigError) as refused:
+        wait(store.open())
+    assert (
+        f"the cluster at {redis_cluster.url} holds keys of slab 'slab' in"
+        f" jetforce-sesh 0.2's layout (under '{store.prefix}:slab:'), which no"
+        f" release wrote to a cluster: delete them, or choose another"
+        f" --store-prefix"
+    ) == str(refused.value)
+    wait(store.close())

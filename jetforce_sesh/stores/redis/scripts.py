@@ -344,3 +344,47 @@ end
 return {members[#members]}
 """,
 )
+
+#: What jetforce-sesh 0.2 wrote in a slab's meta hash, under ``prefix:slab:``.
+OLD_KIND = "jetforce-sesh redis store 1"
+
+#: KEYS[6..9] the 0.2 layout's meta, used, keys and seq; ARGV[5] its base
+#: (``prefix:slab:``), [6] codec format. Moves a slab kept by jetforce-sesh 0.2
+#: to this layout, whole: each record's hash renamed (its TTL with it), the
+#: recency and listing sets and the version counter renamed, meta written anew
+#: without a TTL setting (so the store opening gives every record its idle
+#: timeout's), the old meta deleted. One script, so another process starting
+#: at the same moment finds either everything moved or nothing. {"none"}
+#: (nothing in the 0.2 layout), {"moved", records moved, count}, {"kind",
+#: found}, {"codec", found} or {"both"} (keys in both layouts: nothing moved).
+MIGRATE = Script(
+    "migration from 0.2",
+    """
+local old_meta, old_used, old_keys, old_seq = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local old_base = ARGV[5]
+if redis.call('EXISTS', old_meta) == 0 then return {'none'} end
+local kind = redis.call('HGET', old_meta, 'kind')
+if kind ~= '"""
+    + OLD_KIND
+    + """' then return {'kind', kind or 'no kind'} end
+local codec = redis.call('HGET', old_meta, 'codec')
+if codec ~= ARGV[6] then return {'codec', codec} end
+if redis.call('EXISTS', meta, used, keys, held, seq) > 0 then return {'both'} end
+local moved = 0
+for _, member in ipairs(redis.call('ZRANGE', old_keys, 0, -1)) do
+  local old = old_base .. 'r:' .. member
+  if redis.call('EXISTS', old) == 1 then
+    redis.call('RENAME', old, base .. 'r:' .. member)
+    moved = moved + 1
+  end
+end
+for _, pair in ipairs({{old_used, used}, {old_keys, keys}, {old_seq, seq}}) do
+  if redis.call('EXISTS', pair[1]) == 1 then redis.call('RENAME', pair[1], pair[2]) end
+end
+redis.call('HSET', meta, 'kind', '"""
+    + KIND
+    + """', 'codec', codec)
+redis.call('DEL', old_meta)
+return {'moved', moved, redis.call('ZCARD', used)}
+""",
+)

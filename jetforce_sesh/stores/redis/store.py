@@ -109,29 +109,76 @@ class RedisStore(HookMethods):
     # -- life cycle ------------------------------------------------------------
 
     def open(self) -> Deferred[None]:
-        """Connect, check that the keys under the base are this slab's (or
+        """Connect, move the slab from jetforce-sesh 0.2's key layout if it is
+        kept there, check that the keys under the base are this slab's (or
         none), and start the periodic sweep of idle records."""
         self._closing = None
         opened: Deferred[Any] = self.link.open(self)
-        opened.addCallback(lambda _: self.link.command("EXISTS", self._old_meta))
-        opened.addCallback(self._not_old)
+        if isinstance(self.link, ClusterLink):
+            opened.addCallback(lambda _: self.link.command("EXISTS", self._old("meta")))
+            opened.addCallback(self._not_old)
+        else:
+            opened.addCallback(lambda _: self._migrate())
         opened.addCallback(lambda _: self._run(scripts.CLAIM, (), self.codec_format))
         opened.addCallback(self._claimed)
         return opened
 
-    @property
-    def _old_meta(self) -> str:
-        """Where jetforce-sesh 0.3 kept this slab's meta hash."""
-        return f"{self.prefix}:{self.name}:meta"
+    def _old(self, name: str) -> str:
+        """The key of ``name`` in jetforce-sesh 0.2's layout (``prefix:slab:``)."""
+        return f"{self.prefix}:{self.name}:{name}"
 
     def _not_old(self, found: object) -> None:
         if found == 1:
             raise ConfigError(
-                f"Redis at {self.link.target.shown} holds slab {self.name!r} in the"
-                f" key layout of jetforce-sesh 0.3 (under"
-                f" {self._old_meta[:-4]!r}): export its records with that release"
-                f" (jetforce-sesh export) and import them with this one, or delete"
-                f" those keys"
+                f"the cluster at {self.link.target.shown} holds keys of slab"
+                f" {self.name!r} in jetforce-sesh 0.2's layout (under"
+                f" {self._old('')!r}), which no release wrote to a cluster: delete"
+                f" them, or choose another --store-prefix"
+            )
+
+    def _migrate(self) -> Deferred[None]:
+        """Move the slab from 0.2's layout, if it is there: one script, whole."""
+        old = tuple(self._old(n).encode() for n in ("meta", "used", "keys", "seq"))
+        migrated = self._run(
+            scripts.MIGRATE, old, self._old(""), self.codec_format, writes=True
+        )
+        return migrated.addCallback(self._migrated)
+
+    def _migrated(self, reply: list[bytes]) -> None:
+        outcome = reply[0]
+        shown = f"Redis at {self.link.target.shown}"
+        old = self._old("")
+        if outcome == b"moved":
+            self._in_use = int(reply[2])
+            # Once in the life of a slab, and worth an operator's eye: shown
+            # at the default --log-level.
+            _log.warn(
+                "moved slab {name!r} from jetforce-sesh 0.2's key layout"
+                " ({old!r}) to this release's ({new!r}): {moved} records",
+                name=self.name,
+                old=old,
+                new=self.base,
+                moved=int(reply[1]),
+            )
+        elif outcome == b"kind":
+            raise ConfigError(
+                f"{shown} holds {old}meta written by"
+                f" {reply[1].decode(errors='replace')!r}, not jetforce-sesh 0.2:"
+                f" choose another --store-prefix or database"
+            )
+        elif outcome == b"codec":
+            raise ConfigError(
+                f"{shown} holds slab {self.name!r} in jetforce-sesh 0.2's layout in"
+                f" {reply[1].decode(errors='replace')}, not {self.codec_format}:"
+                f" another capsule uses prefix {self.prefix!r}; choose another"
+                f" --store-prefix"
+            )
+        elif outcome == b"both":
+            raise ConfigError(
+                f"{shown} holds slab {self.name!r} both in jetforce-sesh 0.2's"
+                f" layout (under {old!r}) and in this release's (under"
+                f" {self.base!r}): nothing was moved; delete the keys of the one"
+                f" to forget"
             )
 
     def _claimed(self, reply: list[bytes]) -> Deferred[None] | None:

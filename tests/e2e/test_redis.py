@@ -59,7 +59,7 @@ def pair(redis_server: RedisServer) -> Iterator[tuple[Server, Server]]:
 ACL_COMMANDS = (
     "+evalsha +eval +select +hmget +hget +hset +zadd +zrem +zcard +zrange"
     " +zrangebylex +zscore +del +get +set +time +pexpire +persist +type +exists"
-    " +wait +role"
+    " +wait +role +rename"
 )
 
 

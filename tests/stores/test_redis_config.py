@@ -156,6 +156,16 @@ def test_without_txredisapi_choosing_redis_says_what_to_install(
     ) == exits_with(capsys, "--store", "redis://127.0.0.1")
 
 
+def test_without_the_redis_package_a_cluster_says_what_to_install(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "redis.asyncio.cluster", None)  # import fails
+    assert (
+        "jetforce-sesh: error: --store redis+cluster://127.0.0.1:7000/: a cluster"
+        " store needs the redis package: pip install 'jetforce-sesh[redis]'\n"
+    ) == exits_with(capsys, "--store", "redis+cluster://127.0.0.1:7000")
+
+
 @pytest.mark.parametrize(
     "args, said",
     [

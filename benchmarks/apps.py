@@ -13,20 +13,17 @@ import sqlite3
 import attrs
 from jetforce.app.base import Request, Response, Status
 
+# The plain page and path, kept where stock Jetforce can import them alone.
+from benchmarks.pages import PLAIN_PATH as PLAIN_PATH
+from benchmarks.pages import page as page
 from jetforce_sesh import SessionApplication, use_accounts
 
-PLAIN_PATH = "/plain"
 COUNTER_PATH = "/counter"
 SQLITE_PATH = "/sqlite"
 SQLITE_DB_ENV = "BENCH_SQLITE_DB"
 
 
-def page(count: int) -> str:
-    """The page every scenario returns; the C and Python CGIs print the same."""
-    return f"# Visit counter\n\nVisit number {count}.\n"
-
-
-# 1. The ceiling: a route that keeps nothing.
+# 1. The plain route: a route that keeps nothing (stock Jetforce's is the ceiling).
 plain = SessionApplication("plain")
 
 

@@ -9,6 +9,10 @@ A second figure keeps one connection open and counts LOOKUP + UPDATE alone.
 Rounds alternate between the two servers so both meet the same noise; the
 figures are medians over rounds: wall time per trip at the client, and the
 server process's CPU per trip (the fair one on a shared machine).
+
+``--against DIR`` runs a second bridge, from the checkout in ``DIR`` (another
+commit: ``git worktree add /tmp/old COMMIT``), in the same interleaved rounds,
+so that what a change costs is measured against the same noise.
 """
 
 from __future__ import annotations
@@ -97,6 +101,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--trips", type=int, default=2000, help="Per round")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--against",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="Also run the bridge of the checkout in DIR, in the same rounds",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as directory:
         home = Path(directory)
@@ -110,6 +121,15 @@ def main(argv: Sequence[str] | None = None) -> None:
             ["--app", "benchmarks.apps:bridged", "--bridge-socket", bridge_path],
             home / "server.log",
         )
+        other = None
+        if args.against is not None:
+            other_path = str(home / "other.sock")
+            other = LauncherServer(
+                ["--app", "benchmarks.apps:bridged", "--bridge-socket", other_path],
+                home / "other.log",
+                env={"PYTHONPATH": str(args.against.resolve())},
+                cwd=args.against,
+            )
         kept_daemon = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         kept_daemon.connect(kv_path)
         kept_bridge = sesh_bridge.connect("wide", RECORD_SIZE, bridge_path)
@@ -125,6 +145,17 @@ def main(argv: Sequence[str] | None = None) -> None:
                 server.pid,
             ),
         }
+        kept_other = None
+        if other is not None:
+            kept_other = sesh_bridge.connect("wide", RECORD_SIZE, other_path)
+            kinds["against, connect per trip"] = (
+                bridge_trips(other_path, None),
+                other.pid,
+            )
+            kinds["against, one connection"] = (
+                bridge_trips(other_path, kept_other),
+                other.pid,
+            )
         figures: dict[str, list[tuple[float, float]]] = {name: [] for name in kinds}
         try:
             for _ in range(args.rounds):
@@ -135,6 +166,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             kept_bridge.close()
             server.stop()
             daemon.stop()
+            if other is not None:
+                assert kept_other is not None
+                kept_other.close()
+                other.stop()
     print(
         f"LOOKUP + UPDATE of a {RECORD_SIZE}-byte record, {args.trips:,} trips per"
         f" round, median of {args.rounds} interleaved rounds:"
@@ -155,6 +190,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"  bridge ÷ daemon, {how}: wall {bridge_wall / daemon_wall:.2f},"
             f" server CPU {bridge_cpu / daemon_cpu:.2f}"
         )
+        if f"against, {how}" in medians:
+            other_wall, other_cpu = medians[f"against, {how}"]
+            print(
+                f"  bridge ÷ against, {how}: wall {bridge_wall / other_wall:.3f},"
+                f" server CPU {bridge_cpu / other_cpu:.3f} (against ÷ daemon:"
+                f" {other_cpu / daemon_cpu:.2f})"
+            )
 
 
 if __name__ == "__main__":

@@ -80,7 +80,8 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 class LauncherServer:
-    """``python -m jetforce_sesh ... --port 0``, as a user starts a capsule.
+    """``python -m jetforce_sesh ... --port 0``, as a user starts a capsule (or
+    another ``module`` that takes ``--port``: stock Jetforce's).
 
     Its access log and jetforce's CGI echo go to the null device (writing them
     to a pipe nobody reads would stall the server); the banner and errors go
@@ -95,11 +96,12 @@ class LauncherServer:
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
         cpus: CPUs = None,
+        module: str = "jetforce_sesh",
     ) -> None:
         self.log = log
         self._log_file = log.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "jetforce_sesh", "--port", "0", *args],
+            [sys.executable, "-m", module, "--port", "0", *args],
             stdout=subprocess.DEVNULL,
             stderr=self._log_file,
             env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"},
@@ -122,7 +124,7 @@ class LauncherServer:
                 break
             time.sleep(0.05)
         raise StartError(
-            f"jetforce_sesh {' '.join(map(str, self.process.args))} did not start:\n"  # type: ignore[arg-type]
+            f"{' '.join(map(str, self.process.args))} did not start:\n"  # type: ignore[arg-type]
             + self.log.read_text(errors="replace")
         )
 

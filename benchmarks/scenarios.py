@@ -2,8 +2,10 @@
 
 Every scenario serves the same visit-counter page (``benchmarks.apps.page``) and
 is started through the project's launcher, ``python -m jetforce_sesh``, as a user
-would start it. A scenario that cannot run on this machine says why, and the
-harness reports it as skipped rather than failing.
+would start it; the ceiling is stock Jetforce (``benchmarks.stock``), and the
+demo capsule's ``/counter`` (accounts, 27 routes, its own longer page) is served
+as ``jetforce-sesh`` serves it by default. A scenario that cannot run on this
+machine says why, and the harness reports it as skipped rather than failing.
 """
 
 from __future__ import annotations
@@ -106,6 +108,8 @@ class Scenario:
     # The fraction of --requests it gets each round: the CGI scenarios are so
     # much slower that a full share would take most of the run.
     share: float = 1.0
+    # What every answer must hold (after its 20), first visits included.
+    expect: bytes = EXPECT
 
 
 def _launcher(
@@ -143,6 +147,22 @@ def _needs_program(program: str, then: Check = _nothing_missing) -> Check:
         return then()
 
     return check
+
+
+def _stock(place: Place) -> Running:
+    return Running(
+        LauncherServer(
+            list(place.server_args),
+            place.home / "server.log",
+            cwd=REPO,
+            cpus=place.cpus,
+            module="benchmarks.stock",
+        )
+    )
+
+
+def _demo(place: Place) -> Running:
+    return Running(_launcher(place, ["--app", "jetforce_sesh:app"]))
 
 
 def _plain(place: Place) -> Running:
@@ -397,11 +417,20 @@ def _bridge(place: Place) -> Running:
 
 
 SCENARIOS = (
-    Scenario("plain", "plain route (ceiling)", apps.PLAIN_PATH, _plain),
+    Scenario("stock", "stock Jetforce, plain route (ceiling)", apps.PLAIN_PATH, _stock),
+    Scenario("plain", "plain route", apps.PLAIN_PATH, _plain),
     Scenario("session", "@session_route, memory slab", apps.COUNTER_PATH, _session),
-    # A second ceiling server: how far apart two identical scenarios measure is
+    # A second plain server: how far apart two identical scenarios measure is
     # the noise floor of this run, printed beside the differences that matter.
     Scenario("control", "plain route again (noise control)", apps.PLAIN_PATH, _plain),
+    Scenario(
+        "demo",
+        "the demo capsule's /counter (accounts, 27 routes)",
+        apps.COUNTER_PATH,
+        _demo,
+        # Its first visit is a welcome, not "Visit number".
+        expect=b"# Visit counter\n",
+    ),
     Scenario(
         "persist",
         "@session_route, persistent slab",

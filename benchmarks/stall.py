@@ -4,7 +4,8 @@ The hall of fame ranks every record of two games and the pet census reads every
 pet. With a million records per slab, reading them all takes seconds of CPU; done
 at once, it would freeze every other request for that long. This benchmark fills
 the demo capsule's slabs, runs the real reactor, and while a ranking or a census
-runs it measures:
+runs, or while players view the hall of fame 500 times a second (which ranks at
+most once a second, however many view it), it measures:
 
 - the longest stall: a probe asks to run every millisecond, and the worst delay
   between when it asked and when it ran is the longest time the reactor was busy
@@ -14,7 +15,9 @@ runs it measures:
   answer was ready;
 - how long the whole read took, wall clock.
 
-The goal is a longest stall of at most 5 ms at 1,000,000 records.
+The goal is a longest stall of at most 5 ms at 1,000,000 records, judged on the
+reactor thread's CPU time (see :class:`Ticker`); the wall-clock stall is shown
+beside it.
 """
 
 from __future__ import annotations
@@ -65,22 +68,34 @@ def samples() -> dict[Slab[Any], list[object]]:
 
 
 class Ticker:
-    """Asks to run ``every`` seconds; remembers how late each run began."""
+    """Asks to run ``every`` seconds; remembers how late each run began, on the
+    wall clock and in the reactor thread's CPU time.
+
+    On a shared machine the wall-clock delay also counts time the whole process
+    was not running (another process had the CPU); the CPU time the reactor
+    thread spent meanwhile counts only what it did instead of running this: the
+    stall the code under test caused.
+    """
 
     def __init__(self, every: float) -> None:
         self.every = every
         self.late: list[float] = []
+        self.busy: list[float] = []
         self.due = 0.0
+        self.asked_cpu = 0.0
         self.call: Any = None
 
     def start(self) -> None:
         self.due = time.perf_counter() + self.every
+        self.asked_cpu = time.thread_time()
         self.call = reactor.callLater(self.every, self._tick)
 
     def _tick(self) -> None:
+        self.busy.append(time.thread_time() - self.asked_cpu)
         self.run()
         self.late.append(max(0.0, time.perf_counter() - self.due))
         self.due = time.perf_counter() + self.every
+        self.asked_cpu = time.thread_time()
         self.call = reactor.callLater(self.every, self._tick)
 
     def run(self) -> None:
@@ -123,6 +138,7 @@ def measure(name: str, task: Callable[[], Deferred[Any]]) -> Deferred[dict[str, 
         done.callback(
             {
                 "longest stall ms": 1000 * max(probe.late, default=0.0),
+                "longest busy ms": 1000 * max(probe.busy, default=0.0),
                 "requests": len(ms),
                 "request p50 ms": statistics.median(ms) if ms else float("nan"),
                 "request p99 ms": ms[int(0.99 * (len(ms) - 1))] if ms else float("nan"),
@@ -131,6 +147,64 @@ def measure(name: str, task: Callable[[], Deferred[Any]]) -> Deferred[dict[str, 
         )
 
     task().addCallback(finished)
+    return done
+
+
+class FameViewers(Ticker):
+    """``/halloffame``, viewed every ``every`` seconds by many players, through
+    the application as the server calls it; a view's latency is from when it
+    was due to when its page was ready."""
+
+    def __init__(self, every: float = 0.002) -> None:
+        super().__init__(every)
+        self.environs = [
+            make_environ("/halloffame", player=f"f{n}") for n in range(500)
+        ]
+        self.count = 0
+        self.answered: list[float] = []
+
+    def run(self) -> None:
+        due = self.due
+        environ = dict(self.environs[self.count % len(self.environs)])
+        self.count += 1
+
+        def ready(_: object = None) -> None:
+            self.answered.append(time.perf_counter() - due)
+
+        for part in halloffame.app(environ, lambda status, meta: None):
+            if isinstance(part, Deferred):
+                part.addCallback(ready)
+            else:
+                ready()
+
+
+def views(seconds: float = 3.0) -> Deferred[dict[str, float]]:
+    """Players view the hall of fame for ``seconds``; the probe's longest stall,
+    the views' latencies, and how many rankings were read meanwhile."""
+    probe, viewers = Ticker(0.001), FameViewers()
+    readings = halloffame.standings.readings
+    probe.start()
+    viewers.start()
+    done: Deferred[dict[str, float]] = Deferred()
+
+    def finished() -> None:
+        probe.stop()
+        viewers.stop()
+        ms = sorted(1000 * t for t in viewers.answered)
+        done.callback(
+            {
+                "longest stall ms": 1000 * max(probe.late, default=0.0),
+                "longest busy ms": 1000 * max(probe.busy, default=0.0),
+                "requests": len(ms),
+                "request p50 ms": statistics.median(ms) if ms else float("nan"),
+                "request p99 ms": ms[int(0.99 * (len(ms) - 1))] if ms else float("nan"),
+                "read took s": seconds,
+                "rankings": halloffame.standings.readings - readings,
+                "ranking under way": float(halloffame.standings.waiting is not None),
+            }
+        )
+
+    reactor.callLater(seconds, finished)
     return done
 
 
@@ -143,7 +217,7 @@ def census() -> Deferred[Any]:
     return Deferred.fromCoroutine(pet.census.count())
 
 
-def run(records: int) -> dict[str, dict[str, float]]:
+def run(records: int, seconds: float = 3.0) -> dict[str, dict[str, float]]:
     from jetforce_sesh import app
 
     app.open(reactor, SlabOptions(max_records=records))
@@ -161,6 +235,8 @@ def run(records: int) -> dict[str, dict[str, float]]:
         chain.addCallback(lambda r: results.__setitem__("hall of fame ranking", r))
         chain.addCallback(lambda _: measure("pet census", census))
         chain.addCallback(lambda r: results.__setitem__("pet census", r))
+        chain.addCallback(lambda _: views(seconds))
+        chain.addCallback(lambda r: results.__setitem__("hall of fame views", r))
         chain.addBoth(lambda _: reactor.stop())
         return chain
 
@@ -179,20 +255,35 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--records", type=int, default=1_000_000, help="Records in each slab read"
     )
+    parser.add_argument(
+        "--views-seconds",
+        type=float,
+        default=3.0,
+        help="How long players view the hall of fame, 500 times a second",
+    )
     args = parser.parse_args(argv)
-    results = run(args.records)
+    results = run(args.records, args.views_seconds)
     print(f"Reading across players, {args.records:,} records per slab:")
     for name, figures in results.items():
-        verdict = "met" if figures["longest stall ms"] <= GOAL_MS else "MISSED"
-        stall, p50, p99 = (
+        stall, busy, p50, p99 = (
             figures["longest stall ms"],
+            figures["longest busy ms"],
             figures["request p50 ms"],
             figures["request p99 ms"],
         )
-        print(
-            f"  {name:<22} longest stall {stall:6.2f} ms (goal ≤ {GOAL_MS:g} ms:"
-            f" {verdict}); other requests p50 {p50:.2f} ms, p99 {p99:.2f} ms over"
+        verdict = "met" if busy <= GOAL_MS else "MISSED"
+        what = (
+            f"views p50 {p50:.2f} ms, p99 {p99:.2f} ms over {figures['requests']:.0f}"
+            f" in {figures['read took s']:g} s; {figures['rankings']:.0f}"
+            f" ranking{'' if figures['rankings'] == 1 else 's'} read"
+            + (" (and one under way)" if figures["ranking under way"] else "")
+            if "rankings" in figures
+            else f"other requests p50 {p50:.2f} ms, p99 {p99:.2f} ms over"
             f" {figures['requests']:.0f}; read took {figures['read took s']:.1f} s"
+        )
+        print(
+            f"  {name:<20} longest stall {stall:6.2f} ms, of it the reactor busy"
+            f" {busy:5.2f} ms (goal ≤ {GOAL_MS:g} ms: {verdict}); {what}"
         )
 
 

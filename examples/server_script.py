@@ -14,7 +14,7 @@ import attrs
 from jetforce.app.base import Request, Response, Status
 from jetforce.server import GeminiServer
 
-from jetforce_sesh import SessionApplication, SlabOptions, SQLiteStores
+from jetforce_sesh import ConfigError, SessionApplication, SlabOptions, SQLiteStores
 
 app = SessionApplication(
     "Visits", defaults=SlabOptions(max_records=1000, idle_timeout=30 * 86400)
@@ -33,10 +33,20 @@ def visit(request: Request, record: Visits) -> Response:
     return Response(Status.SUCCESS, "text/gemini", f"# Visit {record.count}\n")
 
 
-if __name__ == "__main__":
-    port = int(sys.argv[1]) if len(sys.argv) > 1 else 1965
-    if len(sys.argv) > 2:
+def main(port: str = "1965", state_dir: str | None = None) -> None:
+    if not port.isdigit() or int(port) > 65535:
+        raise ConfigError(f"the port must be a number from 0 to 65535 (got {port!r})")
+    if state_dir is not None:
         # Keep the records in SQLite files there too: they survive restarts.
-        app.stores = SQLiteStores(sys.argv[2])
-    server = GeminiServer(app, port=port)
-    server.run()
+        # (Made and locked now: a directory another server holds is refused.)
+        app.stores = SQLiteStores(state_dir)
+    GeminiServer(app, port=int(port)).run()
+
+
+if __name__ == "__main__":
+    try:
+        main(*sys.argv[1:3])
+    except ConfigError as error:
+        # One line, as the launcher says it: the value and the fix.
+        print(f"server_script.py: error: {error}", file=sys.stderr)
+        sys.exit(2)

@@ -106,10 +106,10 @@ class Server:
             preexec_fn=interruptible,
         )
         self.output: list[str] = []
-        self.port = self._wait_for_port(listening)
         #: With ``drain``, a thread keeps reading what the server prints, so a
         #: long run that logs a lot never blocks on a full pipe.
         self._reader: threading.Thread | None = None
+        self.port = self._wait_for_port(listening)
         if drain:
             self._reader = threading.Thread(target=self._read_on, daemon=True)
             self._reader.start()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -74,11 +75,19 @@ def test_the_codec_comparison_runs() -> None:
 
 @pytest.mark.e2e
 def test_the_stall_benchmark_runs_on_the_real_reactor() -> None:
-    result = run_module("benchmarks.stall", "--records", "2000")
+    result = run_module(
+        "benchmarks.stall", "--records", "2000", "--views-seconds", "0.5"
+    )
     assert 0 == result.returncode, result.stderr
     lines = result.stdout.splitlines()
     assert "Reading across players, 2,000 records per slab:" in lines
-    assert 2 == sum("longest stall" in line for line in lines)
+    assert 3 == sum("longest stall" in line for line in lines)
+    (viewed,) = [line for line in lines if "hall of fame views" in line]
+    # Views 500 times a second for half a second, just after a ranking: ranked
+    # again once at most, not once a view.
+    assert re.search(
+        r" in 0\.5 s; (0 rankings|1 ranking) read( \(and one under way\))?$", viewed
+    ), viewed
 
 
 @pytest.mark.e2e

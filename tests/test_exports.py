@@ -80,6 +80,7 @@ STORE_WRITERS = [
     "ISessionStore",
     "IdleSweep",
     "KEY_SIZE",
+    "MAX_VERSION",
     "MemoryStore",
     "RecordPage",
     "RedisStore",

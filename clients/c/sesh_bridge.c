@@ -21,8 +21,13 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+/* The longest certificate date this client passes on (Jetforce writes 20
+ * characters), and the room for a player on the wire: the fingerprint, and for
+ * the requesting player's own the certificate's two dates, each after a space. */
+#define MAX_DATE 32
+#define WHO_ROOM (SESH_MAX_FINGERPRINT + 2 * (1 + MAX_DATE))
 /* The largest message this client builds (a COMPARE-AND-SET with the longest
- * fingerprint it takes), within the server's limit of SESH_MAX_RECORD + 512. */
+ * player it sends), within the server's limit of SESH_MAX_RECORD + 512. */
 #define MAX_REQUEST 65792
 /* The reference bounds the client's messages only. A reply with a record is at
  * most 1 + 8 + SESH_MAX_RECORD; a message reply is trusted up to the client's
@@ -33,7 +38,7 @@
 /* Fails to compile if a COMPARE-AND-SET or a reply with a record could pass
  * the limits above: the buffers below are sized by them. */
 typedef char sesh_request_fits[
-    10 + SESH_MAX_FINGERPRINT + SESH_MAX_RECORD <= MAX_REQUEST &&
+    10 + WHO_ROOM + SESH_MAX_RECORD <= MAX_REQUEST && WHO_ROOM <= 255 &&
     5 + SESH_MAX_SLAB <= MAX_REQUEST && 9 + SESH_MAX_RECORD <= MAX_REPLY ? 1 : -1];
 
 #define SUN_PATH_SIZE sizeof(((struct sockaddr_un *)0)->sun_path)
@@ -45,8 +50,8 @@ struct state {
     size_t record_size;
     char path[SUN_PATH_SIZE];
     char slab[SESH_MAX_SLAB + 1];
-    char fingerprint[SESH_MAX_FINGERPRINT + 1];
-    size_t fingerprint_size; /* 0: no player looked up */
+    char who[WHO_ROOM + 1]; /* the player looked up last, as sent */
+    size_t who_size; /* 0: no player looked up */
     int looked_up; /* this connection sent a LOOKUP that succeeded */
     unsigned long long version;
     char error[ERROR_SIZE];
@@ -138,6 +143,7 @@ static int unavailable(const char *what, int error) {
     return fail(SESH_UNAVAILABLE, "%s %s: %s", what, st.path, strerror(error));
 }
 
+/* 0, or the errno that stopped the write. */
 static int write_all(const unsigned char *data, size_t size) {
     /* A server gone away must give an error, not the SIGPIPE that would kill
      * the CGI program before it prints a status line. */
@@ -150,12 +156,12 @@ static int write_all(const unsigned char *data, size_t size) {
         ssize_t sent = send(st.fd, data, size, flags);
         if (sent < 0) {
             if (errno == EINTR) continue;
-            return unavailable("cannot write to", errno);
+            return errno;
         }
         data += sent;
         size -= (size_t)sent;
     }
-    return SESH_OK;
+    return 0;
 }
 
 static int read_all(unsigned char *data, size_t size) {
@@ -202,26 +208,35 @@ static int read_reply(unsigned long *reply_size) {
 static int exchange(size_t size, size_t ok_size, int may_conflict) {
     unsigned long reply_size;
     size_t selecting = select_size;
-    int rc;
+    int rc, write_error;
     put_u32(out, (unsigned long)size);
     /* The SELECT goes in the same write: the server answers it at once, so it
      * costs no round trip of its own. */
     memcpy(out - selecting, select_frame, selecting);
     select_size = 0;
-    rc = write_all(out - selecting, selecting + 4 + size);
-    if (rc != SESH_OK) return rc;
+    write_error = write_all(out - selecting, selecting + 4 + size);
+    /* A server that turned the connection away (too many open) answered its
+     * SELECT and closed: that answer says why, where the write says only
+     * "broken pipe". */
+    if (write_error != 0 &&
+        (selecting == 0 || (write_error != EPIPE && write_error != ECONNRESET)))
+        return unavailable("cannot write to", write_error);
     if (selecting > 0) {
         rc = read_reply(&reply_size);
-        if (rc != SESH_OK) return rc;
-        if (in[0] == 'E') {
+        if (rc != SESH_OK)
+            return write_error ? unavailable("cannot write to", write_error) : rc;
+        if (in[0] == 'E' || in[0] == 'N') {
+            /* Either way the server has closed its end: it will not answer
+             * the request sent with the SELECT as if the SELECT had worked. */
             take_message(in + 1, reply_size - 1);
-            disconnect(); /* the server has closed its end */
-            return SESH_PROTOCOL;
+            disconnect();
+            return in[0] == 'E' ? SESH_PROTOCOL : SESH_REFUSED;
         }
         if (in[0] != 'K' || reply_size != 1)
             return broken("the bridge's reply to SELECT has code %lu and %lu"
                           " bytes, not K and 1", (unsigned long)in[0],
                           reply_size);
+        if (write_error != 0) return unavailable("cannot write to", write_error);
     }
     rc = read_reply(&reply_size);
     if (rc != SESH_OK) return rc;
@@ -242,6 +257,9 @@ static int exchange(size_t size, size_t ok_size, int may_conflict) {
     case 'N':
         take_message(in + 1, reply_size - 1);
         return SESH_REFUSED;
+    case 'V':
+        take_message(in + 1, reply_size - 1);
+        return SESH_NOT_VALID;
     case 'E':
         take_message(in + 1, reply_size - 1);
         disconnect(); /* the server has closed its end */
@@ -318,7 +336,7 @@ int sesh_init(int record_size, const char *socket_path) {
     st.record_size = 0;
     st.path[0] = '\0';
     st.slab[0] = '\0';
-    st.fingerprint_size = 0;
+    st.who_size = 0;
     st.version = 0;
     if (path == NULL || path[0] == '\0') path = socket_path;
     if (record_size < 1 || record_size > SESH_MAX_RECORD)
@@ -354,12 +372,44 @@ int sesh_select(const char *slab) {
     return ensure_connected();
 }
 
+/* The player on the wire, into st.who: the fingerprint, and when it is the
+ * requesting player's own (TLS_CLIENT_HASH) the certificate's dates from the
+ * CGI environment ("-" for one not set), so that the server refuses an
+ * expired certificate as the capsule's routes do (SESH_NOT_VALID). */
+static int make_who(const char *sha256, size_t size) {
+    static const char *const names[2] = {"TLS_CLIENT_NOT_BEFORE",
+                                         "TLS_CLIENT_NOT_AFTER"};
+    const char *own = getenv("TLS_CLIENT_HASH");
+    const char *dates[2];
+    size_t at = size, length;
+    int i;
+    memcpy(st.who, sha256, size);
+    st.who[at] = '\0';
+    if (own == NULL || strcmp(own, sha256) != 0) return SESH_OK;
+    for (i = 0; i < 2; i++) {
+        dates[i] = getenv(names[i]);
+        if (dates[i] == NULL || dates[i][0] == '\0') dates[i] = "-";
+    }
+    if (strcmp(dates[0], "-") == 0 && strcmp(dates[1], "-") == 0) return SESH_OK;
+    for (i = 0; i < 2; i++) {
+        length = strlen(dates[i]);
+        if (length > MAX_DATE)
+            return fail(SESH_PROTOCOL, "%s is longer than %d characters: not a"
+                        " date", names[i], MAX_DATE);
+        st.who[at++] = ' ';
+        memcpy(st.who + at, dates[i], length);
+        at += length;
+    }
+    st.who[at] = '\0';
+    return SESH_OK;
+}
+
 /* LOOKUP ('L', taking the turn) or PEEK ('P'). */
 static int read_record(char code, const char *sha256, void *buf) {
     size_t size;
     int rc;
     /* Whatever happens below, no later write may go to the previous player. */
-    st.fingerprint_size = 0;
+    st.who_size = 0;
     st.version = 0;
     if (!st.ready) return st.init_code; /* its message stays */
     if (sha256 == NULL || sha256[0] == '\0')
@@ -369,17 +419,19 @@ static int read_record(char code, const char *sha256, void *buf) {
     if (size > SESH_MAX_FINGERPRINT)
         return fail(SESH_PROTOCOL, "fingerprint is longer than %d characters",
                     SESH_MAX_FINGERPRINT);
+    rc = make_who(sha256, size);
+    if (rc != SESH_OK) return rc;
+    size = strlen(st.who);
     rc = ensure_connected();
     if (rc != SESH_OK) return rc;
     /* A LOOKUP ends the turn an earlier one held; after a PEEK, sesh_update
      * must not write to the player peeked at as if under the turn. */
     st.looked_up = 0;
     out[4] = (unsigned char)code;
-    memcpy(out + 5, sha256, size);
+    memcpy(out + 5, st.who, size);
     rc = exchange(1 + size, 9 + st.record_size, 0);
     if (rc != SESH_OK) return rc;
-    memcpy(st.fingerprint, sha256, size + 1);
-    st.fingerprint_size = size;
+    st.who_size = size;
     st.version = get_u64(in + 1);
     if (code == 'L') st.looked_up = 1;
     memcpy(buf, in + 9, st.record_size);
@@ -394,15 +446,16 @@ int sesh_peek(const char *sha256, void *buf) {
     return read_record('P', sha256, buf);
 }
 
-/* After a write: the new version, or on X the current record and version. */
-static int written(int rc, void *buf) {
+/* After a write: the new version, or on X the current record and version.
+ * Whatever the answer, the write ended the turn. */
+static int written(int rc, void *buf, const char *conflict) {
+    st.looked_up = 0;
     if (rc == SESH_OK) {
         st.version = get_u64(in + 1);
     } else if (rc == SESH_CONFLICT) {
         st.version = get_u64(in + 1);
         memcpy(buf, in + 9, st.record_size);
-        fail(SESH_CONFLICT, "the record moved: the buffer holds the one stored"
-             " now");
+        fail(SESH_CONFLICT, "%s", conflict);
     }
     return rc;
 }
@@ -411,7 +464,7 @@ int sesh_update(void *buf) {
     int rc;
     if (!st.ready) return st.init_code; /* its message stays */
     if (buf == NULL) return fail(SESH_PROTOCOL, "no buffer for the record");
-    if (st.fingerprint_size == 0)
+    if (st.who_size == 0)
         return fail(SESH_PROTOCOL, "sesh_update before a sesh_lookup");
     if (!st.looked_up)
         return fail(SESH_PROTOCOL,
@@ -420,11 +473,12 @@ int sesh_update(void *buf) {
     out[4] = 'U';
     memcpy(out + 5, buf, st.record_size);
     rc = exchange(1 + st.record_size, 9, 1);
-    return written(rc, buf);
+    return written(rc, buf, "the turn ran out before the update: the buffer"
+                   " holds the record stored now");
 }
 
 int sesh_compare_and_set(void *buf) {
-    size_t size = st.fingerprint_size;
+    size_t size = st.who_size;
     int rc;
     if (!st.ready) return st.init_code; /* its message stays */
     if (buf == NULL) return fail(SESH_PROTOCOL, "no buffer for the record");
@@ -435,14 +489,15 @@ int sesh_compare_and_set(void *buf) {
     out[4] = 'C';
     put_u64(out + 5, st.version);
     out[13] = (unsigned char)size;
-    memcpy(out + 14, st.fingerprint, size);
+    memcpy(out + 14, st.who, size);
     memcpy(out + 14 + size, buf, st.record_size);
     rc = exchange(10 + size + st.record_size, 9, 1);
-    return written(rc, buf);
+    return written(rc, buf, "the record moved: the buffer holds the one stored"
+                   " now");
 }
 
 int sesh_delete(void) {
-    size_t size = st.fingerprint_size;
+    size_t size = st.who_size;
     int rc;
     if (!st.ready) return st.init_code; /* its message stays */
     if (size == 0) return fail(SESH_PROTOCOL, "sesh_delete before a sesh_lookup");
@@ -450,8 +505,9 @@ int sesh_delete(void) {
     if (rc != SESH_OK) return rc;
     out[4] = 'D';
     put_u64(out + 5, st.version);
-    memcpy(out + 13, st.fingerprint, size);
+    memcpy(out + 13, st.who, size);
     rc = exchange(9 + size, 2, 1);
+    st.looked_up = 0;
     if (rc == SESH_CONFLICT) {
         st.version = get_u64(in + 1);
         return fail(SESH_CONFLICT, "the record moved: sesh_version() is the"
@@ -468,6 +524,7 @@ int sesh_delete(void) {
 int sesh_release(void) {
     if (!st.ready) return st.init_code; /* its message stays */
     if (st.fd < 0) return SESH_OK;
+    st.looked_up = 0;
     out[4] = 'R';
     return exchange(1, 1, 0);
 }

@@ -36,8 +36,12 @@ extern "C" {
  * change on it and call sesh_compare_and_set. */
 #define SESH_CONFLICT (-1)
 /* The server refused, and nothing changed: store full, record invalid (the
- * message names the field), player busy, store unavailable, shutting down.
- * The connection stays open. */
+ * message names the field), player busy (their turn held, their queue full,
+ * or this user's programs past the time they may hold it), store
+ * unavailable, shutting down, too many connections. The connection stays
+ * open, except when the refusal answered its first request (the server turned
+ * the connection away, or could not serve the slab): then it is closed, and
+ * the next call connects again. */
 #define SESH_REFUSED (-2)
 /* The server said the request was wrong (wrong record size, unknown slab, a
  * fingerprint it cannot read, a malformed or out-of-order message), or it
@@ -48,6 +52,12 @@ extern "C" {
 /* The socket cannot be reached, or the server closed the connection or did
  * not answer in time. The next call connects again. */
 #define SESH_UNAVAILABLE (-4)
+/* The player's certificate cannot be used now: it has expired, or is not
+ * valid yet, by the dates the server gave this CGI program
+ * (TLS_CLIENT_NOT_BEFORE, TLS_CLIENT_NOT_AFTER). The capsule's routes answer
+ * such a request 62: answer it "62 " and sesh_error() too. Nothing changed;
+ * the connection stays open. */
+#define SESH_NOT_VALID (-5)
 
 /* The largest record the bridge serves, in bytes. */
 #define SESH_MAX_RECORD 65536
@@ -56,8 +66,10 @@ extern "C" {
 /* The longest fingerprint sesh_lookup takes, in characters. The longest form
  * the server parses, "SHA256:" and 32 colon-separated hex pairs, is 102. */
 #define SESH_MAX_FINGERPRINT 128
-/* How long a call waits for a reply before SESH_UNAVAILABLE. A LOOKUP waits
- * for the player's turn up to 10 s on the server, which then refuses. */
+/* How long a call waits for a reply before SESH_UNAVAILABLE, and for a place
+ * in the server's queue of connections (its listen backlog) when it is full.
+ * A LOOKUP waits for the player's turn up to 10 s on the server, which then
+ * refuses. */
 #define SESH_REPLY_TIMEOUT_SECONDS 30
 
 /* Set up the client: records of record_size bytes (1 to SESH_MAX_RECORD, the
@@ -79,15 +91,19 @@ int sesh_init(int record_size, const char *socket_path);
 int sesh_select(const char *slab);
 
 /* Read the player's record into buf (record_size bytes) and take the player's
- * turn: until this connection's next sesh_update, sesh_delete, sesh_release or
- * sesh_lookup, until sesh_close or exit, or for at most 10 s, the player's
- * other requests wait. sha256 is TLS_CLIENT_HASH as given ("SHA256:" and 64
- * hex digits) or the 64 hex digits alone; the server parses it. A player the
+ * turn: until this connection's next write, sesh_release or sesh_lookup, until
+ * sesh_close or exit, or for at most 10 s, the player's other requests wait.
+ * sha256 is TLS_CLIENT_HASH as given ("SHA256:" and 64 hex digits) or the 64
+ * hex digits alone; the server parses it. When it is TLS_CLIENT_HASH itself,
+ * the certificate's dates from TLS_CLIENT_NOT_BEFORE and TLS_CLIENT_NOT_AFTER
+ * go with it, and an expired certificate gets SESH_NOT_VALID. A player the
  * slab does not know yet reads version 0 and the layout's defaults (zeros for
  * numbers). Remembers the player and the version for the calls below; a
  * failed lookup forgets them, so no later call writes to an earlier player.
- * Returns SESH_REFUSED when the turn did not come in 10 s or too many of the
- * player's requests wait; buf is written only on SESH_OK. */
+ * Returns SESH_REFUSED when the turn did not come in 10 s, too many of the
+ * player's requests wait, or this user's programs have held the player's turn
+ * as long as the server allows (--bridge-hold-budget); buf is written only on
+ * SESH_OK. */
 int sesh_lookup(const char *sha256, void *buf);
 
 /* Read the player's record into buf, as sesh_lookup does, without taking the
@@ -98,25 +114,30 @@ int sesh_lookup(const char *sha256, void *buf);
 int sesh_peek(const char *sha256, void *buf);
 
 /* Store buf (record_size bytes) for the player this connection looked up
- * last, and end the turn; sesh_version() is then the record's new version.
- * Under the turn nothing else moves the record, so this conflicts only when
- * the turn ran out or a sesh_compare_and_set or sesh_delete elsewhere wrote
- * meanwhile: then SESH_CONFLICT, with the current record copied into buf
- * (which is why buf is not const). SESH_PROTOCOL, without asking the server,
- * when this connection has looked nobody up (a connection lost after the
- * lookup loses the turn with it: use sesh_compare_and_set). */
+ * last, under the turn that sesh_lookup took, and end the turn; sesh_version()
+ * is then the record's new version. Under the turn nothing else writes the
+ * record, so this conflicts only when the turn ran out (10 s): then
+ * SESH_CONFLICT, nothing is written, and the current record is copied into
+ * buf (which is why buf is not const): redo the change on it and call
+ * sesh_compare_and_set. SESH_PROTOCOL, without asking the server, when this
+ * connection holds no turn of a sesh_lookup: none was made, or a write or
+ * sesh_release ended it (a connection lost after the lookup loses the turn
+ * with it: use sesh_compare_and_set). */
 int sesh_update(void *buf);
 
 /* Store buf (record_size bytes) for the player last looked up, if the record's
- * version is still sesh_version() (0: the player has no record); needs no turn
- * and works on a new connection too. On SESH_OK sesh_version() is the new
- * version; on SESH_CONFLICT buf holds the current record and sesh_version()
- * its version, so a loop can redo the change and call again. SESH_PROTOCOL,
- * without asking the server, when no player has been looked up. */
+ * version is still sesh_version() (0: the player has no record); works on a
+ * new connection too. It takes the player's turn for the write (waiting, as
+ * sesh_lookup waits, while a route or another program holds it), or writes
+ * under the turn this connection holds, and ends it. On SESH_OK sesh_version()
+ * is the new version; on SESH_CONFLICT buf holds the current record and
+ * sesh_version() its version, so a loop can redo the change and call again.
+ * SESH_PROTOCOL, without asking the server, when no player has been looked
+ * up. */
 int sesh_compare_and_set(void *buf);
 
-/* Forget the player's record if its version is still sesh_version(), and end
- * the turn. On SESH_OK (whether or not there was a record) sesh_version() is
+/* Forget the player's record if its version is still sesh_version(), under
+ * the player's turn as sesh_compare_and_set writes, and end the turn. On SESH_OK (whether or not there was a record) sesh_version() is
  * 0. On SESH_CONFLICT sesh_version() is the current version: call
  * sesh_lookup to see the record, or sesh_delete again to delete it anyway.
  * SESH_PROTOCOL, without asking the server, when no player has been looked

@@ -52,6 +52,9 @@ static void visit(unsigned char *record) {
 static int failed(int code) {
     fprintf(stderr, "counter.cgi: %s\n", sesh_error());
     switch (code) {
+    case SESH_NOT_VALID: /* expired: what the capsule's /counter answers too */
+        printf("62 %s\r\n", sesh_error());
+        break;
     case SESH_UNAVAILABLE:
         fputs("41 The session store is unavailable\r\n", stdout);
         break;

@@ -33,6 +33,10 @@ def main() -> None:
         with sesh_bridge.session(fingerprint, "visits", "<QQ", SOCKET) as fields:
             fields[0] += 1  # count
             fields[1] += 1  # every visit ever
+    except sesh_bridge.NotValid as expired:
+        # Expired or not yet valid: the answer the capsule's /counter gives.
+        sys.stdout.write(f"62 {expired}\r\n")
+        return
     except sesh_bridge.Refused as refused:
         sys.stdout.write(f"44 Busy: {refused}\r\n")
         return

@@ -3,15 +3,19 @@
 A program in C or Python (see ``sesh_bridge.py`` and ``clients/c/``) connects, picks
 a slab that has a fixed layout, and looks up, updates, compares-and-sets or deletes
 one player's record: the very record, in the very store, that in-process routes
-use, served by the same reactor. A LOOKUP takes the player's turn from the slab's
-:class:`~jetforce_sesh.session.turns.Turns`, as an in-process request does, so a CGI
-program's read-change-write cannot interleave with a route's, and every write is a
-compare-and-set against the version read, so none is lost even when a turn runs
-out. The wire format is in ``docs/reference/bridge.md``.
+use, served by the same reactor. Every read-change-write takes the player's turn
+from the slab's :class:`~jetforce_sesh.session.turns.Turns`, as an in-process
+request does: a LOOKUP holds it until the UPDATE, and a COMPARE-AND-SET or DELETE
+takes it for its write. So no write ever lands inside another's turn, and an
+UPDATE whose turn has ended writes nothing (``X``). The wire format is in
+``docs/reference/bridge.md``.
 
 Each connection is strict request and reply: anything malformed, oversized,
-unknown or sent out of turn gets an ``E`` reply and the connection is closed; the
-server and every other connection carry on.
+unknown or sent before the reply to the last gets an ``E`` reply and the
+connection is closed; the server and every other connection carry on. What one
+connection may cost is bounded (:mod:`jetforce_sesh.bridge.limits`): it is not
+read while its unsent replies pass a bound, connections are capped in all and
+per user and process, and one user's holds of a player's turn per window.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import struct
 from collections.abc import Callable
 from typing import Any, NoReturn, cast
 
-from jetforce.app.base import Response
+from twisted.internet import tcp
 from twisted.internet.abstract import FileDescriptor
 from twisted.internet.defer import CancelledError, Deferred, maybeDeferred
 from twisted.internet.defer import TimeoutError as TimedOut
@@ -32,6 +36,11 @@ from twisted.protocols.basic import Int32StringReceiver
 from twisted.python.failure import Failure
 
 import sesh_bridge as wire
+from jetforce_sesh.bridge.answers import BadMessage, Closing, Moved, NotValid, Refusal
+from jetforce_sesh.bridge.holds import HoldBudgets
+from jetforce_sesh.bridge.limits import BridgeLimits
+from jetforce_sesh.bridge.peers import Admission, Peer, peer_of
+from jetforce_sesh.bridge.turn import WAIT_TIMEOUT, BridgeTurn
 from jetforce_sesh.errors import (
     Conflict,
     RecordInvalid,
@@ -42,7 +51,12 @@ from jetforce_sesh.errors import (
     StoreUnavailable,
     why,
 )
-from jetforce_sesh.identity import BadFingerprint, parse_fingerprint
+from jetforce_sesh.identity import (
+    BadFingerprint,
+    Certificate,
+    parse_fingerprint,
+    read_certificate,
+)
 from jetforce_sesh.records.codec import Codec
 from jetforce_sesh.session.slab import OpenSlab, Slab
 from jetforce_sesh.stores.contract import ABSENT, ANY_VERSION, Stored
@@ -50,26 +64,23 @@ from jetforce_sesh.stores.contract import ABSENT, ANY_VERSION, Stored
 #: Seconds a connection may stay without sending a complete message: longer than
 #: a turn is held, so a slow client still hears that its turn ran out.
 IDLE_TIMEOUT = 30.0
-#: Seconds a LOOKUP holds the player's turn at most.
-HOLD_TIMEOUT = 10.0
-#: Seconds a LOOKUP waits for the turn, and a store operation for its answer.
-WAIT_TIMEOUT = 10.0
-#: Seconds between two checks of those limits: each is kept within this much.
+#: Seconds between two checks of the time limits: each is kept within this much.
 SWEEP_EVERY = 1.0
+#: Seconds a closed connection may keep replies its client has not read yet
+#: (its last one, an ``E``, says why it is closed) before it is cut off.
+LINGER = 10.0
+#: Certificates (a fingerprint and its dates) remembered as read: reading the
+#: dates costs more than the request. Cleared whenever it reaches this.
+CERTIFICATES_MAX = 4096
+
+#: The error for a message sent before the reply to the one before it.
+PIPELINED = "a message before the reply to the last: send one at a time"
 
 _VERSION = struct.Struct("!Q")
 _SIZE = struct.Struct("!I")
 _LENGTH = struct.Struct("!I")
 
 _log = Logger()
-
-
-class BadMessage(Exception):
-    """A message the protocol does not allow: answered ``E``, then closed."""
-
-
-class Refusal(Exception):
-    """A request the bridge declines (``N``); the connection stays usable."""
 
 
 class BridgeProtocol(Int32StringReceiver):
@@ -84,29 +95,82 @@ class BridgeProtocol(Int32StringReceiver):
         #: The player last read or written, and the version this connection saw.
         self.key: bytes | None = None
         self.version = ABSENT
-        #: The turn this connection holds or waits for.
-        self.turn: _Turn | None = None
+        #: The turn this connection holds or waits for (one at most).
+        self.turn: BridgeTurn | None = None
         #: Between a message and its reply: the client rightly waits meanwhile.
         self.busy = False
         self.gone = False
+        #: Let in past the caps, and so counted until the connection is lost.
+        self.admitted = False
+        self.peer: Peer | None = None
         #: Replies held back while one read's messages are answered.
         self.corked: list[bytes] | None = None
-        #: When the last message came (the bridge's sweep drops the silent).
+        #: Messages taken from the bytes read since the client last sent any,
+        #: and whether the first was a SELECT: only a SELECT may go ahead of a
+        #: request, as its reply comes at once.
+        self.taken = 0
+        self.selected = False
+        #: When the last reply went (the bridge's sweep drops the silent).
         self.heard = bridge.clock.seconds()
 
     # -- the connection --------------------------------------------------------
 
     def connectionMade(self) -> None:
-        self.bridge.connections.add(self)
+        transport = self.transport
+        assert transport is not None
+        bridge = self.bridge
+        self.peer = bridge.identify(transport)
+        refusal = bridge.admission.admit(self.peer)
+        if refusal is not None:
+            # Answered as the reply to the SELECT that comes first, and closed at
+            # once: a connection past the cap must not keep its descriptor.
+            self.gone = True
+            write_now(transport, _frame(wire.REFUSED + _text(refusal)))
+            transport.loseConnection()
+            return
+        self.admitted = True
+        bridge.connections[self] = None
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         self.drop()
+        if self.bridge.lingering:
+            self.bridge.lingering.pop(self, None)
+        if self.admitted:
+            self.admitted = False
+            self.bridge.admission.leave(self.peer)
 
     def drop(self) -> None:
         """Stop answering, and give back the turn this connection holds."""
         self.gone = True
-        self.bridge.connections.discard(self)
+        self.bridge.connections.pop(self, None)
         self._end_turn()
+
+    def close(self) -> None:
+        """Close the connection now, giving back its turn."""
+        if not self.gone:
+            self._close()
+        self.drop()
+
+    def _close(self) -> None:
+        transport: Any = self.transport
+        assert transport is not None
+        if transport.producer is self:
+            transport.unregisterProducer()
+        transport.loseConnection()
+        if unsent(transport):
+            # Closed once the client has read what is sent; the sweep cuts off
+            # a client that does not read it within LINGER.
+            self.bridge.lingering[self] = self.bridge.clock.seconds()
+
+    def pauseProducing(self) -> None:
+        """The transport holds more replies than it likes unsent: stop reading
+        while more than ``max_unsent`` bytes of them wait."""
+        if unsent(self.transport) > self.bridge.limits.max_unsent:
+            super().pauseProducing()  # type: ignore[no-untyped-call]
+
+    def resumeProducing(self) -> None:
+        if not self.gone:
+            super().resumeProducing()  # type: ignore[no-untyped-call]
 
     def lengthLimitExceeded(self, length: int) -> None:
         self._fail(f"message of {length} bytes: messages are at most {self.MAX_LENGTH}")
@@ -116,8 +180,10 @@ class BridgeProtocol(Int32StringReceiver):
         if not self._unprocessed and len(data) > 4:
             (size,) = _LENGTH.unpack_from(data)
             if size == len(data) - 4 and size <= self.MAX_LENGTH:
-                self.stringReceived(data[4:])
+                self._handle(data[4:])
                 return
+        if data:
+            self.taken = 0  # the client sent more: it may have read the replies
         # Several messages (SELECT and the first request, sent together): their
         # replies go out together too, in one write.
         self.corked = []
@@ -128,16 +194,32 @@ class BridgeProtocol(Int32StringReceiver):
             self.corked = None
 
     def stringReceived(self, message: bytes) -> None:
+        """One message of bytes that came with more, or in parts."""
+        if self.gone:
+            return
+        taken = self.taken
+        if taken > 1 or (taken == 1 and not self.selected):
+            # Sent before the reply to the last could be read: answering it
+            # would let a client that never reads make the server buffer
+            # without end.
+            self._fail(PIPELINED)
+            return
+        if taken == 0:
+            self.selected = message[:1] == wire.SELECT
+        self.taken = taken + 1
+        self._handle(message)
+
+    def _handle(self, message: bytes) -> None:
         if self.gone:
             return
         if self.busy:
-            self._fail("a message before the reply to the last: send one at a time")
+            self._fail(PIPELINED)
             return
         self.busy = True
         try:
             answer = self._dispatch(message)
         except Exception as error:
-            if not isinstance(error, (BadMessage, Refusal, _Moved)):
+            if not isinstance(error, (BadMessage, Refusal, Moved)):
                 _log.failure("bridge request failed")
             self._replied(error)
             return
@@ -156,7 +238,7 @@ class BridgeProtocol(Int32StringReceiver):
             self._fail(f"nothing received for {IDLE_TIMEOUT:g} s")
 
     def _failed(self, failure: Failure) -> None:
-        if not isinstance(failure.value, (BadMessage, Refusal, _Moved)):
+        if not isinstance(failure.value, (BadMessage, Refusal, Moved)):
             _log.failure("bridge request failed", failure=failure)
         self._replied(failure.value or Exception("failed with no exception"))
 
@@ -166,9 +248,15 @@ class BridgeProtocol(Int32StringReceiver):
             return
         if isinstance(result, bytes):
             self._send(wire.DONE + result)
+        elif isinstance(result, NotValid):
+            self._send(wire.NOT_VALID + _text(str(result)))
         elif isinstance(result, Refusal):
             self._send(wire.REFUSED + _text(str(result)))
-        elif isinstance(result, _Moved):
+            if isinstance(result, Closing):
+                self._flush()
+                self.close()
+                return
+        elif isinstance(result, Moved):
             self._send(wire.CONFLICT + _VERSION.pack(result.version) + result.data)
         elif isinstance(result, BadMessage):
             self._fail(str(result))
@@ -184,20 +272,37 @@ class BridgeProtocol(Int32StringReceiver):
             self.corked.append(frame)
             return
         assert self.transport is not None
-        write_now(self.transport, frame)
+        if not write_now(self.transport, frame):
+            self._throttle()
 
     def _flush(self) -> None:
         """Write the replies held back."""
         if self.corked and self.transport is not None:
-            write_now(self.transport, b"".join(self.corked))
+            if not write_now(self.transport, b"".join(self.corked)):
+                self._throttle()
             self.corked.clear()
+
+    def _throttle(self) -> None:
+        """A reply did not all go at once: stop reading while more than
+        ``max_unsent`` bytes wait to be sent.
+
+        The connection becomes its transport's producer then (most never need
+        to), so the transport resumes it once its buffer is sent. The transport
+        pauses its producer only past its own buffer size; this pauses past
+        the bridge's bound, and marks the transport paused to be resumed.
+        """
+        transport: Any = self.transport
+        if getattr(transport, "producer", self) is None:
+            transport.registerProducer(self, True)
+        if not self.paused and unsent(transport) > self.bridge.limits.max_unsent:
+            transport.producerPaused = True
+            super().pauseProducing()  # type: ignore[no-untyped-call]
 
     def _fail(self, message: str) -> None:
         if not self.gone:
             self._send(wire.ERROR + _text(message))
             self._flush()
-            assert self.transport is not None
-            self.transport.loseConnection()
+            self._close()
         self.drop()
 
     # -- requests --------------------------------------------------------------
@@ -206,27 +311,39 @@ class BridgeProtocol(Int32StringReceiver):
         code, body = message[:1], message[1:]
         if code == wire.SELECT:
             return self._select(body)
-        if self.slab is None:
+        slab = self.slab
+        if slab is None:
             raise BadMessage(f"{_name(code)} before SELECT: select a slab first")
         if code == wire.LOOKUP:
-            return self._lookup(self._player(body))
+            opened = _opened(slab)
+            return self._lookup(opened, self._player(opened, body))
         if code == wire.PEEK:
-            return self._read(self._opened(), self._player(body))
+            opened = _opened(slab)
+            return self._read(opened, self._player(opened, body))
         if code == wire.UPDATE:
             if self.key is None:
                 raise BadMessage("UPDATE before LOOKUP: look the player up first")
-            return self._save(self.key, body, self.version)
+            return self._update(_opened(slab), self.key, body)
         if code == wire.COMPARE_AND_SET:
             if len(body) < 9 or len(body) < 9 + body[8]:
                 raise BadMessage("COMPARE-AND-SET is too short")
             (expected,) = _VERSION.unpack_from(body)
             end = 9 + body[8]
-            return self._save(self._player(body[9:end]), body[end:], expected)
+            opened = _opened(slab)
+            key = self._player(opened, body[9:end])
+            record = self._record(opened, key, body[end:])
+            return self._in_turn(
+                opened, key, lambda: self._save(opened, key, record, expected)
+            )
         if code == wire.DELETE:
             if len(body) < _VERSION.size:
                 raise BadMessage("DELETE is too short")
             (expected,) = _VERSION.unpack_from(body)
-            return self._delete(self._player(body[_VERSION.size :]), expected)
+            opened = _opened(slab)
+            key = self._player(opened, body[_VERSION.size :])
+            return self._in_turn(
+                opened, key, lambda: self._delete(opened, key, expected)
+            )
         if code == wire.RELEASE:
             if body:
                 raise BadMessage("RELEASE carries nothing")
@@ -243,52 +360,82 @@ class BridgeProtocol(Int32StringReceiver):
         except UnicodeDecodeError:
             raise BadMessage("SELECT's slab name is not UTF-8") from None
         slab = self.bridge.pick(name)
-        self.slab = slab
-        codec = self._opened().codec
+        try:
+            codec = _opened(slab).codec
+        except Refusal as refusal:
+            raise Closing(str(refusal)) from None
         if size != codec.record_size:
             raise BadMessage(
                 f"slab {slab.name!r} has {codec.record_size}-byte records (layout"
                 f" {slab.layout!r}), not {size}: use that record size"
             )
         self._end_turn()
+        self.slab = slab
         self.defaults = self.bridge.defaults(slab, codec)
         self.key = None
         self.version = ABSENT
         return b""
 
-    def _player(self, text: bytes) -> bytes:
-        """The key of the player whose fingerprint ``text`` spells, through the
-        capsule's key step (an account, when accounts are on)."""
-        try:
-            fingerprint = parse_fingerprint(text.decode("ascii"))
-        except (UnicodeDecodeError, BadFingerprint) as error:
-            detail = str(error) if isinstance(error, BadFingerprint) else why(error)
-            raise BadMessage(f"not a fingerprint: {detail}") from None
-        keys: Any = self._opened().keys
+    def _player(self, opened: OpenSlab[Any], text: bytes) -> bytes:
+        """The key of the player ``text`` names (a fingerprint, and perhaps its
+        certificate's dates), through the capsule's key step (an account, when
+        accounts are on)."""
+        if b" " in text:
+            fingerprint = self.bridge.fingerprint(text, opened.clock)
+        else:
+            try:
+                fingerprint = parse_fingerprint(text.decode("ascii"))
+            except (UnicodeDecodeError, BadFingerprint) as error:
+                raise BadMessage(f"not a fingerprint: {_detail(error)}") from None
+        keys: Any = opened.keys
         return cast(bytes, keys.key_for_fingerprint(fingerprint))
 
-    def _opened(self) -> OpenSlab[Any]:
-        assert self.slab is not None
-        try:
-            opened = self.slab.opened
-        except StoreNotOpen:
-            raise Refusal("the capsule is not serving now: try again later") from None
-        if opened.closing:
-            raise Refusal("the capsule is shutting down: try again later")
-        return opened
-
-    def _lookup(self, key: bytes) -> bytes | Deferred[bytes]:
+    def _take(self, opened: OpenSlab[Any], key: bytes) -> BridgeTurn:
+        """This connection's turn of ``key``, held or waited for; Refusal if
+        it may not have it."""
         self._end_turn()
-        opened = self._opened()
-        turn = self.turn = _Turn(self, opened, key)
-        if turn.take():
+        assert self.slab is not None
+        uid = None if self.peer is None else self.peer.uid
+        turn = BridgeTurn(
+            opened, key, (uid, self.slab.name, key), self.bridge.budgets, self._expired
+        )
+        turn.take()
+        self.turn = turn
+        return turn
+
+    def _expired(self, turn: BridgeTurn) -> None:
+        if self.turn is turn:
+            self.turn = None
+
+    def _lookup(self, opened: OpenSlab[Any], key: bytes) -> bytes | Deferred[bytes]:
+        turn = self._take(opened, key)
+        if turn.held:
             return self._read(opened, key, load=True)
         assert turn.granted is not None
         taken = turn.granted.addCallback(lambda _: self._read(opened, key, load=True))
         return taken.addErrback(self._turn_lost)
 
+    def _in_turn(
+        self,
+        opened: OpenSlab[Any],
+        key: bytes,
+        write: Callable[[], bytes | Deferred[bytes]],
+    ) -> bytes | Deferred[bytes]:
+        """``write()`` under the player's turn: the one this connection holds,
+        or one taken for the write (waiting as a LOOKUP waits). The write ends
+        it (:meth:`_wrote`)."""
+        turn = self.turn
+        if turn is not None and turn.held and turn.key == key:
+            return write()
+        turn = self._take(opened, key)
+        if turn.held:
+            return write()
+        assert turn.granted is not None
+        taken = turn.granted.addCallback(lambda _: write())
+        return taken.addErrback(self._turn_lost)
+
     def _turn_lost(self, failure: Failure) -> Failure:
-        """A LOOKUP failed: it holds nothing."""
+        """A request that took the turn failed: it holds nothing."""
         self._end_turn()
         return failure
 
@@ -322,15 +469,34 @@ class BridgeProtocol(Int32StringReceiver):
         self.version = stored.version
         return _VERSION.pack(stored.version) + stored.data
 
-    def _save(self, key: bytes, data: bytes, expected: int) -> bytes | Deferred[bytes]:
-        opened = self._opened()
-        self._check(opened, data)
+    def _update(
+        self, opened: OpenSlab[Any], key: bytes, data: bytes
+    ) -> bytes | Deferred[bytes]:
+        record = self._record(opened, key, data)
+        turn = self.turn
+        if turn is None or not turn.held or turn.key != key:
+            # No turn of this player is held here (a PEEK took none; a write,
+            # RELEASE or the time limit ended it): another may hold it now, and
+            # nothing may land inside its turn. The record there now, to redo
+            # the change on.
+            store = opened.immediate
+            if store is None:
+                current = _later(opened, opened.store.peek, key)
+                return current.addCallback(
+                    lambda found: _raise(self._moved(found, key))
+                )
+            raise self._moved(store.peek_now(key), key)
+        return self._save(opened, key, record, self.version)
+
+    def _save(
+        self, opened: OpenSlab[Any], key: bytes, record: bytes, expected: int
+    ) -> bytes | Deferred[bytes]:
         store = opened.immediate
         if store is None:
-            answer = _later(opened, opened.store.save, key, data, expected)
+            answer = _later(opened, opened.store.save, key, record, expected)
             return self._settle(opened, key, answer.addCallback(self._saved, key))
         try:
-            version = store.save_now(key, data, expected)
+            version = store.save_now(key, record, expected)
         except Conflict:
             raise self._moved(store.peek_now(key), key) from None
         except (StoreFull, StoreUnavailable) as error:
@@ -343,8 +509,9 @@ class BridgeProtocol(Int32StringReceiver):
         self.key, self.version = key, version
         return _VERSION.pack(version)
 
-    def _delete(self, key: bytes, expected: int) -> bytes | Deferred[bytes]:
-        opened = self._opened()
+    def _delete(
+        self, opened: OpenSlab[Any], key: bytes, expected: int
+    ) -> bytes | Deferred[bytes]:
         if expected == wire.ANY_VERSION:
             expected = ANY_VERSION
         store = opened.immediate
@@ -383,11 +550,11 @@ class BridgeProtocol(Int32StringReceiver):
 
         return answer.addErrback(conflict).addBoth(wrote)
 
-    def _moved(self, stored: Stored | None, key: bytes) -> _Moved:
+    def _moved(self, stored: Stored | None, key: bytes) -> Moved:
         """The ``X`` reply for a write that met ``stored``."""
         self.key = key
         self.version = stored.version if stored else ABSENT
-        return _Moved(self.version, stored.data if stored else self.defaults)
+        return Moved(self.version, stored.data if stored else self.defaults)
 
     def _wrote(self, key: bytes) -> None:
         """A write to the player whose turn this connection holds ends the
@@ -395,10 +562,12 @@ class BridgeProtocol(Int32StringReceiver):
         if self.turn is not None and self.turn.key == key:
             self._end_turn()
 
-    def _check(self, opened: OpenSlab[Any], data: bytes) -> None:
-        """Refuse ``data`` unless it reads as a record of the slab, as an
-        in-process route would read it (every field decoded, the class's
-        validators run)."""
+    def _record(self, opened: OpenSlab[Any], key: bytes, data: bytes) -> bytes:
+        """``data`` as the slab's codec re-encodes it, once it reads as a record
+        of the slab as an in-process route would read it (every field decoded,
+        the class's validators run). Stored so, a later visit that changes
+        nothing finds the very bytes it would write, and saves nothing. A
+        record refused ends the turn of ``key`` as a write does."""
         codec = opened.codec
         if len(data) != codec.record_size:
             raise BadMessage(
@@ -406,8 +575,9 @@ class BridgeProtocol(Int32StringReceiver):
                 f" {codec.record_size} bytes, not {len(data)}"
             )
         try:
-            codec.decode(data)
+            return codec.encode(codec.decode(data))
         except (RecordUnreadable, RecordInvalid, RecordTooLarge) as error:
+            self._wrote(key)
             raise Refusal(f"record refused, nothing changed: {error}") from None
 
     def _end_turn(self) -> None:
@@ -416,26 +586,49 @@ class BridgeProtocol(Int32StringReceiver):
             turn.end()
 
 
-def write_now(transport: ITransport, data: bytes) -> None:
-    """``transport.write(data)``, sent at once when nothing waits before it.
+def write_now(transport: ITransport, data: bytes) -> bool:
+    """``transport.write(data)``, sent at once when nothing waits before it;
+    True if all of it went.
 
     Twisted's socket transports queue every write for the next turn of the
     reactor, which costs two epoll_ctl calls and a loop per reply: that doubled
     the bridge's CPU per round trip (benchmarks.bridgetrip). asyncio sends at
-    once and queues only what the socket did not take; this does the same.
+    once and queues only what the socket did not take; this does the same,
+    straight to the socket: a reply is far below the transport's send limit.
     """
     if (
-        isinstance(transport, FileDescriptor)
+        isinstance(transport, tcp.Connection)
         and transport.connected
         and not transport.dataBuffer
         and not transport._tempDataBuffer
     ):
-        sent = transport.writeSomeData(data)
-        if isinstance(sent, int):
-            if sent == len(data):
-                return
-            data = data[sent:]
+        try:
+            sent = transport.socket.send(data)
+        except OSError:
+            # Full (EAGAIN), or broken: the transport's own write says which.
+            sent = 0
+        if sent == len(data):
+            return True
+        data = data[sent:]
     transport.write(data)
+    return False
+
+
+def unsent(transport: object) -> int:
+    """Bytes a socket transport holds that the kernel has not taken yet."""
+    if not isinstance(transport, FileDescriptor):
+        return 0
+    return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+
+
+def _opened(slab: Slab[Any]) -> OpenSlab[Any]:
+    try:
+        opened = slab.opened
+    except StoreNotOpen:
+        raise Refusal("the capsule is not serving now: try again later") from None
+    if opened.closing:
+        raise Refusal("the capsule is shutting down: try again later")
+    return opened
 
 
 def _later(
@@ -458,6 +651,10 @@ def _later(
     return answer.addErrback(refused)
 
 
+def _frame(reply: bytes) -> bytes:
+    return _LENGTH.pack(len(reply)) + reply
+
+
 def _text(message: str) -> bytes:
     """``message`` for a reply: at most :data:`sesh_bridge.MAX_TEXT` bytes of
     UTF-8 (a message quoting what the client sent must not echo it all)."""
@@ -477,96 +674,6 @@ def _raise(error: Exception) -> NoReturn:
     raise error
 
 
-class _Moved(Exception):
-    """A write met a newer record: answered ``X`` with it."""
-
-    def __init__(self, version: int, data: bytes) -> None:
-        super().__init__(version)
-        self.version = version
-        self.data = data
-
-
-class _Turn:
-    """A connection's place in a player's turn-taking: waiting (for at most
-    :data:`WAIT_TIMEOUT`), then holding (for at most :data:`HOLD_TIMEOUT`),
-    then given back. The bridge's sweep ends one that outlasts its limit."""
-
-    def __init__(
-        self, protocol: BridgeProtocol, opened: OpenSlab[Any], key: bytes
-    ) -> None:
-        self.protocol = protocol
-        self.opened = opened
-        self.key = key
-        self.held = False
-        self.ended = False
-        #: Fires when a turn waited for comes (None: it came at once).
-        self.granted: Deferred[None] | None = None
-        self.since = opened.clock.seconds()
-        self.limit = WAIT_TIMEOUT
-
-    def take(self) -> bool:
-        """Hold the turn now (True), or wait in line for it (False: see
-        :attr:`granted`)."""
-        turns = self.opened.turns
-        if turns.hold(self.key):
-            self._hold()
-            return True
-        self.granted = Deferred()
-        if not turns.wait(self.key, self):
-            self.ended = True
-            raise Refusal(
-                f"this player's queue is full ({turns.limit} may wait): try again later"
-            )
-        return False
-
-    def _hold(self) -> None:
-        self.held = True
-        self.since = self.opened.clock.seconds()
-        self.limit = HOLD_TIMEOUT
-
-    def start(self) -> None:
-        """The turn has come, from the queue."""
-        if self.ended:
-            self.opened.turns.release(self.key)  # left meanwhile: pass it on
-            return
-        self._hold()
-        assert self.granted is not None
-        self.granted.callback(None)
-
-    def refuse(self, response: Response | None) -> None:
-        """The slab closes while this waits."""
-        self.ended = True
-        if self.granted is not None and not self.granted.called:
-            meta = response.meta if response is not None else "closing"
-            self.granted.errback(Refusal(meta))
-
-    def expire(self) -> None:
-        """Held or waited too long."""
-        if self.held:
-            self.end()
-            if self.protocol.turn is self:
-                self.protocol.turn = None
-            return
-        self.end()
-        if self.granted is not None and not self.granted.called:
-            self.granted.errback(
-                Refusal(
-                    f"this player stayed busy for {WAIT_TIMEOUT:g} s: try again later"
-                )
-            )
-
-    def end(self) -> None:
-        """Give the turn back, or leave the queue."""
-        if self.ended:
-            return
-        self.ended = True
-        if self.held:
-            self.held = False
-            self.opened.turns.release(self.key)
-        else:
-            self.opened.turns.leave(self.key, self)
-
-
 def _name(code: bytes) -> str:
     names = {
         wire.LOOKUP: "LOOKUP",
@@ -580,13 +687,35 @@ def _name(code: bytes) -> str:
 
 
 class BridgeFactory(Factory):
-    """Connections of one bridge, to the slabs in ``slabs``."""
+    """Connections of one bridge, to the slabs in ``slabs``, within ``limits``.
 
-    def __init__(self, slabs: dict[str, Slab[Any]], clock: IReactorTime) -> None:
+    ``restricted`` says the operator chose those slabs (``--bridge-slabs``), for
+    the message that answers a SELECT of another.
+    """
+
+    def __init__(
+        self,
+        slabs: dict[str, Slab[Any]],
+        clock: IReactorTime,
+        limits: BridgeLimits | None = None,
+        *,
+        restricted: bool = False,
+    ) -> None:
         self.slabs = slabs
         self.clock = clock
-        self.connections: set[BridgeProtocol] = set()
+        self.limits = limits = limits or BridgeLimits()
+        self.restricted = restricted
+        #: The connections served, in the order they came: the sweep checks
+        #: them in that order, so what it does at one instant is foreseeable.
+        self.connections: dict[BridgeProtocol, None] = {}
+        #: Connections closed with replies still unsent, and since when.
+        self.lingering: dict[BridgeProtocol, float] = {}
+        self.admission = Admission(limits)
+        self.budgets = HoldBudgets(limits.hold_budget, limits.hold_window)
+        #: Who connected: the kernel's answer (a test may stand in for it).
+        self.identify: Callable[[Any], Peer | None] = peer_of
         self._defaults: dict[tuple[str, Codec[Any]], bytes] = {}
+        self._certificates: dict[bytes, Certificate] = {}
         # One sweep for every connection's time limits, rather than timers set
         # and cancelled on every message.
         self._sweep = LoopingCall(self.sweep)
@@ -610,6 +739,11 @@ class BridgeFactory(Factory):
                 turn.expire()
         for connection in connections:
             connection.sweep(now)
+        for connection, since in list(self.lingering.items()):
+            if now - since >= LINGER and connection.transport is not None:
+                del self.lingering[connection]
+                cast(Any, connection.transport).abortConnection()
+        self.budgets.forget_closed(now)
 
     def buildProtocol(self, addr: object) -> BridgeProtocol:
         return BridgeProtocol(self)
@@ -622,8 +756,31 @@ class BridgeFactory(Factory):
             found = self._defaults[key] = codec.encode(codec.new())
         return found
 
+    def fingerprint(self, text: bytes, clock: IReactorTime) -> bytes:
+        """The fingerprint ``text`` names: a fingerprint alone, or a fingerprint
+        and its certificate's dates (``NotValid`` if they say it cannot be used
+        now, as the routes would answer ``62``)."""
+        if b" " not in text:
+            try:
+                return parse_fingerprint(text.decode("ascii"))
+            except (UnicodeDecodeError, BadFingerprint) as error:
+                raise BadMessage(f"not a fingerprint: {_detail(error)}") from None
+        certificate = self._certificates.get(text)
+        if certificate is None:
+            certificate = _certificate(text)
+            if len(self._certificates) >= CERTIFICATES_MAX:
+                self._certificates.clear()
+            self._certificates[text] = certificate
+        problem = certificate.problem(clock.seconds())
+        if problem is not None:
+            raise NotValid(problem)
+        return certificate.fingerprint
+
     def pick(self, name: str) -> Slab[Any]:
         """The slab SELECT names (empty: the only one)."""
+        slab = self.slabs.get(name)
+        if slab is not None:
+            return slab
         names = ", ".join(sorted(self.slabs))
         if not name:
             if len(self.slabs) == 1:
@@ -632,10 +789,46 @@ class BridgeFactory(Factory):
                 f"this capsule serves {len(self.slabs)} slabs over the bridge"
                 f" ({names}): name one"
             )
-        slab = self.slabs.get(name)
-        if slab is None:
-            raise BadMessage(
-                f"no slab {name!r} is served over the bridge; these are: {names}"
-                f" (only slabs declared with a layout are)"
-            )
-        return slab
+        which = (
+            "only the slabs --bridge-slabs names are"
+            if self.restricted
+            else "only slabs declared with a layout are"
+        )
+        raise BadMessage(
+            f"no slab {name!r} is served over the bridge; these are: {names} ({which})"
+        )
+
+
+def _certificate(text: bytes) -> Certificate:
+    """A fingerprint and its certificate's dates, as the CGI environment gives
+    them: ``FINGERPRINT NOT_BEFORE NOT_AFTER``, each date as Jetforce writes
+    it, or ``-`` when the server did not say."""
+    words = text.split(b" ")
+    if len(words) != 3:
+        raise BadMessage(
+            f"a player is a fingerprint, or a fingerprint and its certificate's"
+            f" two dates (TLS_CLIENT_NOT_BEFORE TLS_CLIENT_NOT_AFTER), not"
+            f" {len(words)} words"
+        )
+    try:
+        fingerprint, not_before, not_after = (word.decode("ascii") for word in words)
+        parse_fingerprint(fingerprint)
+    except (UnicodeDecodeError, BadFingerprint) as error:
+        raise BadMessage(f"not a fingerprint: {_detail(error)}") from None
+    environ = {
+        "TLS_CLIENT_HASH": fingerprint,
+        "TLS_CLIENT_NOT_BEFORE": "" if not_before == "-" else not_before,
+        "TLS_CLIENT_NOT_AFTER": "" if not_after == "-" else not_after,
+    }
+    try:
+        return read_certificate(environ)
+    except ValueError:
+        raise BadMessage(
+            f"a certificate's dates are as Jetforce writes them,"
+            f" YYYY-MM-DDTHH:MM:SSZ, or - when not known (got {not_before!r} and"
+            f" {not_after!r})"
+        ) from None
+
+
+def _detail(error: Exception) -> str:
+    return str(error) if isinstance(error, BadFingerprint) else why(error)

@@ -3,7 +3,7 @@ it needs, and its socket listening from start to stop."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from twisted.application.service import Service
@@ -17,14 +17,19 @@ from jetforce_sesh.keys import IFingerprintKeys
 from jetforce_sesh.session.slab import Slab
 
 
-def bridged(slabs: Iterable[Slab[Any]]) -> dict[str, Slab[Any]]:
-    """The slabs a bridge serves, by name: those with a layout.
+def bridged(
+    slabs: Iterable[Slab[Any]], only: Sequence[str] | None = None
+) -> dict[str, Slab[Any]]:
+    """The slabs a bridge serves, by name: those with a layout, or of those the
+    ones ``only`` names (``--bridge-slabs``).
 
-    ConfigError if there is none, or if a record is too large for the wire.
+    ConfigError if there is none, if ``only`` names a slab that is not there or
+    has no layout, or if a record is too large for the wire.
     """
+    declared = list(slabs)
     served: dict[str, Slab[Any]] = {}
-    for slab in slabs:
-        if slab.layout is None:
+    for slab in declared:
+        if slab.layout is None or (only is not None and slab.name not in only):
             continue
         size = slab.codec_for(slab.resolve()).record_size
         if size > wire.MAX_RECORD:
@@ -33,6 +38,21 @@ def bridged(slabs: Iterable[Slab[Any]]) -> dict[str, Slab[Any]]:
                 f" bridge carries ({wire.MAX_RECORD}): use a smaller layout"
             )
         served[slab.name] = slab
+    if only is not None:
+        laid_out = sorted(slab.name for slab in declared if slab.layout is not None)
+        for name in only:
+            if name in served:
+                continue
+            if name in {slab.name for slab in declared}:
+                raise ConfigError(
+                    f"--bridge-slabs names slab {name!r}, which has no fixed"
+                    f" layout, so the bridge cannot serve it: give it a layout="
+                    f" or leave it out"
+                )
+            raise ConfigError(
+                f"--bridge-slabs names {name!r}, which is no slab of this capsule;"
+                f" its slabs with a layout are: {', '.join(laid_out) or 'none'}"
+            )
     if not served:
         raise ConfigError(
             "no slab has a fixed layout, so the bridge would serve nothing: declare"
@@ -62,9 +82,7 @@ class BridgeService(Service):
         for connection in list(self.factory.connections):
             # Turns held by CGI programs end now, so in-process requests queued
             # behind them finish within the shutdown grace.
-            connection.drop()
-            if connection.transport is not None:
-                connection.transport.loseConnection()
+            connection.close()
         port, self.port = self.port, None
         if port is None:
             return None

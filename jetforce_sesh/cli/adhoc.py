@@ -12,7 +12,9 @@ or hand the server a certificate of their own. Files are created exclusively,
 mode 0600, and moved into place whole. A pair is reused while it is whole,
 ours, for the same hostname and valid for another :data:`RENEW_BEFORE`; an
 expired, foreign or damaged one is replaced. An IP address as ``--hostname``
-gets an IP address entry, which Go clients such as amfora insist on.
+gets an IP address entry, which Go clients such as amfora insist on; a loopback
+name (``localhost``, ``127.0.0.1``, ``::1``) gets all three, since the capsule
+answers to each of them alike.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from jetforce_sesh.cli.checks import UsageError
+from jetforce_sesh.session.application import LOOPBACK
 
 #: How long a new ad-hoc certificate is valid.
 LIFETIME = datetime.timedelta(days=365)
@@ -66,6 +69,15 @@ def _san(hostname: str) -> x509.GeneralName:
         return x509.DNSName(hostname)
 
 
+def names_for(hostname: str) -> list[x509.GeneralName]:
+    """The subject alternative names of the ad-hoc certificate for ``hostname``:
+    the hostname first, and for a loopback name the other loopback names."""
+    # A capsule on a loopback name answers to all of them: its certificate too.
+    others = [name for name in ("localhost", "127.0.0.1", "::1") if name != hostname]
+    names = [hostname, *others] if hostname in LOOPBACK else [hostname]
+    return [_san(name) for name in names]
+
+
 def _usable(certfile: Path, keyfile: Path, hostname: str) -> bool:
     """Whether an existing pair is ours, whole, for ``hostname`` and not about to
     expire."""
@@ -88,7 +100,7 @@ def _usable(certfile: Path, keyfile: Path, hostname: str) -> bool:
     now = datetime.datetime.now(datetime.UTC)
     return (
         key.public_key() == certificate.public_key()
-        and list(names) == [_san(hostname)]
+        and list(names) == names_for(hostname)
         and certificate.not_valid_before_utc <= now
         and certificate.not_valid_after_utc - RENEW_BEFORE > now
     )
@@ -125,7 +137,7 @@ def ad_hoc_certificate(hostname: str) -> tuple[str, str]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + LIFETIME)
-        .add_extension(x509.SubjectAlternativeName([_san(hostname)]), False)
+        .add_extension(x509.SubjectAlternativeName(names_for(hostname)), False)
         .sign(key, hashes.SHA256())
     )
     _write(

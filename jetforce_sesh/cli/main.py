@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import copy
+import datetime
 import os
+import resource
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -20,24 +22,46 @@ from typing import Any, NoReturn
 import jetforce_sesh.cli.reactor  # noqa: F401
 
 # isort: split
+import attrs
 from jetforce.__main__ import parser as jetforce_parser
 from twisted.application.service import IService
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import globalLogBeginner
 
+from jetforce_sesh.bridge.limits import (
+    BridgeLimits,
+    check_hold_budget,
+    check_hold_window,
+    check_max_connections,
+    check_max_per_process,
+    check_max_per_user,
+    check_max_unsent,
+)
 from jetforce_sesh.bridge.protocol import BridgeFactory
 from jetforce_sesh.bridge.service import BridgeService, bridged, check_keys
 from jetforce_sesh.bridge.socket import check_path, group_id, listener
 from jetforce_sesh.cli.adhoc import ad_hoc_certificate
 from jetforce_sesh.cli.apps import DEFAULT_APP, jetforce_apps, load_app, session_apps
 from jetforce_sesh.cli.checks import (
+    KEEP_OUTSIDE,
+    Unset,
     UsageError,
+    certificate_warnings,
+    check_file_flags,
     check_hostname,
     check_memory,
+    check_not_served,
     check_port,
+    check_state_dir,
     check_tls_files,
+    check_tls_flags,
 )
-from jetforce_sesh.cli.operations import add_operations, log_observer, serve_operations
+from jetforce_sesh.cli.operations import (
+    add_operations,
+    check_operations,
+    log_observer,
+    serve_operations,
+)
 from jetforce_sesh.cli.transfer import main as transfer
 from jetforce_sesh.errors import ConfigError
 from jetforce_sesh.keys import FingerprintKeys
@@ -68,6 +92,9 @@ from jetforce_sesh.stores.sqlite.store import SQLiteStores
 from jetforce_sesh.version import VERSION
 from sesh_bridge import SOCKET_VARIABLE
 
+#: The bridge's bounds when no flag changes them, for the flags' help.
+BRIDGE_LIMITS = BridgeLimits()
+
 
 class Parser(argparse.ArgumentParser):
     """argparse, answering a bad value in one line and exit status 2."""
@@ -75,6 +102,17 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # One line naming the value and the fix; the usage block would bury it.
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _names(text: str) -> list[str]:
+    """``--bridge-slabs``: slab names, separated by commas."""
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} holds an empty slab name: give names separated by commas,"
+            f" such as visits,scores"
+        )
+    return names
 
 
 def _flag(
@@ -148,6 +186,9 @@ def build_parser() -> Parser:
     for action in jetforce._actions:
         if action.dest in _JETFORCE_HELP:
             action.help = _JETFORCE_HELP[action.dest]
+        if action.dest in ("cgi_directory", "index_file"):
+            # The same default, told apart from the flag given (see configure).
+            action.default = Unset(action.default)
         if isinstance(action, argparse._VersionAction):
             action.version = f"jetforce-sesh {VERSION}"
     parser = Parser(
@@ -231,12 +272,69 @@ def build_parser() -> Parser:
         help="With --bridge-socket: let this group's members connect too (mode 0660)",
     )
     group.add_argument(
+        "--bridge-slabs",
+        type=_names,
+        default=None,
+        metavar="NAME[,NAME...]",
+        help="With --bridge-socket: serve only these slabs; unset: every slab with"
+        " a fixed layout",
+    )
+    group.add_argument(
+        "--bridge-max-connections",
+        type=_flag(check_max_connections, int),
+        default=None,
+        metavar="N",
+        help=f"With --bridge-socket: connections served at once; more are refused"
+        f" (default {BRIDGE_LIMITS.max_connections}, at most half of ulimit -n)",
+    )
+    group.add_argument(
+        "--bridge-max-per-user",
+        type=_flag(check_max_per_user, int),
+        default=None,
+        metavar="N",
+        help=f"With --bridge-socket: connections one user's programs may have open"
+        f" (default {BRIDGE_LIMITS.max_per_user})",
+    )
+    group.add_argument(
+        "--bridge-max-per-process",
+        type=_flag(check_max_per_process, int),
+        default=None,
+        metavar="N",
+        help=f"With --bridge-socket: connections one process may have open (default"
+        f" {BRIDGE_LIMITS.max_per_process})",
+    )
+    group.add_argument(
+        "--bridge-max-unsent",
+        type=_flag(check_max_unsent, int),
+        default=None,
+        metavar="BYTES",
+        help=f"With --bridge-socket: stop reading a connection while more of its"
+        f" replies than this wait unsent (default {BRIDGE_LIMITS.max_unsent})",
+    )
+    group.add_argument(
+        "--bridge-hold-budget",
+        type=_flag(check_hold_budget, float),
+        default=None,
+        metavar="SECONDS",
+        help=f"With --bridge-socket: how long one user's programs may hold one"
+        f" player's turn within --bridge-hold-window; past it they are refused"
+        f" (default {BRIDGE_LIMITS.hold_budget:g})",
+    )
+    group.add_argument(
+        "--bridge-hold-window",
+        type=_flag(check_hold_window, float),
+        default=None,
+        metavar="SECONDS",
+        help=f"With --bridge-socket: the window of --bridge-hold-budget, from the"
+        f" first hold (default {BRIDGE_LIMITS.hold_window:g})",
+    )
+    group.add_argument(
         "--shutdown-grace",
         type=_flag(check_grace, float),
         default=10.0,
         metavar="SECONDS",
-        help="On SIGINT or SIGTERM, how long requests in flight may take to finish"
-        " before they are cut off (keeping nothing of their change)",
+        help="On SIGINT, SIGTERM or SIGHUP, how long requests in flight may take to"
+        " finish before they are cut off (keeping nothing of their change)",
     )
     add_operations(parser)
     group = parser.add_argument_group("game records (defaults for games that set none)")
@@ -290,8 +388,21 @@ def configure(
     from twisted.internet import reactor
 
     args.hostname = check_hostname(args.hostname)
+    check_tls_flags(args.use_tls, args.certfile, args.keyfile, args.cafile, args.capath)
+    check_file_flags(
+        args.root_directory, args.cgi_directory, args.index_file, args.default_lang
+    )
+    if args.state_dir is not None:
+        check_state_dir(args.state_dir)
+    if args.store_prefix is not None and args.store == "memory":
+        raise UsageError(
+            f"--store-prefix {args.store_prefix!r} needs a Redis --store: records"
+            f" kept in memory or in --state-dir have no keys to prefix; give --store"
+            f" too, or leave --store-prefix out"
+        )
     app = load_app(args.app)
     sessions = session_apps(app)
+    check_operations(args, jetforce_apps(app))
     if args.rate_limit:
         try:
             limiter = ClockedRateLimiter(args.rate_limit, reactor)
@@ -318,10 +429,33 @@ def configure(
         max_queued=args.max_queued,
     )
     check_port(args.host, args.port)
+    given = args.certfile is not None
     if args.use_tls:
-        if args.certfile is None:
+        if not given:
             args.certfile, args.keyfile = ad_hoc_certificate(args.hostname)
         check_tls_files(args.certfile, args.keyfile, args.cafile, args.capath)
+        if given:
+            # A certificate clients will refuse is the owner's to renew: said
+            # once, and served all the same.
+            now = datetime.datetime.now(datetime.UTC)
+            for line in certificate_warnings(args.certfile, args.hostname, now):
+                print(f"jetforce-sesh: warning: {line}", file=sys.stderr)
+    if args.root_directory is not None:
+        key = (
+            ("--tls-keyfile", KEEP_OUTSIDE)
+            if given
+            else (
+                "the ad-hoc server key",
+                "serve another directory, or give --tls-certfile and --tls-keyfile"
+                " outside --dir",
+            )
+        )
+        private = [
+            ("--state-dir", args.state_dir, KEEP_OUTSIDE),
+            ("--bridge-socket", args.bridge_socket, KEEP_OUTSIDE),
+            (key[0], args.keyfile or args.certfile, key[1]),
+        ]
+        check_not_served(args.root_directory, [entry for entry in private if entry[1]])
     stores: StoreFactory = memory_stores
     if args.store != "memory":
         stores = redis_stores(args, reactor)
@@ -379,11 +513,24 @@ def bridge_services(
     args: argparse.Namespace, sessions: list[SessionApplication], reactor: Any
 ) -> list[IService]:
     """The CGI bridge, if ``--bridge-socket`` asks for one."""
+    settings = {
+        name: getattr(args, f"bridge_{name}")
+        for name in attrs.fields_dict(BridgeLimits)
+        if getattr(args, f"bridge_{name}") is not None
+    }
     if args.bridge_socket is None:
         if args.bridge_group is not None:
             raise UsageError(
                 f"--bridge-group {args.bridge_group} needs --bridge-socket: there"
                 f" is no bridge socket to give the group"
+            )
+        given = [f"--bridge-{name.replace('_', '-')}" for name in settings]
+        if args.bridge_slabs is not None:
+            given.insert(0, "--bridge-slabs")
+        if given:
+            raise UsageError(
+                f"{given[0]} needs --bridge-socket: without it there is no bridge"
+                f" to set it for"
             )
         return []
     flag = f"--bridge-socket {args.bridge_socket}"
@@ -396,15 +543,22 @@ def bridge_services(
             f" --store {args.store} or --bridge-socket out"
         )
     try:
+        limits = BridgeLimits(**settings)
+    except ConfigError as error:
+        raise UsageError(str(error)) from None
+    check_descriptors(limits.max_connections)
+    try:
         slabs = [slab for app in sessions for slab in app.slabs.values()]
-        served = bridged(slabs)
+        served = bridged(slabs, args.bridge_slabs)
         for app in sessions:
             check_keys(app.slabs.values(), app.keys)
         gid = None if args.bridge_group is None else group_id(args.bridge_group)
         check_path(args.bridge_socket)
     except ConfigError as error:
         raise UsageError(f"{flag}: {error}") from None
-    factory = BridgeFactory(served, reactor)
+    factory = BridgeFactory(
+        served, reactor, limits, restricted=args.bridge_slabs is not None
+    )
     return [BridgeService(factory, listener(reactor, args.bridge_socket, gid))]
 
 
@@ -413,6 +567,19 @@ def _whole(text: str) -> int:
     if not (text.isascii() and text.isdigit()):
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number such as 1")
     return int(text)
+
+
+def check_descriptors(connections: int) -> None:
+    """UsageError unless bridge connections can take at most half the files
+    this process may open, leaving the rest to the Gemini players."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and connections > soft // 2:
+        raise UsageError(
+            f"--bridge-max-connections {connections}: this process may open"
+            f" {soft} files (ulimit -n), and bridge connections may take at most"
+            f" half of them, so that players can still connect: lower it to"
+            f" {soft // 2}, or raise ulimit -n"
+        )
 
 
 def redis_stores(args: argparse.Namespace, reactor: Any) -> RedisStores:
@@ -452,8 +619,8 @@ def static_files(args: argparse.Namespace, *, has_sessions: bool) -> CapsuleFile
         )
     return CapsuleFiles(
         root_directory=args.root_directory,
-        index_file=args.index_file,
-        cgi_directory=args.cgi_directory,
+        index_file=str(args.index_file),
+        cgi_directory=str(args.cgi_directory),
         default_lang=args.default_lang,
     )
 
@@ -473,6 +640,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         app, sessions, ready, services = configure(args)
     except UsageError as error:
+        if error.detail is not None and args.log_level == "debug":
+            print(error.detail, end="", file=sys.stderr)
         print(f"jetforce-sesh: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     # Jetforce prints its own access log; from Twisted's log keep what needs

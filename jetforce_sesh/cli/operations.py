@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from jetforce.app.base import JetforceApplication
+from jetforce.app.base import JetforceApplication, Request
 from twisted.internet.task import Clock
 from twisted.logger import (
     FilteringLogObserver,
@@ -25,10 +25,12 @@ from twisted.logger import (
     textFileLogObserver,
 )
 
+from jetforce_sesh.cli.checks import UsageError
 from jetforce_sesh.ops.admin import Admin, parse_admin_cert
 from jetforce_sesh.ops.health import check_health_path, healthy
 from jetforce_sesh.ops.ratelimit import CertificateRateLimiter
 from jetforce_sesh.server.server import SessionServer
+from jetforce_sesh.server.stats import ServerStats
 
 #: --log-level's choices, least first.
 LOG_LEVELS = ("debug", "info", "warn", "error")
@@ -44,6 +46,16 @@ def _checked(parse: Callable[[str], Any]) -> Callable[[str], Any]:
             raise argparse.ArgumentTypeError(str(error)) from None
 
     return checked
+
+
+#: What ``openssl x509 -fingerprint -sha256`` prints before the fingerprint
+#: ("sha256 Fingerprint=" from OpenSSL 3, "SHA256 Fingerprint=" before).
+_OPENSSL_LABEL = re.compile(r"sha256 fingerprint=", re.IGNORECASE)
+
+
+def _admin_cert(text: str) -> bytes:
+    # The very line the error message recommends running must be accepted.
+    return parse_admin_cert(_OPENSSL_LABEL.sub("", text.strip(), count=1))
 
 
 def _rate(text: str) -> str:
@@ -68,7 +80,7 @@ def add_operations(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("running in public")
     group.add_argument(
         "--admin-cert",
-        type=_checked(parse_admin_cert),
+        type=_checked(_admin_cert),
         action="append",
         default=None,
         metavar="FINGERPRINT",
@@ -113,6 +125,40 @@ def add_operations(parser: argparse.ArgumentParser) -> None:
         help="Twisted's log (warnings, summaries, admin actions) as text lines, or"
         " one JSON object a line with every field",
     )
+
+
+def check_operations(
+    args: argparse.Namespace, served: Sequence[JetforceApplication]
+) -> None:
+    """What the operations flags would break, refused before anything starts:
+    a ``--health-path`` that a route of the capsule (or ``/admin``) answers
+    would silently take that route's place for everyone."""
+    if args.health_path is None:
+        return
+    owners: list[tuple[str, JetforceApplication]] = [
+        (f"a route of --app {args.app!r}", app) for app in served
+    ]
+    if args.admin_cert:
+        pages = JetforceApplication()
+        Admin(args.admin_cert, [], ServerStats(Clock())).install(pages)
+        owners.insert(0, ("the admin pages of --admin-cert", pages))
+    port = args.port or 1965
+    host = f"[{args.hostname}]" if ":" in args.hostname else args.hostname
+    request = Request(
+        {
+            "GEMINI_URL": f"gemini://{host}:{port}{args.health_path}",
+            "HOSTNAME": args.hostname,
+            "SERVER_PORT": port,
+        }
+    )
+    for owner, app in owners:
+        for pattern, _ in app.routes:
+            if pattern.match(request) is not None:
+                raise UsageError(
+                    f"--health-path {args.health_path!r} is a path the capsule"
+                    f" answers already ({owner}, {pattern.path!r}), which it would"
+                    f" replace for everyone: give a path of its own, e.g. /health"
+                )
 
 
 def serve_operations(

@@ -17,6 +17,7 @@ from typing import TypeVar
 
 import attrs
 from jetforce.app.base import Request, Response, Status
+from twisted.internet.defer import Deferred
 
 from jetforce_sesh import (
     MAX_NAME,
@@ -119,14 +120,29 @@ async def display_names(
     return names
 
 
+def guess_order(record: guess.GuessRecord) -> tuple[int, ...]:
+    """Number guessing's order, as the ranking's: fewest tries per game, then
+    more games (the tables tell ties by it)."""
+    return (round(1000 * record.average()), -record.games)
+
+
+def hangman_order(record: hangman.HangmanRecord) -> tuple[int, ...]:
+    """Hangman's order, as the ranking's: most wins, then fewest losses."""
+    return (-record.wins, record.losses)
+
+
 @attrs.define
 class Standings:
-    """The leaders of both games.
+    """The leaders of both games, read at most once every :data:`REFRESH`
+    seconds.
 
-    While the two games hold at most :data:`ALWAYS_FRESH` records, every view
-    reads them all (a few milliseconds). Beyond that they are read at most every
-    :data:`REFRESH` seconds: otherwise any player could make the server decode
-    every record of both games on each request, serving nothing else meanwhile.
+    Ranking decodes every record of both games: 2,000 records take over ten
+    milliseconds of the one reactor thread, and certificates are free, so a
+    ranking per view would let anyone keep the server busy with nothing else.
+    A view shows the standings read up to a second ago instead. While they are
+    read again (in slices, between which other requests are served), views show
+    the previous ones; only the first views after the stores open wait for the
+    first reading, one reading for all of them.
     """
 
     guess: list[tuple[bytes, guess.GuessRecord]] = attrs.Factory(list)
@@ -134,18 +150,38 @@ class Standings:
     taken_at: float = float("-inf")
     # The open slabs the ranking was read from: a reopened capsule starts afresh.
     taken_from: tuple[object, object] = (None, None)
+    #: Views waiting for the reading under way (None: none is under way).
+    waiting: list[Deferred[None]] | None = None
+    #: Readings made so far (for the tests and the stall benchmark).
+    readings: int = 0
+
+    def _stores(self) -> tuple[object, object]:
+        return (guess.slab.opened, hangman.slab.opened)
+
+    def _ours(self) -> bool:
+        """Whether the standings held were read from the stores open now."""
+        stores = self._stores()
+        return stores[0] is self.taken_from[0] and stores[1] is self.taken_from[1]
 
     async def current(self) -> Standings:
-        now = slab.now()
-        stores = (guess.slab.opened, hangman.slab.opened)
-        players = guess.slab.in_use() + hangman.slab.in_use()
-        if (
-            players <= ALWAYS_FRESH
-            or now - self.taken_at >= REFRESH
-            or stores[0] is not self.taken_from[0]
-            or stores[1] is not self.taken_from[1]
-        ):
-            self.taken_at, self.taken_from = now, stores
+        while not (self._ours() and slab.now() - self.taken_at < REFRESH):
+            if self.waiting is None:
+                await self._read()
+                break
+            if self._ours():
+                break  # being read again: the previous reading meanwhile
+            # The first reading of these stores, under way: wait for it (on a
+            # waiter of this view's own, so that a view cut off by its time-out
+            # leaves the reading to the others), then look again.
+            waiter: Deferred[None] = Deferred()
+            self.waiting.append(waiter)
+            await waiter
+        return self
+
+    async def _read(self) -> None:
+        self.waiting = []
+        try:
+            stores = self._stores()
             self.guess = await top(
                 guess.slab.records(),
                 lambda r: r.games >= GUESS_MIN_GAMES,
@@ -156,27 +192,43 @@ class Standings:
                 lambda r: r.wins > 0,
                 lambda r: (-r.wins, r.losses),
             )
-        return self
+            self.taken_at, self.taken_from = slab.now(), stores
+            self.readings += 1
+        finally:
+            # Done, failed or cut off: the views waiting look again (and one
+            # reads, if this reading came to nothing).
+            waiting, self.waiting = self.waiting, None
+            for waiter in waiting:
+                if not waiter.called:
+                    waiter.callback(None)
+
+
+def ranks(orders: list[tuple[int, ...]]) -> list[int]:
+    """Competition ranks of an ordered list: equal scores share the first
+    one's rank, and the next score skips as many (1, 2, 2, 4)."""
+    found: list[int] = []
+    for number, order in enumerate(orders, start=1):
+        found.append(found[-1] if found and order == orders[number - 2] else number)
+    return found
 
 
 #: Games a player of number guessing must have finished or given up to be ranked:
 #: one lucky first guess (one in a hundred, on as many certificates as anyone
 #: cares to make) must not top the table.
 GUESS_MIN_GAMES = 5
-#: Up to this many records in the ranked games, every view reads them all.
-ALWAYS_FRESH = 2000
-#: Past that, seconds a ranking is shown before the records are read again.
-REFRESH = 10.0
+#: Seconds a ranking is shown before the records are read again.
+REFRESH = 1.0
 standings = Standings()
 
 
 def _guess_table(
     leaders: list[tuple[bytes, guess.GuessRecord]], names: dict[bytes, str]
 ) -> list[str]:
+    places = ranks([guess_order(r) for _, r in leaders])
     rows = [
         f"* {rank}. {names[key]}: {r.average():.1f} tries a game over"
         f" {_count(r.games, 'game', 'games')}"
-        for rank, (key, r) in enumerate(leaders, start=1)
+        for rank, (key, r) in zip(places, leaders, strict=True)
     ]
     return [
         "## Number guessing: fewest tries per game",
@@ -192,10 +244,11 @@ def _guess_table(
 def _hangman_table(
     leaders: list[tuple[bytes, hangman.HangmanRecord]], names: dict[bytes, str]
 ) -> list[str]:
+    places = ranks([hangman_order(r) for _, r in leaders])
     rows = [
         f"* {rank}. {names[key]}: {_count(r.wins, 'win', 'wins')},"
         f" {_count(r.losses, 'loss', 'losses')}"
-        for rank, (key, r) in enumerate(leaders, start=1)
+        for rank, (key, r) in zip(places, leaders, strict=True)
     ]
     return [
         "## Hangman: most wins",

@@ -25,7 +25,13 @@ class Codec(Protocol[R]):
         ...
 
     def encode(self, record: R) -> bytes:
-        """The bytes of ``record``; RecordInvalid or RecordTooLarge if none fit."""
+        """The bytes of ``record``, which :meth:`decode` reads back:
+        RecordInvalid if the record holds what its field types do not allow or
+        what its class would refuse when reading it back (validators,
+        converters, ``__attrs_post_init__``), RecordTooLarge if it does not
+        fit. Every write of a record from outside the route (the bridge, an
+        import) decodes the bytes and encodes the record again to get the same
+        guarantee."""
         ...
 
     def decode(self, data: bytes) -> R:

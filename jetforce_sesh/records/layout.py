@@ -24,7 +24,13 @@ from jetforce_sesh.errors import (
     RecordUnreadable,
     why,
 )
-from jetforce_sesh.records.msgpack import Mismatch, describe_type, record_fields
+from jetforce_sesh.records.msgpack import (
+    Mismatch,
+    accepts_what_it_holds,
+    describe_type,
+    record_fields,
+    refused_on_reading,
+)
 
 R = TypeVar("R")
 
@@ -123,6 +129,8 @@ class LayoutCodec(Generic[R]):
         self.layout = layout
         self.format = f"struct/{layout}"
         self.record_size = self._struct.size
+        # As MsgpackCodec: what decode would refuse, encode refuses.
+        self._read_back = not accepts_what_it_holds(record_type)
         try:
             self.encode(self.new())
         except (RecordInvalid, RecordTooLarge) as error:
@@ -132,6 +140,20 @@ class LayoutCodec(Generic[R]):
         return self._make()
 
     def encode(self, record: R) -> bytes:
+        """The record's fields packed by the layout, which :meth:`decode` reads
+        back: RecordInvalid if a field does not fit its code or the class would
+        refuse the values as stored (a float rounded by ``e``, say, that a
+        validator then refuses); RecordTooLarge if text or bytes are longer than
+        their code holds."""
+        data = self._pack(record)
+        if self._read_back:
+            try:
+                self.decode(data)
+            except RecordUnreadable as error:
+                raise refused_on_reading(self._owner, error) from None
+        return data
+
+    def _pack(self, record: R) -> bytes:
         values = []
         for field, code in self._plan:
             value = getattr(record, field.name)

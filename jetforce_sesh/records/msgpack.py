@@ -319,6 +319,37 @@ def record_fields(record_type: type) -> tuple[Field, ...]:
     return tuple(fields)
 
 
+def accepts_what_it_holds(record_type: type) -> bool:
+    """True if ``record_type`` builds a record from any values its field types
+    allow: its ``__init__`` is the one attrs generates, with no validator, no
+    converter, no ``__attrs_pre_init__`` or ``__attrs_post_init__`` and no
+    migration hook. Bytes encoded from a record of such a class always decode;
+    a codec checks the bytes of any other class by decoding them (see
+    ``encode``)."""
+    method: object = record_type.__init__  # type: ignore[misc]
+    init = getattr(method, "__code__", None)
+    return (
+        init is not None
+        and init.co_filename.startswith("<attrs generated")
+        and not hasattr(record_type, "__attrs_pre_init__")
+        and not hasattr(record_type, "__attrs_post_init__")
+        and getattr(record_type, MIGRATE, None) is None
+        and all(
+            field.validator is None and field.converter is None
+            for field in attrs.fields(record_type)
+        )
+    )
+
+
+def refused_on_reading(owner: str, error: RecordUnreadable) -> RecordInvalid:
+    """The RecordInvalid of a record whose bytes its own class would not read
+    back: saving them would lock its player out of their record."""
+    return RecordInvalid(
+        f"{owner} would not read back what was saved ({error}): nothing was"
+        f" stored; a record is kept only if its class reads it back"
+    )
+
+
 def _shown(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -338,6 +369,10 @@ class MsgpackCodec(Generic[R]):
             record_type, MIGRATE, None
         )
         self.record_size = record_size
+        # What decode refuses, encode must refuse: a record the class would not
+        # read back (a validator, a converter, __attrs_post_init__, a migration
+        # hook) is read back before it is handed to a store.
+        self._read_back = not accepts_what_it_holds(record_type)
         try:
             default_size = len(self.encode_unchecked(self.new()))
         except RecordInvalid as error:
@@ -349,6 +384,11 @@ class MsgpackCodec(Generic[R]):
                 f" record_size={default_size} or more"
             )
         self.default_size = default_size
+        if self._read_back:
+            try:
+                self.decode(self.encode_unchecked(self.new()))
+            except RecordUnreadable as error:
+                raise ConfigError(f"the defaults do not read back: {error}") from None
 
     def new(self) -> R:
         return self._make()
@@ -388,12 +428,24 @@ class MsgpackCodec(Generic[R]):
         return _TAG + packed
 
     def encode(self, record: R) -> bytes:
+        """The bytes of ``record``, which :meth:`decode` reads back.
+
+        RecordInvalid if a field holds what its type does not allow, or if the
+        class would refuse the record when reading it back (its validators run
+        on decode, not on an in-place change such as ``list.append``);
+        RecordTooLarge if the bytes do not fit a slot.
+        """
         data = self.encode_unchecked(record)
         if len(data) > self.record_size:
             raise RecordTooLarge(
                 f"{self._owner} encodes to {len(data)} bytes but its slots hold"
                 f" {self.record_size}: raise its record_size or store less"
             )
+        if self._read_back:
+            try:
+                self.decode(data)
+            except RecordUnreadable as error:
+                raise refused_on_reading(self._owner, error) from None
         return data
 
     def decode(self, data: bytes) -> R:

@@ -1,18 +1,22 @@
 """The Gemini server the launcher runs: Jetforce's, opened and closed with care.
 
 It listens only once every store is open, prints what the capsule holds, learns
-its port when given port 0, and on SIGINT or SIGTERM stops accepting, lets the
-requests in flight finish (each application answers the ones still queued and
-cuts off what outlasts the grace period), waits for their answers to reach
-the clients before the reactor drops the connections, and logs the final
-figures. It counts every request as the access log writes it (``stats``).
+its port when given port 0, and on SIGINT, SIGTERM or SIGHUP stops accepting,
+lets the requests in flight finish (each application answers the ones still
+queued and cuts off what outlasts the grace period), waits for their answers to
+reach the clients before the reactor drops the connections, and logs the final
+figures. A stop asked for while the stores are still opening waits for them to
+open (or fail) and then closes them, with one line and no traceback. It counts
+every request as the access log writes it (``stats``).
 """
 
 from __future__ import annotations
 
+import signal
 import sys
 import warnings
 from collections.abc import Sequence
+from types import FrameType
 from typing import Any
 
 from jetforce.server import ABOUT, GeminiServer
@@ -54,6 +58,10 @@ CLOSE_TIMEOUT = 30.0
 DRAIN_TIMEOUT = 5.0
 #: Connections the kernel may hold for the server before it accepts them.
 BACKLOG = 1024
+#: The signals that stop the server gracefully. SIGHUP too: the server reads its
+#: settings once, at start-up, so it has nothing to reload; its default action
+#: (dying on the spot) would cut off requests and leave the bridge socket behind.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class SessionServer(GeminiServer):
@@ -99,6 +107,12 @@ class SessionServer(GeminiServer):
         self.exit_code = 0
         self._drained: Deferred[None] | None = None
         self._open_late: list[bool] = []
+        #: True once every store is open, False once they failed to; None while
+        #: they are opening.
+        self.opened: bool | None = None
+        self._settled: list[Deferred[None]] = []
+        #: True once the server is stopping: nothing may start listening then.
+        self.stopping = False
 
     def slabs(self) -> list[Slab[Any]]:
         """Every slab served, once each (a game may be in two applications)."""
@@ -116,15 +130,63 @@ class SessionServer(GeminiServer):
             self.log_message(f"TLS Private Key File: {self.keyfile}")
         else:
             self.log_message("TLS is disabled")
+        # Before anything listens (the stores may be open already, and then it
+        # listens at once): a signal that comes before the reactor runs stops
+        # it gracefully as soon as it does. Twisted installs its own as it
+        # starts; ours go back in place then.
+        self._handle_signals()
         self.initialize()
+        self.reactor.callWhenRunning(self._handle_signals)
         self.reactor.run()
+
+    def _handle_signals(self) -> None:
+        # In place of Twisted's own: a second signal while stopping must not
+        # stop a reactor already stopping (a ReactorNotRunning traceback), and
+        # SIGHUP stops gracefully too.
+        for number in STOP_SIGNALS:
+            signal.signal(number, self._signalled)
+
+    def _signalled(self, number: int, frame: FrameType | None) -> None:
+        self.reactor.callFromThread(self.stop_for, signal.Signals(number).name)
+
+    def stop_for(self, name: str) -> None:
+        """Stop gracefully, as signal ``name`` asks; once, however many come."""
+        if self.stopping:
+            self.log_message(f"{name}: already stopping")
+            return
+        if name == "SIGHUP":
+            self.log_message(
+                "SIGHUP: stopping gracefully (jetforce-sesh reads its settings only"
+                " at start-up: start it again to apply a change)"
+            )
+        else:
+            self.log_message(f"{name}: stopping gracefully")
+        self.stopping = True
+        self.reactor.stop()
 
     def initialize(self) -> None:
         self.reactor.addSystemEventTrigger("before", "shutdown", self.shut_down)
         self._open_late = _give_up_after(self.ready, OPEN_TIMEOUT, self.reactor)
         self.ready.addCallbacks(self._listen, self._cannot_open)
+        self.ready.addBoth(self._settle)
+
+    def _settle(self, _: object) -> None:
+        waiting, self._settled = self._settled, []
+        for each in waiting:
+            each.callback(None)
+
+    def settled(self) -> Deferred[None]:
+        """Fires once the stores have opened, or failed to."""
+        if self.ready.called:
+            return succeed(None)
+        waiting: Deferred[None] = Deferred()
+        self._settled.append(waiting)
+        return waiting
 
     def _listen(self, banner: list[str]) -> None:
+        self.opened = True
+        if self.stopping:
+            return  # asked to stop while the stores opened: serve nothing
         for service in self.services:
             try:
                 service.startService()  # type: ignore[no-untyped-call]
@@ -165,9 +227,17 @@ class SessionServer(GeminiServer):
     def _cannot_start(self, why: str) -> None:
         print(f"jetforce-sesh: error: {why}", file=sys.stderr)
         self.exit_code = 2
-        self.reactor.callWhenRunning(self.reactor.stop)
+        self._stop_reactor()
+
+    def _stop_reactor(self) -> None:
+        # Once: a reactor already stopping (a signal came first) must not be
+        # stopped again.
+        if not self.stopping:
+            self.stopping = True
+            self.reactor.callWhenRunning(self.reactor.stop)
 
     def _cannot_open(self, failure: Failure) -> None:
+        self.opened = False
         error = failure.value
         # Stores open per slab, slabs per application: a failure comes wrapped
         # once for each gathering.
@@ -182,7 +252,7 @@ class SessionServer(GeminiServer):
             why = f"the stores could not be opened: {type(error).__name__}: {error}"
         print(f"jetforce-sesh: error: {why}", file=sys.stderr)
         self.exit_code = 2
-        self.reactor.callWhenRunning(self.reactor.stop)
+        self._stop_reactor()
 
     def on_bind_interface(self, port: Port) -> None:
         self.ports.append(port)
@@ -199,7 +269,14 @@ class SessionServer(GeminiServer):
 
     def shut_down(self) -> Deferred[None]:
         """Stop accepting, finish what is in flight, close the stores, and log
-        the final figures."""
+        the final figures. Asked while the stores are still opening, first wait
+        for them to open or fail (OPEN_TIMEOUT at most)."""
+        self.stopping = True
+        if not self.ready.called:
+            return self.settled().addCallback(lambda _: self._close())
+        return self._close()
+
+    def _close(self) -> Deferred[None]:
         self.summaries.stop()
         # Kept now, for the figures once closed: a closed slab lets go of them.
         stores = [(slab, slab.store) for slab in open_slabs(self.slabs())]
@@ -218,6 +295,10 @@ class SessionServer(GeminiServer):
         closing = [app.close(self.grace) for app in self.apps]
         done: Deferred[Any] = gatherResults(closing, consumeErrors=True)
         late = _give_up_after(done, self.grace + CLOSE_TIMEOUT, self.reactor)
+        if self.opened is False:
+            # Stores that never opened fail to close the same way: said once,
+            # by _cannot_open.
+            done.addErrback(lambda _: None)
         done.addErrback(self._cannot_close, late)
         done.addBoth(lambda _: gatherResults(stopping, consumeErrors=True))
         done.addBoth(lambda _: self.drained(DRAIN_TIMEOUT))

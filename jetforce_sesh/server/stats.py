@@ -47,7 +47,7 @@ class ServerStats:
     def answered(self, status: int) -> None:
         """Count one request and the status it was answered with (0: none)."""
         self.requests += 1
-        self.answers[status_class(status)] += 1
+        self.answers[_CLASS_OF.get(status, "none")] += 1
         second = int(self.clock.seconds())
         slot = second % WINDOW
         if self._seconds[slot] != second:
@@ -68,6 +68,10 @@ class ServerStats:
 
 def status_class(status: int) -> str:
     return f"{status // 10}x" if 10 <= status <= 69 else "none"
+
+
+# Every request is counted: its class looked up, not formatted.
+_CLASS_OF = {status: status_class(status) for status in range(10, 70)}
 
 
 @attrs.frozen

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, SupportsIndex, TypeVar
 
 from jetforce.app.base import (
     ApplicationCallable,
@@ -16,6 +16,8 @@ from jetforce.app.base import (
     RateLimiter,
     Request,
     Response,
+    RouteHandler,
+    RoutePattern,
     Status,
     WriteStatusCallable,
 )
@@ -40,6 +42,73 @@ from jetforce_sesh.stores.memory import memory_stores
 
 R = TypeVar("R")
 
+Route = tuple[RoutePattern, RouteHandler]
+
+#: Request paths whose route an application remembers, before it starts over.
+ROUTE_MEMO_MAX = 1024
+
+
+class Routes(list[Route]):
+    """An application's routes: a list, as Jetforce keeps them, that counts its
+    own changes, so that what was learnt of it (which route answers a path) is
+    never used once it changed, whichever way it was changed."""
+
+    changes = 0
+
+    def _changed(self) -> None:
+        self.changes += 1
+
+    def append(self, route: Route) -> None:
+        super().append(route)
+        self._changed()
+
+    def extend(self, routes: Iterable[Route]) -> None:
+        super().extend(routes)
+        self._changed()
+
+    def insert(self, index: SupportsIndex, route: Route) -> None:
+        super().insert(index, route)
+        self._changed()
+
+    def remove(self, route: Route) -> None:
+        super().remove(route)
+        self._changed()
+
+    def pop(self, index: SupportsIndex = -1) -> Route:
+        route = super().pop(index)
+        self._changed()
+        return route
+
+    def clear(self) -> None:
+        super().clear()
+        self._changed()
+
+    def reverse(self) -> None:
+        super().reverse()
+        self._changed()
+
+    def sort(self, *args: Any, **kwargs: Any) -> None:
+        super().sort(*args, **kwargs)
+        self._changed()
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        super().__setitem__(index, value)
+        self._changed()
+
+    def __delitem__(self, index: Any) -> None:
+        super().__delitem__(index)
+        self._changed()
+
+    def __iadd__(self, routes: Iterable[Route]) -> Routes:  # type: ignore[override,misc]
+        super().__iadd__(routes)
+        self._changed()
+        return self
+
+    def __imul__(self, times: SupportsIndex) -> Routes:
+        super().__imul__(times)
+        self._changed()
+        return self
+
 
 class SessionApplication(JetforceApplication):
     """A :class:`jetforce.JetforceApplication` with per-certificate records.
@@ -60,6 +129,12 @@ class SessionApplication(JetforceApplication):
         grace: float = 10.0,
     ) -> None:
         super().__init__(rate_limiter=rate_limiter)
+        self.routes: list[Route] = Routes()
+        # (hostname, path) -> the route that answers it and its URL groups, or
+        # None for no route; learnt from ``_memo_of``, the routes as they were.
+        self._memo: dict[tuple[str, str], tuple[Any, dict[str, Any]] | None] = {}
+        self._memo_of: tuple[object, int] = (None, -1)
+        self._memo_exact = False
         self.title = title
         self.entry = entry
         self.description = description
@@ -301,12 +376,41 @@ class SessionApplication(JetforceApplication):
 
     def _route_for(self, request: Request) -> tuple[Any, dict[str, Any]] | None:
         """The handler that answers ``request`` and its URL groups, as
-        Jetforce picks it (the last route declared wins); None if none does."""
-        for pattern, callback in reversed(self.routes):
-            found = pattern.match(request)
-            if found is not None:
-                return callback, found.groupdict()
-        return None
+        Jetforce picks it (the last route declared wins); None if none does.
+
+        Once other_host() has let a request in, a stock RoutePattern's match
+        depends only on the request's hostname and path (the scheme is gemini,
+        the port the capsule's or none), so the answer is remembered per
+        (hostname, path): a capsule of many routes (the demo has 27) does not
+        try each pattern on every request. It is forgotten whenever the routes
+        change (see Routes), or the list is replaced, and bounded by
+        ROUTE_MEMO_MAX paths. Patterns of other classes are tried every time."""
+        routes = self.routes
+        changes = getattr(routes, "changes", None)
+        if self._memo_of != (routes, changes) or changes is None:
+            self._memo.clear()
+            self._memo_of = (routes, -1 if changes is None else changes)
+            # A replaced list that is no Routes cannot say when it changes.
+            self._memo_exact = changes is not None and all(
+                type(pattern) is RoutePattern for pattern, _ in routes
+            )
+        if self._memo_exact:
+            key = (request.hostname, request.path)
+            try:
+                return self._memo[key]
+            except KeyError:
+                pass
+        found: tuple[Any, dict[str, Any]] | None = None
+        for pattern, callback in reversed(routes):
+            match = pattern.match(request)
+            if match is not None:
+                found = (callback, match.groupdict())
+                break
+        if self._memo_exact:
+            if len(self._memo) >= ROUTE_MEMO_MAX:
+                self._memo.clear()
+            self._memo[key] = found
+        return found
 
     def claims(self, request: Request) -> bool:
         return any(pattern.match(request) for pattern, _ in self.routes)
@@ -338,7 +442,12 @@ class SessionApplication(JetforceApplication):
         response: Response | DeferredResponse
         if found is not None:
             callback, groups = found
-            limited = self._limited(callback, request)
+            limited = (
+                None
+                if self.certificate_limiter is None
+                else self._limited(callback, request)
+            )
+            # The groups are copied: a handler may change the dict it is given.
             response = limited or callback(request, **groups)
         else:
             if self.fallback is not None:

@@ -41,10 +41,20 @@ W = TypeVar("W", bound=Waiter)
 
 
 class Turns(Generic[W]):
-    """One holder per key; at most ``limit`` others wait, in arrival order."""
+    """One holder per key; at most ``limit`` others wait, in arrival order.
+
+    :attr:`in_use` is what the slab's store is told is held
+    (``StoreSpec.held``): the keys whose holder has read the record.
+    """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
+        #: Keys whose turn is held and whose holder has read the record: the
+        #: store neither expires nor evicts their records. A key joins when
+        #: its holder has loaded (so a record already idle when its player
+        #: comes back expires on that load, as it would without a turn) and
+        #: leaves when the turn is released.
+        self.in_use: set[bytes] = set()
         # A held key with nobody waiting maps to None: most turns are taken and
         # given back with no queue, and need no deque made for them.
         self._waiting: dict[bytes, deque[W] | None] = {}
@@ -81,8 +91,14 @@ class Turns(Generic[W]):
         if queue is not None and waiter in queue:
             queue.remove(waiter)
 
+    def use(self, key: bytes) -> None:
+        """The holder of ``key``'s turn has read its record: keep it until the
+        turn is released."""
+        self.in_use.add(key)
+
     def release(self, key: bytes) -> None:
         """End the current turn for ``key`` and start the next waiter, if any."""
+        self.in_use.discard(key)
         if key in self._draining:
             # Called from a waiter that the loop below started: let it go on.
             self._draining[key] = True

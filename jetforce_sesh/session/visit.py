@@ -68,12 +68,6 @@ _log = Logger()
 _KEY, _QUEUED, _LOADING, _HANDLER, _SAVING, _DONE = range(6)
 
 
-_log = Logger()
-
-# What a visit is doing; cancellation and time limits act by it.
-_KEY, _QUEUED, _LOADING, _HANDLER, _SAVING, _DONE = range(6)
-
-
 class VisitedRoute(Protocol[R]):
     """What a visit needs of the session route it plays."""
 
@@ -278,6 +272,7 @@ class Visit(Generic[R]):
         immediate = opened.immediate
         key = self.key
         self.request.environ[ENVIRON_VISIT] = self
+        read = False  # whether an earlier attempt found a record
         try:
             for _ in range(ATTEMPTS):
                 self.phase = _LOADING
@@ -287,6 +282,21 @@ class Visit(Generic[R]):
                     stored = await self._store_waits(opened.store.load(key), LOST)
                 if self.stopped:
                     return self.stop_answer
+                # Read: the store keeps the record for us until we let go.
+                opened.turns.use(key)
+                if stored is None and read:
+                    # The record this request read went away meanwhile (deleted
+                    # elsewhere, or dropped by a store that cannot keep held
+                    # records): running the handler on a new one would answer
+                    # 20 with the player's progress silently gone.
+                    slab.stats.vanished += 1
+                    _log.warn(
+                        "slab {slab}: the record of player {player} went away while"
+                        " a request used it; nothing was kept",
+                        **fields(slab, key, "vanished", TRY_AGAIN),
+                    )
+                    return TRY_AGAIN
+                read = stored is not None
                 if stored is None:
                     record = codec.new()
                     # Encoded afresh: a default may be drawn at random (a secret

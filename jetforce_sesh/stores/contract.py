@@ -16,7 +16,7 @@ store also decides, in the same step, whether a new record may be kept at all
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from typing import NamedTuple
 
 import attrs
@@ -35,6 +35,11 @@ ABSENT = 0
 ANY_VERSION = -1
 #: Bytes in every key.
 KEY_SIZE = 32
+#: The highest version any store gives: versions are exact in a double up to
+#: here (Redis's Lua compares them as numbers), and well inside SQLite's
+#: integers. A store that has given it refuses further saves
+#: (:class:`~jetforce_sesh.errors.StoreUnavailable`) rather than give one twice.
+MAX_VERSION = 2**53 - 1
 
 
 class Stored(NamedTuple):
@@ -89,6 +94,22 @@ class StoreSpec:
     #: What the bytes are (the codec's ``format``), for stores that keep them
     #: between runs and must not read one slab's bytes as another's.
     codec_format: str
+    #: Keys whose record a request of this process is using right now: it has
+    #: read the record and not yet let go of the player's turn. The slab keeps
+    #: it up to date; a store reads it, live, whenever it decides to drop a
+    #: record. While a key is in it, its record is in use: the store must
+    #: neither expire it (the sweep passes over it, and a load, save, peek,
+    #: delete or listing finds it alive, whatever its last use) nor evict it
+    #: (eviction takes the least recently used record *not* held; if every
+    #: record is held, a new one is refused with StoreFull, whatever
+    #: ``on_full`` says). Its idle time still counts from its last load or
+    #: save, so a record its request only read may expire at the next sweep
+    #: after the request ends. A store shared by several processes must keep
+    #: the records held in any of them (by refreshing their last use while
+    #: they are held, say); one that cannot yet ignores this, and a record it
+    #: drops under a request is met by the route as "vanished": the player is
+    #: answered ``40`` and nothing is kept, never a fresh record in its place.
+    held: Container[bytes] = frozenset()
 
 
 #: Makes the store of one slab. Settings of a store kind (a directory, a URL) are

@@ -20,12 +20,13 @@ an old version always conflicts. A slot's version is 0 while the slot is free.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
+from jetforce_sesh.errors import StoreFull, StoreUnavailable
 from jetforce_sesh.options import (
     OnFull,
     check_idle_timeout,
@@ -37,6 +38,7 @@ from jetforce_sesh.stores.contract import (
     ABSENT,
     ANY_VERSION,
     KEY_SIZE,
+    MAX_VERSION,
     IImmediateSessionStore,
     RecordPage,
     Stored,
@@ -81,8 +83,13 @@ class MemoryStore(DeferredMethods, HookMethods):
         idle_timeout: float = 0,
         on_full: OnFull = "evict",
         hash_key: Callable[[bytes], int] = hash,
+        held: Container[bytes] = frozenset(),
     ) -> None:
         self.name = name
+        #: Keys whose records requests are using: never expired nor evicted
+        #: (see ``StoreSpec.held``). Looked at only when a record is idle or
+        #: must make room, so it costs a request nothing.
+        self.held = held
         self.record_size = check_record_size(record_size)
         self.capacity = check_max_records(capacity)
         self.idle_timeout = check_idle_timeout(idle_timeout)
@@ -183,17 +190,24 @@ class MemoryStore(DeferredMethods, HookMethods):
             return 0
         now = self.clock.seconds()
         seen = self._seen
+        held = self.held
         dropped = 0
+        slot = self._tail
         try:
             # Idle is ``now - seen >= timeout`` everywhere, never ``seen <= now -
             # timeout``: the two round differently, and a record must not be
             # alive to load yet dropped by the sweep (or left out of a listing).
-            while self._tail != _NONE and now - seen[self._tail] >= timeout:
+            while slot != _NONE and now - seen[slot] >= timeout:
+                older = self._prev[slot]
+                if held and self._key_of(slot) in held:
+                    slot = older  # in use: passed over, however long ago
+                    continue
                 if dropped == SWEEP_BATCH:
                     self._sweeper.more()
                     break
-                self._expire(self._tail)
+                self._expire(slot)
                 dropped += 1
+                slot = older
         finally:
             self.hooks.run()
         return dropped
@@ -210,8 +224,22 @@ class MemoryStore(DeferredMethods, HookMethods):
             slot != _NONE
             and self.idle_timeout > 0
             and self.clock.seconds() - self._seen[slot] >= self.idle_timeout
+            and not self._is_held(slot)
         ):
             return _NONE
+        return slot
+
+    def _is_held(self, slot: int) -> bool:
+        """Whether a request uses the record in ``slot`` (see :attr:`held`)."""
+        held = self.held
+        return bool(held) and self._key_of(slot) in held
+
+    def _oldest_free(self) -> int:
+        """The least recently used slot no request holds; _NONE if none."""
+        slot = self._tail
+        if self.held:
+            while slot != _NONE and self._is_held(slot):
+                slot = self._prev[slot]
         return slot
 
     # -- the index -------------------------------------------------------------
@@ -316,7 +344,11 @@ class MemoryStore(DeferredMethods, HookMethods):
         if slot == _NONE:
             return _NONE
         now = self.clock.seconds()
-        if self.idle_timeout > 0 and now - self._seen[slot] >= self.idle_timeout:
+        if (
+            self.idle_timeout > 0
+            and now - self._seen[slot] >= self.idle_timeout
+            and key not in self.held
+        ):
             self._expire(slot)
             return _NONE
         self._seen[slot] = now
@@ -356,6 +388,11 @@ class MemoryStore(DeferredMethods, HookMethods):
         # change: a failed save leaves no half-made record behind.
         check_key(key)
         check_data(data, self.name, self.record_size)
+        if self._version >= MAX_VERSION:
+            raise StoreUnavailable(
+                f"slab {self.name!r} has given every version up to {MAX_VERSION}:"
+                f" it keeps its records but can save no more"
+            )
         size = len(data)
         try:
             slot = self._use(key)
@@ -384,26 +421,35 @@ class MemoryStore(DeferredMethods, HookMethods):
         self._conflicts += 1
         raise conflict(self.name, key, stored, expected)
 
-    def _reclaim_idle(self) -> bool:
-        """Expire the least recently used record if it is idle; True if it was."""
-        tail = self._tail
+    def _reclaim_idle(self, oldest: int) -> bool:
+        """Expire the record in slot ``oldest`` (the least recently used one no
+        request holds) if it is idle; True if it was."""
         if (
-            tail == _NONE
+            oldest == _NONE
             or self.idle_timeout <= 0
-            or self.clock.seconds() - self._seen[tail] < self.idle_timeout
+            or self.clock.seconds() - self._seen[oldest] < self.idle_timeout
         ):
             return False
-        self._expire(tail)
+        self._expire(oldest)
         return True
 
     def _make_room(self) -> None:
-        """Free a slot if none is: an idle record first, else by the policy."""
-        if self._count < self.capacity or self._reclaim_idle():
+        """Free a slot if none is: an idle record first, else by the policy.
+        Records requests hold are neither: if all are held, none makes room."""
+        if self._count < self.capacity:
+            return
+        victim = self._oldest_free()
+        if self._reclaim_idle(victim):
             return
         if self.on_full == "refuse":
             self._refusals += 1
             raise refused(self.name, self.capacity)
-        victim = self._tail
+        if victim == _NONE:
+            self._refusals += 1
+            raise StoreFull(
+                f"slab {self.name!r} is full ({self.capacity} records) and every"
+                f" record is in use by a request: try again in a moment"
+            )
         victim_key = self._key_of(victim)
         self._drop(victim)
         self._evictions += 1
@@ -426,7 +472,7 @@ class MemoryStore(DeferredMethods, HookMethods):
         ValueError.
         """
         check_key(key)
-        if len(data) > self.record_size or version < 1:
+        if len(data) > self.record_size or not 1 <= version <= MAX_VERSION:
             raise ValueError(
                 f"cannot restore a record of {len(data)} bytes at version {version}"
                 f" into slab {self.name!r} ({self.record_size}-byte slots)"
@@ -449,8 +495,8 @@ class MemoryStore(DeferredMethods, HookMethods):
 
     def version_floor(self, version: int) -> None:
         """Give only versions above ``version`` from now on (versions a file
-        once gave to records since dropped)."""
-        self._version = max(self._version, version)
+        once gave to records since dropped); at most :data:`MAX_VERSION`."""
+        self._version = max(self._version, min(version, MAX_VERSION))
 
     @property
     def last_version(self) -> int:
@@ -477,7 +523,7 @@ class MemoryStore(DeferredMethods, HookMethods):
                 type(key) is not bytes
                 or len(key) != _KEY
                 or len(data) > record_size
-                or version < 1
+                or not 1 <= version <= MAX_VERSION
                 or self._count >= self.capacity
             ):
                 raise ValueError(
@@ -553,7 +599,7 @@ class MemoryStore(DeferredMethods, HookMethods):
         versions = self._versions
         seen = self._seen
         while slot < stop and len(found) < limit:
-            if versions[slot] and now - seen[slot] < timeout:
+            if versions[slot] and (now - seen[slot] < timeout or self._is_held(slot)):
                 data, version = self._read(slot)
                 found.append(
                     StoredRecord(self._key_of(slot), data, version, seen[slot])
@@ -600,4 +646,5 @@ def memory_stores(spec: StoreSpec) -> MemoryStore:
         clock=spec.clock,
         idle_timeout=options.idle_timeout,
         on_full=options.on_full,
+        held=spec.held,
     )

@@ -167,6 +167,37 @@ class ScriptedBridge:
 OK = frame(b"K")
 
 
+class Doorman:
+    """A stand-in for a bridge that turns one connection away, as the real one
+    does past a cap: it answers ``reply`` at once, before reading anything, and
+    closes."""
+
+    def __init__(self, path: Path, reply: bytes) -> None:
+        self.path = str(path)
+        self.reply = reply
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(self.path)
+        self.listener.listen()
+        self.listener.settimeout(10)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> Doorman:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.thread.join(timeout=10)
+        self.listener.close()
+
+    def _serve(self) -> None:
+        try:
+            connection, _ = self.listener.accept()
+        except OSError:
+            return
+        with connection:
+            connection.sendall(self.reply)
+
+
 #: What the C programs below share: a record's two fields and the codes' names.
 COMMON_C = r"""
 #include <stdio.h>
@@ -201,6 +232,7 @@ static const char *code(int rc) {
     case SESH_REFUSED: return "REFUSED";
     case SESH_PROTOCOL: return "PROTOCOL";
     case SESH_UNAVAILABLE: return "UNAVAILABLE";
+    case SESH_NOT_VALID: return "NOT_VALID";
     default: return "?";
     }
 }

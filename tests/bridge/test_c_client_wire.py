@@ -11,17 +11,34 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from tests.bridge.c_client_support import ANN, OK, Built, ScriptedBridge, found, frame
+from tests.bridge.c_client_support import (
+    ANN,
+    BEN,
+    OK,
+    Built,
+    Doorman,
+    ScriptedBridge,
+    found,
+    frame,
+)
 
 
 def drive(
-    built: Built, bridge: ScriptedBridge, *calls: str, fingerprint: str = ANN
+    built: Built,
+    bridge: ScriptedBridge | Doorman,
+    *calls: str,
+    fingerprint: str = ANN,
+    env: dict[str, str] | None = None,
 ) -> list[str]:
     """Run the driver's ``calls`` against ``bridge``; the lines it printed."""
     with bridge:
         done = built.run(
             built.driver,
-            {"SESH_BRIDGE_SOCKET": bridge.path, "FINGERPRINT": fingerprint},
+            {
+                "SESH_BRIDGE_SOCKET": bridge.path,
+                "FINGERPRINT": fingerprint,
+                **(env or {}),
+            },
             *calls,
         )
     assert ("", 0) == (done.stderr, done.status)
@@ -140,3 +157,83 @@ def test_the_client_refuses_replies_the_reference_does_not_allow(
         "lookup",
         "delete",
     )
+
+
+def test_the_client_stays_in_step_after_a_refusal(built: Built, tmp_path: Path) -> None:
+    """A refused SELECT closes the connection (the server will not answer the
+    request sent with it); a refused request leaves it open; a certificate the
+    server will not take is its own code."""
+    busy = b"the capsule is shutting down: try again later"
+    expired = b"Your certificate expired on 2020-01-01: make a new one"
+    bridge = ScriptedBridge(
+        tmp_path / "scripted.sock",
+        [
+            [frame(b"N" + busy)],
+            [OK, frame(b"V" + expired), frame(b"K" + found(7, 1, 2))],
+        ],
+    )
+    assert [
+        "lookup: REFUSED version 0 record 0 0 | " + busy.decode(),
+        "lookup: NOT_VALID version 0 record 0 0 | " + expired.decode(),
+        "lookup: OK version 7 record 1 2",
+    ] == drive(built, bridge, "lookup", "lookup", "lookup")
+
+
+def test_a_server_that_turns_the_connection_away_is_heard(
+    built: Built, tmp_path: Path
+) -> None:
+    """Past a cap the server answers N at once and closes, before it reads the
+    request: the write may fail with a broken pipe, but the answer says why."""
+    refusal = b"process 7 has 8 bridge connections open: close one first"
+    assert ["lookup: REFUSED version 0 record 0 0 | " + refusal.decode()] == drive(
+        built, Doorman(tmp_path / "door.sock", frame(b"N" + refusal)), "lookup"
+    )
+
+
+def test_the_requesting_players_certificate_dates_go_with_it(
+    built: Built, tmp_path: Path
+) -> None:
+    bridge = ScriptedBridge(
+        tmp_path / "scripted.sock",
+        [
+            [
+                OK,
+                frame(b"K" + found(1, 0, 0)),
+                frame(b"K" + struct.pack(">Q", 2)),
+                frame(b"K" + found(2, 0, 0)),
+            ]
+        ],
+    )
+    env = {
+        "TLS_CLIENT_HASH": ANN,
+        "TLS_CLIENT_NOT_BEFORE": "2020-01-01T00:00:00Z",
+        "TLS_CLIENT_NOT_AFTER": "2999-01-01T00:00:00Z",
+    }
+    drive(built, bridge, "lookup", "cas:1,1", "release", env=env)
+    ann = ANN.encode() + b" 2020-01-01T00:00:00Z 2999-01-01T00:00:00Z"
+    assert [
+        b"S" + struct.pack(">I", 16),
+        b"L" + ann,
+        b"C" + struct.pack(">QB", 1, len(ann)) + ann + struct.pack("<QQ", 1, 1),
+    ] == bridge.requests[0][:3]
+    # Another player's fingerprint goes alone: these dates are not its.
+    other = ScriptedBridge(
+        tmp_path / "other.sock", [[OK, frame(b"K" + found(1, 0, 0))]]
+    )
+    drive(built, other, "lookup", fingerprint=BEN, env=env)
+    assert [b"S" + struct.pack(">I", 16), b"L" + BEN.encode()] == other.requests[0]
+
+
+def test_an_update_without_the_turn_is_refused_without_asking(
+    built: Built, tmp_path: Path
+) -> None:
+    bridge = ScriptedBridge(
+        tmp_path / "scripted.sock",
+        [[OK, frame(b"K" + found(1, 0, 0)), frame(b"K" + struct.pack(">Q", 2))]],
+    )
+    assert [
+        "lookup: OK version 1 record 0 0",
+        "update:1,1: OK version 2 record 1 1",
+        "update:2,2: PROTOCOL version 2 record 2 2 | sesh_update needs the turn of a"
+        " sesh_lookup on this connection: use sesh_compare_and_set",
+    ] == drive(built, bridge, "lookup", "update:1,1", "update:2,2")

@@ -6,113 +6,37 @@ import struct
 from collections.abc import Iterator
 from typing import Any
 
-import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from jetforce.app.base import Request, Response, Status
-from twisted.internet.defer import Deferred
-from twisted.internet.task import deferLater
-from twisted.internet.testing import StringTransport
 
 import sesh_bridge as wire
-from jetforce_sesh import SessionApplication
 from jetforce_sesh.bridge.protocol import (
-    HOLD_TIMEOUT,
     IDLE_TIMEOUT,
     SWEEP_EVERY,
-    WAIT_TIMEOUT,
     BridgeFactory,
     BridgeProtocol,
 )
 from jetforce_sesh.bridge.service import bridged
+from jetforce_sesh.bridge.turn import HOLD_TIMEOUT, WAIT_TIMEOUT
 from jetforce_sesh.errors import ConfigError
 from jetforce_sesh.options import SlabOptions
 from jetforce_sesh.testing import SessionHarness, fingerprint_of, later_stores
+from tests.bridge.protocol_support import (
+    HASH,
+    OTHER,
+    PAIR,
+    UNBOUNDED_HOLDS,
+    VERSION,
+    Client,
+    Notes,
+    Visits,
+    app,
+    factory_of,
+    found,
+    version_of,
+)
 from tests.strategies import bridge_messages
-
-app = SessionApplication("bridge test")
-
-
-@attrs.define
-class Visits:
-    count: int = 0
-    ever: int = 0
-
-
-@attrs.define
-class Level:
-    level: int = attrs.field(default=1, validator=attrs.validators.ge(1))
-
-
-@attrs.define
-class Notes:
-    text: str = ""
-
-
-app.slab(Visits, name="visits", layout="<QQ")
-app.slab(Level, name="level", layout="<i", max_records=2, on_full="refuse")
-app.slab(Notes, name="notes")
-
-
-@app.session_route("/visit", record=Visits)
-def visit(request: Request, record: Visits) -> Response:
-    record.count += 1
-    return Response(Status.SUCCESS, "text/plain", str(record.count))
-
-
-@app.session_route("/slow", record=Visits)
-async def slow(request: Request, record: Visits) -> Response:
-    seen = record.count
-    await deferLater(app.slabs[Visits].clock, 1, lambda: None)
-    record.count = seen + 1
-    return Response(Status.SUCCESS, "text/plain", str(record.count))
-
-
-@app.session_route("/stall", record=Visits, timeout=30)
-async def stall(request: Request, record: Visits) -> Response:
-    await Deferred()
-    raise AssertionError("never answered")
-
-
-HASH = "SHA256:" + fingerprint_of("alice").hex().upper()
-OTHER = fingerprint_of("bob").hex()
-PAIR = struct.Struct("<QQ")
-VERSION = struct.Struct("!Q")
-
-
-class Client:
-    """One connection, spoken to frame by frame."""
-
-    def __init__(self, factory: BridgeFactory) -> None:
-        self.protocol = factory.buildProtocol(None)
-        self.transport = StringTransport()
-        self.protocol.makeConnection(self.transport)
-
-    def send(self, message: bytes) -> None:
-        self.protocol.dataReceived(struct.pack("!I", len(message)) + message)
-
-    def replies(self) -> list[bytes]:
-        data = self.transport.value()
-        self.transport.clear()
-        found = []
-        while data:
-            (size,) = struct.unpack_from("!I", data)
-            found.append(data[4 : 4 + size])
-            data = data[4 + size :]
-        return found
-
-    def ask(self, message: bytes) -> bytes:
-        self.send(message)
-        (reply,) = self.replies()
-        return reply
-
-    def select(self, name: str = "visits", size: int = 16) -> bytes:
-        return self.ask(wire.SELECT + struct.pack("!I", size) + name.encode())
-
-    @property
-    def closed(self) -> bool:
-        return bool(self.transport.disconnecting)
 
 
 @pytest.fixture
@@ -122,8 +46,7 @@ def harness() -> SessionHarness:
 
 @pytest.fixture
 def factory(harness: SessionHarness) -> Iterator[BridgeFactory]:
-    made = BridgeFactory(bridged(app.slabs.values()), harness.clock)
-    made.doStart()
+    made = factory_of(app, harness.clock, UNBOUNDED_HOLDS)
     yield made
     made.doStop()
 
@@ -142,15 +65,6 @@ def queued_behind(client: Client, factory: BridgeFactory) -> Client:
     client.ask(wire.LOOKUP + HASH.encode())
     other.send(wire.LOOKUP + HASH.encode())
     return other
-
-
-def found(version: int, count: int, ever: int = 0) -> bytes:
-    return b"K" + VERSION.pack(version) + PAIR.pack(count, ever)
-
-
-def version_of(reply: bytes) -> int:
-    value: int = VERSION.unpack_from(reply, 1)[0]
-    return value
 
 
 # -- the basic requests --------------------------------------------------------
@@ -505,8 +419,7 @@ def test_no_message_changes_a_record_unless_answered_done(
     steps: list[tuple[int, bytes | float]],
 ) -> None:
     harness = SessionHarness(app, defaults=SlabOptions(max_queued=2))
-    factory = BridgeFactory(bridged(app.slabs.values()), harness.clock)
-    factory.doStart()
+    factory = factory_of(app, harness.clock, UNBOUNDED_HOLDS)
     store = app.slabs[Visits].opened.immediate
     assert store is not None
     clients = [Client(factory) for _ in range(3)]

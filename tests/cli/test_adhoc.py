@@ -1,5 +1,6 @@
 """The ad-hoc server certificate: a private directory, exclusive files, replaced
-when expired or not ours, and an IP address entry for an IP hostname."""
+when expired or not ours, an IP address entry for an IP hostname, and every
+loopback name for a loopback hostname."""
 
 from __future__ import annotations
 
@@ -31,6 +32,15 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.lstat().st_mode)
 
 
+#: What the pair for localhost is for: every name of the loopback interface, as
+#: the capsule answers to each (amfora checks gemini://127.0.0.1:PORT/'s IP).
+LOOPBACK_NAMES = [
+    x509.DNSName("localhost"),
+    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+    x509.IPAddress(ipaddress.ip_address("::1")),
+]
+
+
 def names(certfile: str) -> list[x509.GeneralName]:
     certificate = x509.load_pem_x509_certificate(Path(certfile).read_bytes())
     return list(
@@ -53,7 +63,7 @@ def test_a_new_pair_is_private_and_reused_next_time(temporary: Path) -> None:
     )
     key = serialization.load_pem_private_key(Path(keyfile).read_bytes(), None)
     assert isinstance(key, ec.EllipticCurvePrivateKey)
-    assert [x509.DNSName("localhost")] == names(certfile)
+    assert LOOPBACK_NAMES == names(certfile)
     before = Path(certfile).read_bytes()
     assert (certfile, keyfile) == ad_hoc_certificate("localhost")
     assert before == Path(certfile).read_bytes()
@@ -63,8 +73,15 @@ def test_a_new_pair_is_private_and_reused_next_time(temporary: Path) -> None:
 
 
 def test_an_ip_hostname_gets_an_ip_address_entry() -> None:
-    certfile, _ = ad_hoc_certificate("127.0.0.1")
-    assert [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))] == names(certfile)
+    certfile, _ = ad_hoc_certificate("192.0.2.7")
+    assert [x509.IPAddress(ipaddress.ip_address("192.0.2.7"))] == names(certfile)
+
+
+@pytest.mark.parametrize("hostname", ["127.0.0.1", "::1"])
+def test_a_loopback_address_gets_every_loopback_name(hostname: str) -> None:
+    certfile, _ = ad_hoc_certificate(hostname)
+    own = x509.IPAddress(ipaddress.ip_address(hostname))
+    assert [own, *(n for n in LOOPBACK_NAMES if n != own)] == names(certfile)
 
 
 def test_a_directory_others_may_enter_is_refused(temporary: Path) -> None:
@@ -127,7 +144,11 @@ def test_a_pair_readable_by_others_is_replaced(temporary: Path) -> None:
 
 
 def write_pair(
-    directory: Path, *, days_left: float, key_of_other: bool = False
+    directory: Path,
+    *,
+    days_left: float,
+    key_of_other: bool = False,
+    names: list[x509.GeneralName] = LOOPBACK_NAMES,
 ) -> bytes:
     """A pair for localhost with ``days_left`` of validity; its certificate."""
     key = ec.generate_private_key(ec.SECP256R1())
@@ -142,7 +163,7 @@ def write_pair(
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(days=400))
         .not_valid_after(now + datetime.timedelta(days=days_left))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), False)
+        .add_extension(x509.SubjectAlternativeName(names), False)
         .sign(key, hashes.SHA256())
     )
     pem = certificate.public_bytes(serialization.Encoding.PEM)
@@ -161,6 +182,15 @@ def write_pair(
         path.write_bytes(data)
         path.chmod(0o600)
     return pem
+
+
+def test_a_pair_made_for_localhost_alone_is_replaced_by_one_for_every_loopback(
+    temporary: Path,
+) -> None:
+    """What 0.3.0 made: a certificate amfora refuses for gemini://127.0.0.1/."""
+    write_pair(temporary, days_left=200, names=[x509.DNSName("localhost")])
+    certfile, _ = ad_hoc_certificate("localhost")
+    assert LOOPBACK_NAMES == names(certfile)
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import shutil
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 
 from examples import coin_flip
+from jetforce_sesh.stores import StateDirectory
 from jetforce_sesh.testing import SessionHarness
 from tests.games.test_tictactoe import assert_tidy, opened
 from tests.strategies import player_input
@@ -143,3 +145,38 @@ def test_the_example_runs_alone_from_the_repository_root(
         assert server.request("/coin").status == 60
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["1966", "{state}"], "state directory '{state}' is in use by another server"),
+        (["a-port"], "the port must be a number from 0 to 65535 (got 'a-port')"),
+    ],
+)
+def test_the_server_script_refuses_what_cannot_work_in_one_line(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    """A state directory another server holds (or a port that is no number)
+    stops the script with one line, as the launcher says it, not a traceback."""
+    state = tmp_path / "state"
+    held = StateDirectory(state)  # as a server running on it holds it
+    try:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "examples/server_script.py",
+                *(arg.format(state=state) for arg in args),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=60,
+        )
+    finally:
+        held.release()
+    expected = "server_script.py: error: " + message.format(state=state)
+    assert (2, "") == (result.returncode, result.stdout)
+    assert [expected] == [
+        line[: len(expected)] for line in result.stderr.splitlines()
+    ], result.stderr

@@ -5,16 +5,20 @@ play over real TLS."""
 
 from __future__ import annotations
 
+import datetime
 import grp
 import os
 import random
 import re
+import resource
 import shutil
 import socket
 import stat
+import statistics
 import struct
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -45,6 +49,10 @@ def capsule(directory: Path) -> Path:
     # The interpreter that has sesh_bridge installed, as a capsule's own would.
     python.write_text(script.replace("/usr/bin/env python3", sys.executable, 1))
     python.chmod(0o755)
+    # The checkout's client beside it, as the how-to says to deploy it: the
+    # CGI environment carries no PYTHONPATH, and the copy installed in
+    # site-packages may be another version's.
+    shutil.copy(ROOT / "sesh_bridge.py", cgi / "sesh_bridge.py")
     subprocess.run(
         [
             shutil.which("cc") or "gcc",
@@ -76,6 +84,9 @@ def bridged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             str(home / "sesh.sock"),
             # Every request of the test's one player may wait its turn at once.
             "--max-queued",
+            "64",
+            # This test process plays many CGI programs at once.
+            "--bridge-max-per-process",
             "64",
         ]
     )
@@ -338,3 +349,224 @@ def test_records_written_over_the_bridge_survive_a_restart_with_state_dir(
         assert 8 == visit_count(second.request("/counter", player))
     finally:
         second.stop()
+
+
+# -- the trust model: what the server knows of the certificate -----------------
+
+
+def test_an_expired_certificate_gets_62_through_the_routes_and_both_cgi_programs(
+    bridged: Server, make_cert: MakeCert
+) -> None:
+    """The reproduction: the CGI counters counted a visit that /counter refused.
+    Both clients pass the certificate's dates from the CGI environment, and the
+    bridge refuses them as the route does."""
+    now = datetime.datetime.now(datetime.UTC)
+    expired = make_cert(
+        "bridge-expired",
+        not_before=now - datetime.timedelta(days=30),
+        not_after=now - datetime.timedelta(days=1),
+    )
+    answers = [bridged.request(path, expired) for path in PATHS]
+    day = (now - datetime.timedelta(days=1)).strftime("%Y-%m-%d")
+    refusal = f"Your certificate expired on {day}: make a new one"
+    assert [(62, refusal)] * len(PATHS) == [(a.status, a.meta) for a in answers]
+    # Nothing was stored for it, by any of them.
+    with sesh_bridge.connect("visits", 16, socket_of(bridged)) as bridge:
+        assert 0 == bridge.peek(expired.tls_client_hash).version
+
+
+# -- bounds --------------------------------------------------------------------
+
+
+def test_the_socket_queues_as_many_connections_as_the_gemini_port(
+    bridged: Server,
+) -> None:
+    if shutil.which("ss") is None:
+        pytest.skip("no ss(8) to read the listen backlog with")
+    path = socket_of(bridged)
+    listed = subprocess.run(
+        ["ss", "-xlH", "src", path], capture_output=True, text=True, check=True
+    ).stdout.split()
+    # ss shows a listening socket's backlog as its Send-Q.
+    assert ["u_str", "LISTEN", "0", "1024", path] == listed[:5]
+
+
+def rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for process {pid}")
+
+
+def test_players_are_served_as_usual_while_a_local_client_misbehaves(
+    tmp_path: Path, make_cert: MakeCert
+) -> None:
+    """A client that selects correctly, then chains holds of a player's turn,
+    pipelines, never reads its replies and opens a thousand connections, all
+    at once: meanwhile that player's in-process visits and another player's C
+    CGI visits (through the bridge) are answered as fast as before it began,
+    and the server's memory stays put."""
+    home = tmp_path
+    where = str(home / "sesh.sock")
+    server = Server(
+        [
+            "--app",
+            "tests.apps.bridged_big:app",
+            "--dir",
+            str(capsule(home / "capsule")),
+            "--bridge-socket",
+            where,
+            # A chain of holds is cut within a second or two, not ten.
+            "--bridge-hold-budget",
+            "1",
+            "--bridge-hold-window",
+            "600",
+        ],
+        drain=True,
+    )
+    victim, other = make_cert("bridge-victim"), make_cert("bridge-cgi-player")
+
+    def visits(rounds: int) -> dict[str, list[tuple[int, float]]]:
+        timed: dict[str, list[tuple[int, float]]] = {"route": [], "cgi": []}
+        for _ in range(rounds):
+            for name, path, player in (
+                ("route", "/counter", victim),
+                ("cgi", "/cgi-bin/counter.cgi", other),
+            ):
+                start = time.perf_counter()
+                status = server.request(path, player, timeout=30).status
+                timed[name].append((status, time.perf_counter() - start))
+        return timed
+
+    hostile = None
+    try:
+        before = visits(20)
+        memory = rss(server.process.pid)
+        hostile = subprocess.Popen(
+            [sys.executable, str(HOSTILE), where, victim.tls_client_hash],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert hostile.stdout is not None
+        found = {}
+        while len(found) < 5:
+            line = hostile.stdout.readline()
+            assert line, f"the hostile client stopped after {found}"
+            name, _, what = line.strip().partition(": ")
+            assert "timeout" != name, what
+            found[name] = what
+        during = visits(20)
+        grown = rss(server.process.pid) - memory
+    finally:
+        if hostile is not None:
+            hostile.communicate(timeout=30)
+        server.stop()
+    assert (
+        "K K then Ea message before the reply to the last: send one at a time"
+        == (found["pipeline"])
+    )
+    assert found["refused"].startswith(
+        "user " + str(os.getuid()) + "'s programs held this player's turn for 1 s"
+    )
+    assert found["unread"].startswith("the server stopped reading after")
+    # Its own process's cap turns the flood away; the CGI player's programs,
+    # processes of their own, still get in.
+    turned_away = int(found["flood"].split()[2])
+    assert turned_away >= 990
+    for name in ("route", "cgi"):
+        usual = statistics.median(seconds for _, seconds in before[name])
+        seconds = [seconds for _, seconds in during[name]]
+        assert [20] * 20 == [status for status, _ in during[name]], name
+        assert statistics.median(seconds) <= 2 * usual + 0.05, (name, usual, seconds)
+        assert max(seconds) < 2.0, (name, seconds)
+    assert grown < 64 * 2**20
+
+
+HOSTILE = Path(__file__).resolve().parent / "hostile_bridge_client.py"
+
+
+# -- the bounds' settings at start-up ---------------------------------------------
+
+
+def test_a_bridge_setting_without_a_socket_stops_start_up() -> None:
+    assert (
+        "jetforce-sesh: error: --bridge-max-connections needs --bridge-socket:"
+        " without it there is no bridge to set it for"
+        == fails_to_start("--bridge-max-connections", "10")
+    )
+
+
+def test_a_bridge_setting_out_of_range_stops_start_up(tmp_path: Path) -> None:
+    assert (
+        "jetforce-sesh: error: argument --bridge-max-per-process: bridge"
+        " connections per process must be a whole number from 1 to 65536 (got"
+        " 'many'): use e.g. 8 (--bridge-max-per-process 8)"
+        == fails_to_start(
+            "--bridge-socket",
+            str(tmp_path / "s.sock"),
+            "--bridge-max-per-process",
+            "many",
+        )
+    )
+
+
+def test_more_bridge_connections_than_descriptors_allow_stops_start_up(
+    tmp_path: Path,
+) -> None:
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert (
+        f"jetforce-sesh: error: --bridge-max-connections {soft}: this process may"
+        f" open {soft} files (ulimit -n), and bridge connections may take at most"
+        f" half of them, so that players can still connect: lower it to"
+        f" {soft // 2}, or raise ulimit -n"
+        == fails_to_start(
+            "--bridge-socket",
+            str(tmp_path / "s.sock"),
+            "--bridge-max-connections",
+            str(soft),
+        )
+    )
+
+
+def test_a_socket_restricted_to_some_slabs_serves_only_those(
+    tmp_path: Path,
+) -> None:
+    where = str(tmp_path / "s.sock")
+    assert (
+        f"jetforce-sesh: error: --bridge-socket {where}: --bridge-slabs names"
+        f" 'scores', which is no slab of this capsule; its slabs with a layout"
+        f" are: blobs, visits"
+        == fails_to_start(
+            "--app",
+            "tests.apps.bridged_big:app",
+            "--bridge-socket",
+            where,
+            "--bridge-slabs",
+            "visits,scores",
+            cwd=ROOT,
+        )
+    )
+    server = Server(
+        [
+            "--app",
+            "tests.apps.bridged_big:app",
+            "--bridge-socket",
+            where,
+            "--bridge-slabs",
+            "visits",
+        ],
+        cwd=ROOT,
+    )
+    try:
+        with (
+            sesh_bridge.connect("blobs", 65536, where) as bridge,
+            pytest.raises(sesh_bridge.ProtocolError) as refused,
+        ):
+            bridge.peek("ab" * 32)
+        assert (
+            "no slab 'blobs' is served over the bridge; these are: visits (only the"
+            " slabs --bridge-slabs names are)" == str(refused.value)
+        )
+    finally:
+        server.stop()

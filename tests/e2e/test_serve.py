@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime
+import ipaddress
+import socket
+import ssl
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -329,17 +332,59 @@ def test_rate_limit_covers_files_and_session_routes(
     assert [20, 20, 44, 44] == statuses
 
 
+def served_certificate(server: Server) -> bytes:
+    """The server's certificate as it presents it (DER), unverified."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with (
+        socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock,
+        context.wrap_socket(sock, server_hostname="localhost") as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return der
+
+
 def test_without_a_certificate_the_server_makes_an_ec_one(demo_server: Server) -> None:
-    (line,) = [
-        line for line in demo_server.output if line.startswith("TLS Certificate File:")
-    ]
-    path = line.split(": ", 1)[1].strip()
-    served = x509.load_pem_x509_certificate(Path(path).read_bytes())
+    served = x509.load_der_x509_certificate(served_certificate(demo_server))
     key = served.public_key()
     assert isinstance(key, ec.EllipticCurvePublicKey)
-    assert ("secp256r1", [x509.DNSName("localhost")]) == (
-        key.curve.name,
-        list(
-            served.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        ),
+    assert "secp256r1" == key.curve.name
+
+
+def test_the_ad_hoc_certificate_verifies_for_every_loopback_name(
+    demo_server: Server,
+) -> None:
+    """As a client that checks names (amfora, Go's crypto/tls) sees it, with
+    the certificate trusted as itself: the capsule answers to every loopback
+    name, and its certificate is valid for each."""
+    der = served_certificate(demo_server)
+    served = x509.load_der_x509_certificate(der)
+    assert [
+        x509.DNSName("localhost"),
+        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+        x509.IPAddress(ipaddress.ip_address("::1")),
+    ] == list(
+        served.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     )
+    checked = []
+    for name in ("localhost", "127.0.0.1", "::1", "example.org"):
+        context = ssl.create_default_context(cadata=ssl.DER_cert_to_PEM_cert(der))
+        try:
+            with (
+                socket.create_connection(("127.0.0.1", demo_server.port)) as sock,
+                context.wrap_socket(sock, server_hostname=name),
+            ):
+                checked.append((name, "valid"))
+        except ssl.SSLCertVerificationError as error:
+            checked.append((name, error.verify_message))
+    assert [
+        ("localhost", "valid"),
+        ("127.0.0.1", "valid"),
+        ("::1", "valid"),
+        (
+            "example.org",
+            "Hostname mismatch, certificate is not valid for 'example.org'.",
+        ),
+    ] == checked

@@ -1,4 +1,5 @@
-"""``--rate-limit-cert``: per certificate, on the reactor clock, in bounded memory."""
+"""``--rate-limit-cert`` and ``--rate-limit``: per certificate and per address, on
+the reactor clock, in bounded memory, answering the seconds to wait."""
 
 from __future__ import annotations
 
@@ -9,7 +10,11 @@ from twisted.internet.task import Clock
 from twisted.logger import capturedLogs, formatEvent
 
 from jetforce_sesh import SessionApplication
-from jetforce_sesh.ops.ratelimit import CAPACITY, CertificateRateLimiter
+from jetforce_sesh.ops.ratelimit import (
+    CAPACITY,
+    CertificateRateLimiter,
+    ClockedRateLimiter,
+)
 from jetforce_sesh.testing import SessionHarness, fingerprint_of, make_environ
 
 
@@ -102,3 +107,70 @@ def test_the_application_limits_session_routes_only() -> None:
     assert [(20, "1"), (44, ""), (20, "plain")] == [(p.status, p.body) for p in pages]
     assert "60" == pages[1].meta
     app.close(grace=0)
+
+
+# -- --rate-limit, by address --------------------------------------------------
+
+
+def from_address(address: str) -> Request:
+    environ = make_environ("/", player=None)
+    environ["REMOTE_ADDR"] = address
+    return Request(environ)
+
+
+def test_every_44_of_the_address_limit_is_the_whole_seconds_to_wait() -> None:
+    clock = Clock()
+    limiter = ClockedRateLimiter("1/1m", clock)
+    assert limiter.check(from_address("192.0.2.1")) is None
+    metas = []
+    for step in (0.2, 29.5, 30.0):
+        clock.advance(step)
+        refused = limiter.check(from_address("192.0.2.1"))
+        assert refused is not None and 44 == refused.status
+        metas.append(refused.meta)
+    # 59.8, 30.3 and 0.3 seconds left: rounded up, so never 0.
+    assert ["60", "31", "1"] == metas
+
+
+def test_a_flood_of_fresh_addresses_leaves_the_address_table_bounded() -> None:
+    limiter = ClockedRateLimiter("5/1h", Clock())
+    for n in range(10_000):
+        assert (
+            limiter.check(from_address(f"10.{n >> 16}.{(n >> 8) & 255}.{n & 255}"))
+            is None
+        )
+    assert CAPACITY == len(limiter.counts)
+    assert 1 == limiter.counts["10.0.39.15"]  # the last one, 9999
+    assert "10.0.0.0" not in limiter.counts
+
+
+def test_an_address_that_keeps_asking_stays_counted_through_a_flood() -> None:
+    limiter = ClockedRateLimiter("3/1h", Clock())
+    refusals = []
+    for n in range(3 * CAPACITY):
+        limiter.check(from_address(f"2001:db8:{n:x}::1"))
+        if n % 100 == 0:
+            refusals.append(limiter.check(from_address("192.0.2.9")))
+    # Counted the whole time: over its 3 from the fourth request on.
+    assert [None] * 3 == refusals[:3]
+    assert all(r is not None and r.status == 44 for r in refusals[3:])
+
+
+def test_an_ipv6_client_counts_as_its_64_and_a_mapped_ipv4_as_itself() -> None:
+    limiter = ClockedRateLimiter("2/1m", Clock())
+    answers = [
+        limiter.check(from_address(address))
+        for address in (
+            "2001:db8:1:2::1",
+            "2001:db8:1:2:ffff::9",  # the same /64: its second request
+            "2001:db8:1:3::1",  # another /64
+            "::ffff:192.0.2.1",
+            "192.0.2.1",  # the same client as the line above
+        )
+    ]
+    assert [None] * 5 == answers
+    assert limiter.check(from_address("2001:db8:1:2:abcd::1")) is not None
+    assert limiter.check(from_address("192.0.2.1")) is not None
+    assert {"2001:db8:1:2::/64": 3, "2001:db8:1:3::/64": 1, "192.0.2.1": 3} == dict(
+        limiter.counts
+    )

@@ -257,13 +257,14 @@ class LevelV3:
 
 
 def test_the_migration_hook_carries_a_changed_type_over() -> None:
-    """The hook sees the stored map on every decode, before the checks."""
-    migrated.clear()
+    """The hook sees the stored map on every decode, before the checks, and on
+    the reading back of every encode (what encode stores, decode must read)."""
     codec = MsgpackCodec(LevelV3, 64)
     old = MsgpackCodec(LevelV1, 64).encode(LevelV1(level=1))
+    migrated.clear()
     assert LevelV3(level="hard") == codec.decode(old)
     assert LevelV3(level="easy") == codec.decode(codec.encode(LevelV3()))
-    assert [{"level": 1}, {"level": "easy"}] == migrated
+    assert [{"level": 1}, {"level": "easy"}, {"level": "easy"}] == migrated
 
 
 @attrs.define
@@ -272,6 +273,8 @@ class Unmigratable:
 
     @staticmethod
     def __sesh_migrate__(fields: dict[str, Any]) -> dict[str, Any]:
+        if type(fields.get("level")) is str:
+            return fields
         return {"level": fields["rank"]}
 
 
@@ -286,8 +289,8 @@ class Listing:
     level: str = "easy"
 
     @staticmethod
-    def __sesh_migrate__(fields: dict[str, Any]) -> list[object]:
-        return list(fields)
+    def __sesh_migrate__(fields: dict[str, Any]) -> dict[str, Any] | list[object]:
+        return fields if type(fields.get("level")) is str else list(fields)
 
 
 def test_a_migration_hook_must_return_a_map() -> None:

@@ -3,6 +3,8 @@ stores that do not open in time, or do not close, stop it with one line."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import attrs
 import pytest
 from jetforce.app.base import Request, Response, Status
@@ -11,6 +13,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs, formatEvent
 
 from jetforce_sesh import SessionApplication, SlabOptions
+from jetforce_sesh.errors import StoreUnavailable
 from jetforce_sesh.server.server import CLOSE_TIMEOUT, OPEN_TIMEOUT, SessionServer
 from jetforce_sesh.stores import MemoryStore
 from jetforce_sesh.stores.contract import StoreSpec
@@ -134,3 +137,87 @@ def test_a_server_that_never_listened_logs_no_figures() -> None:
     with capturedLogs() as events:
         server.shut_down()
     assert [] == events
+
+
+class SlowToOpen(MemoryStore):
+    """A store that opens when the test says so, or fails to (a Redis that
+    has not answered yet)."""
+
+    gates: ClassVar[list[Deferred[None]]] = []
+
+    def open(self) -> Deferred[None]:
+        gate: Deferred[None] = Deferred()
+        SlowToOpen.gates.append(gate)
+        return gate.addCallback(lambda _: super(SlowToOpen, self).open())
+
+
+def slow(spec: StoreSpec) -> SlowToOpen:
+    return SlowToOpen(
+        spec.name,
+        record_size=spec.record_size,
+        capacity=spec.options.max_records,
+        clock=spec.clock,
+    )
+
+
+def opening_server() -> tuple[SessionServer, MemoryReactorClock, list[Deferred[None]]]:
+    """A server whose stores are still opening, started; and their gates."""
+    SlowToOpen.gates = []
+    reactor = MemoryReactorClock()
+    app = capsule()
+    opened = app.open(reactor, SlabOptions(max_records=10), slow)
+    server = server_for(app, reactor, opened.addCallback(lambda _: []))
+    server.initialize()
+    return server, reactor, SlowToOpen.gates
+
+
+def test_a_stop_while_the_stores_open_waits_for_them_and_serves_nothing(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server, reactor, gates = opening_server()
+    stopped = server.shut_down()
+    assert not stopped.called
+    for gate in gates:
+        gate.callback(None)
+    assert (True, [], "", 0) == (
+        stopped.called,
+        reactor.tcpServers,
+        capsys.readouterr().err,
+        server.exit_code,
+    )
+    assert not reactor.hasStopped  # left to whoever asked for the stop
+
+
+def test_a_stop_while_the_stores_fail_to_open_says_so_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server, reactor, gates = opening_server()
+    stopped = server.shut_down()
+    for gate in gates:
+        gate.errback(StoreUnavailable("Redis at redis://h/0 did not answer within 3 s"))
+    assert (
+        True,
+        "jetforce-sesh: error: the stores could not be opened: StoreUnavailable:"
+        " Redis at redis://h/0 did not answer within 3 s\n",
+        2,
+    ) == (stopped.called, capsys.readouterr().err, server.exit_code)
+    # The reactor is stopping already: the failed open does not stop it again
+    # (a real one would raise ReactorNotRunning).
+    assert [] == reactor.whenRunningHooks
+
+
+def test_a_second_stop_signal_is_said_and_does_nothing(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    reactor = MemoryReactorClock()
+    app = capsule()
+    server = server_for(app, reactor, app.open(reactor).addCallback(lambda _: []))
+    reactor.run()
+    server.stop_for("SIGHUP")
+    server.stop_for("SIGTERM")
+    assert (
+        "SIGHUP: stopping gracefully (jetforce-sesh reads its settings only at"
+        " start-up: start it again to apply a change)\n"
+        "SIGTERM: already stopping\n",
+        True,
+    ) == (capsys.readouterr().err, reactor.hasStopped)

@@ -14,6 +14,7 @@ from twisted.logger import capturedLogs
 from jetforce_sesh import (
     Abort,
     ConfigError,
+    RecordInvalid,
     SessionApplication,
     Slab,
     StoreNotOpen,
@@ -619,3 +620,63 @@ def test_a_wrong_typed_value_is_counted_apart_from_other_failures() -> None:
         harness.get("/mistyped")
         harness.get("/boom")
     assert (1, 1) == (slab.stats.invalid, slab.stats.failures)
+
+
+@attrs.define
+class Bag:
+    items: list[str] = attrs.field(factory=list, validator=attrs.validators.max_len(3))
+
+
+def bag_app() -> tuple[SessionApplication, Slab[Bag]]:
+    app = SessionApplication("bag")
+    slab = app.slab(Bag, record_size=64)
+
+    @app.session_route("/add", record=Bag)
+    def add(request: Request, record: Bag) -> Response:
+        record.items.append(request.query or "x")  # in place: no validator runs
+        return Response(Status.SUCCESS, "text/plain", f"{len(record.items)} items")
+
+    return app, slab
+
+
+def test_a_record_its_class_would_not_read_back_is_not_saved_and_is_42() -> None:
+    """A list grown in place past its max_len passes attrs on the way in but not
+    on the way out: saved, the player's next visit could not read it. It is
+    refused at the save, the previous record kept and readable."""
+    app, slab = bag_app()
+    harness = SessionHarness(app)
+    assert ["1 items", "2 items", "3 items"] == [
+        harness.get("/add", query=f"i{n}").body for n in range(3)
+    ]
+    with capturedLogs() as events:
+        assert FAILED == harness.get("/add", query="i3")
+    assert Bag(["i0", "i1", "i2"]) == stored_bag(slab)
+    assert [
+        "Bag would not read back what was saved (Bag refused the stored values:"
+        " ValueError: Length of 'items' must be <= 3: 4): nothing was stored; a"
+        " record is kept only if its class reads it back"
+    ] == [str(e["log_failure"].value) for e in events]
+    assert 1 == slab.stats.invalid
+    with capturedLogs():
+        assert FAILED == harness.get("/add", query="i4")  # read, and refused again
+    assert Bag(["i0", "i1", "i2"]) == stored_bag(slab)
+
+
+def test_a_change_outside_a_route_its_class_would_not_read_back_is_refused() -> None:
+    app, slab = bag_app()
+    harness = SessionHarness(app)
+    harness.get("/add")
+
+    def grow(record: Bag | None) -> Bag:
+        assert record is not None
+        record.items.extend(["y", "z", "w"])
+        return record
+
+    failures: list[Any] = []
+    slab.change(fingerprint_of("player"), grow).addErrback(failures.append)
+    assert [RecordInvalid] == [failure.type for failure in failures]
+    assert Bag(["x"]) == stored_bag(slab)
+
+
+def stored_bag(slab: Slab[Bag]) -> Bag | None:
+    return slab.peek_now(fingerprint_of("player"))

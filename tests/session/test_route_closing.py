@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from jetforce_sesh import memory_stores
 from jetforce_sesh.testing import Page, SessionHarness, later_stores
 from tests.session.waiting_support import Gates, new_clock, requests, waiting_app
 
@@ -71,6 +72,86 @@ def test_closing_while_a_slow_store_saves_waits_for_the_save() -> None:
     assert [Page(20, "text/plain", "count 1")] == pages
     clock.advance(1)  # the store closes
     assert [None] == closed
+
+
+def closes_counted() -> tuple[list[str], Any]:
+    """A store factory whose stores count their closes, and the counts."""
+    closes: list[str] = []
+
+    def make(spec: Any) -> Any:
+        store = memory_stores(spec)
+        real = store.close
+
+        def close() -> Any:
+            closes.append(spec.name)
+            return real()
+
+        store.close = close  # type: ignore[method-assign]
+        return store
+
+    return closes, make
+
+
+def test_closing_twice_while_requests_run_closes_the_store_once() -> None:
+    """Two server scripts that include one game, or a second shutdown signal:
+    the second close waits for the first instead of closing the store again
+    (on Redis, a second close drops the connection other slabs still use)."""
+    clock = new_clock()
+    gates = Gates()
+    app, slab = waiting_app(clock, gates)
+    closes, counted = closes_counted()
+    harness = SessionHarness(app, clock=clock, stores=counted)
+    running = requests(harness, "/gate", 1)
+    first: list[object] = []
+    second: list[object] = []
+    slab.close(5).addCallback(first.append)
+    slab.close(5).addCallback(second.append)
+    assert ([], [], []) == (first, second, closes)
+    gates.open()
+    assert [Page(20, "text/plain", "count 1")] == running
+    assert ([None], [None], [slab.name]) == (first, second, closes)
+    assert [None] == done(slab.close(5))  # closed: nothing more to do
+    assert [slab.name] == closes
+
+
+def test_a_second_close_with_less_grace_cuts_off_sooner() -> None:
+    clock = new_clock()
+    gates = Gates()
+    app, slab = waiting_app(clock, gates)
+    closes, counted = closes_counted()
+    harness = SessionHarness(app, clock=clock, stores=counted)
+    running = requests(harness, "/gate", 1)
+    first: list[object] = []
+    second: list[object] = []
+    slab.close(10).addCallback(first.append)
+    clock.advance(1)
+    slab.close(2).addCallback(second.append)
+    clock.advance(1.5)
+    assert ([], []) == (first, second)
+    clock.advance(0.5)  # 2 s after the second close, not 10 after the first
+    assert [SHUTTING_DOWN] == running
+    assert ([None], [None], [slab.name]) == (first, second, closes)
+    assert [] == clock.getDelayedCalls()
+
+
+def test_a_second_close_with_more_grace_keeps_the_first_ones_time() -> None:
+    clock = new_clock()
+    gates = Gates()
+    app, slab = waiting_app(clock, gates)
+    harness = SessionHarness(app, clock=clock)
+    running = requests(harness, "/gate", 1)
+    closed: list[object] = []
+    slab.close(2)
+    slab.close(30).addCallback(closed.append)
+    clock.advance(2)
+    assert ([SHUTTING_DOWN], [None]) == (running, closed)
+    assert [] == clock.getDelayedCalls()
+
+
+def done(deferred: Any) -> list[object]:
+    got: list[object] = []
+    deferred.addCallback(got.append)
+    return got
 
 
 # -- opening -----------------------------------------------------------------------

@@ -13,6 +13,7 @@ would have left on disk.
 from __future__ import annotations
 
 import re
+import shutil
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -210,3 +211,14 @@ def fill(life: Life, players: list[bytes], size: int = 4) -> dict[bytes, Row]:
         save(life, player, bytes([n]) * size)
         life.clock.advance(1)
     return rows_of(life.store.path)
+
+
+def crash_copy(capsule: Capsule, into: Path) -> Path:
+    """The slab's files as they are on disk now, in a state directory of their
+    own: what a ``kill -9`` at this moment leaves behind."""
+    into.mkdir(mode=0o700)
+    for suffix in ("", "-wal"):
+        source = Path(str(capsule.file) + suffix)
+        if source.exists():
+            shutil.copyfile(source, into / (FILE + suffix))
+    return into

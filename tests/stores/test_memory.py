@@ -11,6 +11,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 
 import attrs
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -23,18 +24,20 @@ from hypothesis.stateful import (
 from twisted.internet.task import Clock
 from zope.interface.verify import verifyObject
 
-from jetforce_sesh import Conflict, RecordTooLarge, StoreFull
+from jetforce_sesh import Conflict, RecordTooLarge, StoreFull, StoreUnavailable
 from jetforce_sesh.options import OnFull
 from jetforce_sesh.stores import (
     ABSENT,
     ANY_VERSION,
+    MAX_VERSION,
     IImmediateSessionStore,
     MemoryStore,
     Stored,
     StoredRecord,
     StoreStats,
 )
-from tests.stores.memory_support import all_records, make_store
+from jetforce_sesh.testing import START
+from tests.stores.memory_support import A, B, all_records, make_store
 
 
 def test_provides_the_immediate_store_contract() -> None:
@@ -390,3 +393,30 @@ TestMemoryStoreAgainstModel = MemoryStoreAgainstModel.TestCase
 
 
 TestMemoryStoreAgainstModel.settings = settings(max_examples=200, deadline=None)
+
+
+def test_a_store_that_gave_its_last_version_refuses_saves_changing_nothing() -> None:
+    """A version is never given twice, so past MAX_VERSION there is none left to
+    give: saves are refused (the store cannot keep the record), and the store
+    is as it was, hooks untold."""
+    store, _ = make_store(capacity=1)
+    store.restore_now(A, b"a", MAX_VERSION - 1, START)
+    created: list[bytes] = []
+    evicted: list[bytes] = []
+    store.on_created(created.append)
+    store.on_evicted(evicted.append)
+    assert MAX_VERSION == store.save_now(A, b"a2", MAX_VERSION - 1)
+    for key, expected in [(A, MAX_VERSION), (B, ABSENT)]:
+        with pytest.raises(StoreUnavailable) as raised:
+            store.save_now(key, b"b", expected)
+        assert (
+            f"slab 'test' has given every version up to {MAX_VERSION}: it keeps its"
+            f" records but can save no more"
+        ) == str(raised.value)
+    assert ([Stored(b"a2", MAX_VERSION)], [], []) == (
+        [store.peek_now(A)],
+        created,
+        evicted,
+    )
+    with pytest.raises(ValueError):
+        store.restore_now(B, b"b", MAX_VERSION + 1, START)

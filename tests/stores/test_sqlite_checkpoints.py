@@ -93,14 +93,127 @@ def copy(overtaken: Overtaken, path: Path) -> bool:
 def test_a_checkpoint_passes_again_until_all_of_the_wal_is_copied(
     capsule: Capsule,
 ) -> None:
-    """SQLite starts a WAL afresh only when a save finds all of it copied; a
+    """SQLite starts a WAL afresh only when a commit finds all of it copied; a
     pass that could not copy it all is followed by another, and once one has,
-    the next save starts the WAL from its beginning."""
+    the thread starts the WAL from its beginning (one frame), and the next
+    save follows it there."""
     life = capsule.start()
     overtaken = Overtaken(capsule, life, held=1)
     assert (True, 2) == (copy(overtaken, capsule.file), overtaken.passes)
     save(life, A, b"after", ANY_VERSION)
-    assert 1 == wal_frames(capsule.file)
+    assert 2 == wal_frames(capsule.file)
+
+
+# -- who starts the WAL afresh ------------------------------------------------------
+
+
+def salts(path: Path) -> bytes:
+    """The WAL header's salts: a commit that starts the WAL afresh writes new
+    ones (and syncs the header: the fdatasync that must not be the reactor's)."""
+    with open(f"{path}-wal", "rb") as wal:
+        return wal.read(24)[16:24]
+
+
+def steady(life: Life, count: int = 40) -> int:
+    version = 0
+    for _ in range(count):
+        version = save(life, A, b"steady", version)
+    return version
+
+
+def test_the_checkpoint_thread_starts_the_wal_afresh_and_the_reactor_never_does(
+    capsule: Capsule,
+) -> None:
+    """sync_normal_fsync_on_reactor.py: with --sync normal the reactor thread
+    ran an fdatasync of the WAL after every checkpoint that copied all of it,
+    starting the WAL afresh with its next save."""
+    life = capsule.start()
+    version = steady(life)
+    before = salts(capsule.file)
+    checkpoints = checkpoints_module.Checkpoints(
+        capsule.file, lambda: life.store.commits
+    )
+    try:
+        assert checkpoints.copy()
+        started = salts(capsule.file)
+        assert before != started  # the thread started it afresh
+        for _ in range(3):
+            version = save(life, A, b"after", version)
+        assert (started, 1 + 3) == (salts(capsule.file), wal_frames(capsule.file))
+    finally:
+        checkpoints.close()
+
+
+def test_while_the_wal_is_pinned_a_save_appends_to_it_however_much_is_copied(
+    capsule: Capsule,
+) -> None:
+    """The pin is what closes the moment between a copy of all of the WAL and
+    the thread's restart, when the reactor's save would start the WAL."""
+    life = capsule.start()
+    version = steady(life)
+    before = salts(capsule.file)
+    checkpoints = checkpoints_module.Checkpoints(
+        capsule.file, lambda: life.store.commits
+    )
+    try:
+        db = checkpoints._connect()
+        checkpoints.pin()
+        busy, frames, copied = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        assert (0, frames) == (busy, copied)  # all of it copied
+        save(life, A, b"after", version)  # which would start it afresh
+        assert (before, frames + 1) == (salts(capsule.file), wal_frames(capsule.file))
+    finally:
+        checkpoints.close()
+
+
+def test_without_the_pin_the_reactors_save_would_start_the_wal(
+    capsule: Capsule,
+) -> None:
+    """The control of the test above, on SQLite alone."""
+    life = capsule.start()
+    version = steady(life)
+    before = salts(capsule.file)
+    other = sqlite3.connect(capsule.file, isolation_level=None)
+    try:
+        busy, frames, copied = other.execute(
+            "PRAGMA wal_checkpoint(PASSIVE)"
+        ).fetchone()
+        assert (0, frames) == (busy, copied)
+    finally:
+        other.close()
+    save(life, A, b"after", version)
+    assert before != salts(capsule.file)
+
+
+def test_the_wal_of_a_file_opened_again_is_started_at_start_up(
+    capsule: Capsule,
+) -> None:
+    """A clean stop empties the WAL: the store starts it as it opens, so its
+    first save appends, and the reactor starts no WAL while it serves."""
+    first = capsule.start()
+    steady(first, 3)
+    first.stop()
+    second = capsule.start()
+    opened = salts(capsule.file)
+    save(second, B, b"b")
+    assert opened == salts(capsule.file)
+
+
+def test_an_idle_store_is_left_alone(capsule: Capsule) -> None:
+    """Nothing saved since the thread started the WAL afresh: nothing to copy,
+    and no write of the thread's own every five seconds."""
+    life = capsule.start()
+    steady(life)
+    checkpoints = checkpoints_module.Checkpoints(
+        capsule.file, lambda: life.store.commits
+    )
+    try:
+        assert (True, True) == (checkpoints.due(), checkpoints.copy())
+        assert not checkpoints.due()
+        save(life, B, b"b")
+        assert checkpoints.due()
+    finally:
+        checkpoints.close()
 
 
 def test_a_checkpoint_passes_again_when_a_save_came_while_it_copied(

@@ -6,7 +6,8 @@ time away and settings changed meanwhile count at the next open. (What a
 
 from __future__ import annotations
 
-import shutil
+import sqlite3
+import stat
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ from tests.stores.sqlite_support import (
     E,
     aside,
     asides,
+    crash_copy,
     done,
     fill,
     key,
@@ -91,17 +93,6 @@ def test_versions_continue_above_the_highest_stored(capsule: Capsule) -> None:
 # -- a crash -------------------------------------------------------------------
 
 
-def crash_copy(capsule: Capsule, into: Path) -> Path:
-    """The slab's files as they are on disk now, in a state directory of their
-    own: what a ``kill -9`` at this moment leaves behind."""
-    into.mkdir(mode=0o700)
-    for suffix in ("", "-wal"):
-        source = Path(str(capsule.file) + suffix)
-        if source.exists():
-            shutil.copyfile(source, into / (FILE + suffix))
-    return into
-
-
 def test_a_crash_keeps_every_save_that_returned(
     capsule: Capsule, tmp_path: Path
 ) -> None:
@@ -161,11 +152,69 @@ def test_a_record_idle_past_idle_timeout_while_down_expires_at_open(
     second = capsule.start(START + 100, idle_timeout=100)
     assert ([A], {B: (b"b", b, START + 40)}) == (second.expired, second.records())
     assert {B: (b"b", b, START + 40)} == rows_of(capsule.file)
-    assert [] == second.logged
+    kept = aside(capsule.state, "idle")
+    assert [
+        f"{capsule.file}: 1 record idle for 100 s or more by this clock"
+        f" (2026-01-01T00:01:40Z): not loaded; they are kept in {kept.name}"
+    ] == second.logged
+    assert {A: (b"a", 1, START)} == rows_of(kept)
     second.clock.advance(40 - 0.25)
     assert Stored(b"b", b) == done(second.store.peek(B))
     second.clock.advance(0.25)
     assert None is done(second.store.peek(B))
+
+
+def test_a_clock_far_ahead_at_start_up_keeps_every_row_aside(
+    capsule: Capsule,
+) -> None:
+    """A dead RTC battery, a VM restored with a date a year ahead: every row
+    looks idle at open. They are deleted from the slab's file, but kept first
+    in a slab file of their own, which, renamed back once the clock is right,
+    is the slab again, with its versions."""
+    day = 86400.0
+    first = capsule.start(idle_timeout=30 * day)
+    saved = fill(first, [A, B, C])
+    first.stop()
+    wrong = capsule.start(START + 365 * day, idle_timeout=30 * day)
+    kept = aside(capsule.state, "idle")
+    assert [
+        f"{capsule.file}: 3 records idle for 2.592e+06 s or more by this clock"
+        f" (2027-01-01T00:00:00Z): not loaded; they are kept in {kept.name}"
+    ] == wrong.logged
+    assert ({}, {}, [A, B, C]) == (
+        wrong.records(),
+        rows_of(capsule.file),
+        sorted(wrong.expired, key=[A, B, C].index),
+    )
+    assert saved == rows_of(kept)
+    assert 0o600 == stat.S_IMODE(kept.stat().st_mode)
+    wrong.stop()
+    # The clock is right again; the operator puts the file back.
+    kept.replace(capsule.file)
+    right = capsule.start(START + 60, idle_timeout=30 * day)
+    assert saved == right.records()
+    assert 4 == save(right, D, b"d")  # versions go on above the kept ones
+
+
+def test_a_routine_idle_expiry_at_start_up_keeps_only_the_idle_rows(
+    capsule: Capsule,
+) -> None:
+    """The file kept holds the rows dropped, not the whole slab: restarts of a
+    capsule whose players come and go do not pile up copies of everything."""
+    first = capsule.start(idle_timeout=100)
+    fill(first, [A, B, C, D])
+    first.clock.advance(60)
+    done(first.store.load(C))
+    done(first.store.load(D))
+    first.stop()
+    second = capsule.start(START + 120, idle_timeout=100)
+    kept = aside(capsule.state, "idle")
+    assert ([A, B], {A, B}, {C, D}) == (
+        sorted(second.expired, key=[A, B].index),
+        set(rows_of(kept)),
+        set(rows_of(capsule.file)),
+    )
+    assert {"format", "slab", "codec", "version"} == set(meta_of(kept))
 
 
 def test_what_an_expire_hook_saves_at_open_is_kept(capsule: Capsule) -> None:
@@ -331,3 +380,11 @@ def test_a_smaller_record_size_leaves_out_the_records_that_no_longer_fit(
         rows_of(capsule.file),
         rows_of(before),
     )
+
+
+def meta_of(path: Path) -> dict[str, str]:
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return dict(db.execute("SELECT name, value FROM meta"))
+    finally:
+        db.close()

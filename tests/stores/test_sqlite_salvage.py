@@ -18,6 +18,7 @@ import pytest
 from jetforce_sesh.stores import Stored
 from jetforce_sesh.stores.sqlite import salvage as salvage_module
 from jetforce_sesh.stores.sqlite.file import FILE_FORMAT
+from tests.stores.sqlite_reader import SlabFile, loadable
 from tests.stores.sqlite_support import (
     FILE,
     Capsule,
@@ -100,12 +101,15 @@ def test_a_file_that_cannot_be_read_is_moved_aside_and_its_good_rows_loaded(
     capsule.file.write_bytes(damaged)
     scratch = tmp_path / "scratch.sqlite3"
     scratch.write_bytes(damaged)
-    good = findable(scratch, saved)
+    good = loadable(SlabFile(scratch).rows())
+    assert good.items() <= saved.items()
     life = capsule.start(capacity=400, record_size=64)
     moved = aside(capsule.state, "bad")
+    floor = int(life.clock.seconds() * 10_000)
     assert [
         f"{capsule.file} cannot be read ({error}): moved to {moved.name};"
-        f" {len(good)} records that check out are loaded from it"
+        f" {len(good)} records that check out are loaded from it; versions go on"
+        f" from {floor}"
     ] == life.logged
     assert damaged == moved.read_bytes()
     assert good == life.records()
@@ -211,3 +215,22 @@ def test_a_second_file_set_aside_in_the_same_second_keeps_the_first(
         if name.startswith(f"{FILE}.bad-")
     ]
     assert sorted(map(digest, kept)) == sorted(map(digest, moved))
+
+
+def test_a_salvaged_slab_never_gives_again_a_version_a_lost_row_held(
+    capsule: Capsule,
+) -> None:
+    """The rows a damage took held versions no surviving row or meta can tell:
+    versions go on from the clock's count (in 100 µs), above any a file's
+    counter reaches, so a compare-and-set that read a lost record before the
+    damage can never match a record made after it."""
+    saved = fill_many(capsule)
+    highest = max(version for _, version, _ in saved.values())
+    capsule.file.write_bytes(noise(capsule.file.read_bytes()))
+    life = capsule.start(capacity=400, record_size=64)
+    floor = int(life.clock.seconds() * 10_000)
+    made = save(life, key("after"), b"after")
+    assert (300, floor + 1) == (highest, made)
+    life.stop()
+    again = capsule.start(capacity=400, record_size=64)
+    assert floor + 2 == save(again, key("later"), b"later")

@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
+from jetforce_sesh.errors import ConfigError
+
 Sync = Literal["normal", "full"]
 Row = tuple[bytes, bytes, int, float]
 
@@ -41,6 +43,10 @@ CREATE TABLE IF NOT EXISTS records (
     checksum INTEGER NOT NULL
 ) WITHOUT ROWID;
 """
+#: The same tables in a database attached as ``aside``.
+ASIDE_SCHEMA = _SCHEMA.replace("EXISTS meta", "EXISTS aside.meta").replace(
+    "EXISTS records", "EXISTS aside.records"
+)
 #: Every row, as a file holds it: what :func:`whole` checks.
 SELECT_ROWS = "SELECT key, data, version, last_used, checksum FROM records"
 UPSERT = (
@@ -59,14 +65,42 @@ def checksum(key: bytes, data: bytes, version: int) -> int:
 def make_private(path: Path) -> None:
     """Make ``path`` empty and 0600 if it does not exist: SQLite then writes
     into it (and makes its ``-wal`` and ``-shm`` with the same mode), so no
-    record is ever in a file others may read, whatever the umask."""
+    record is ever in a file others may read, whatever the umask. A link
+    there is not followed (``O_EXCL``), and :func:`check_not_links` refuses it.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     with contextlib.suppress(FileExistsError):
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.close(os.open(path, flags, 0o600))
+
+
+#: The files SQLite opens beside a database file, by their suffix.
+SQLITE_FILES = ("", "-wal", "-shm", "-journal")
+
+
+def check_not_links(path: Path) -> None:
+    """ConfigError if the database file ``path`` or a file SQLite opens beside
+    it is a link: SQLite follows links, and would write where one points.
+    Python's sqlite3 cannot ask SQLite for ``SQLITE_OPEN_NOFOLLOW``, so this is
+    checked before every open; in a directory no other user may write (see
+    ``StateDirectory``) nobody else can plant one in between."""
+    for suffix in SQLITE_FILES:
+        found = Path(f"{path}{suffix}")
+        if found.is_symlink():
+            raise ConfigError(not_a_file(found))
+
+
+def not_a_file(path: Path) -> str:
+    """What the server says of a link where it expects one of its files."""
+    return (
+        f"{path} is a link, not a file: the server opens nothing in its state"
+        f" directory through a link; remove it, and find out who made it"
+    )
 
 
 def connect(path: Path, sync: Sync = "normal") -> sqlite3.Connection:
     """A slab's file, made (mode 0600) with its tables if it is new."""
     make_private(path)
+    check_not_links(path)
     db = sqlite3.connect(
         path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT
     )
@@ -103,10 +137,32 @@ def whole(
 
 @contextlib.contextmanager
 def transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction: committed whole, or rolled back whole.
+
+    A COMMIT can fail too (a full disk meets the log only then): it is rolled
+    back like any other failure, so the connection is never left inside a
+    transaction that every later BEGIN would trip over. SQLite may have rolled
+    back already (it does for some errors): then there is nothing to undo.
+    """
     db.execute("BEGIN IMMEDIATE")
     try:
         yield
+        db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
         raise
-    db.execute("COMMIT")
+
+
+def begin_log(db: sqlite3.Connection) -> None:
+    """A change SQLite cannot skip (it writes no row over itself unchanged),
+    of a number the store never reads (``user_version``): a commit of it
+    starts a WAL all copied afresh, and nothing else. Within a transaction."""
+    (count,) = db.execute("PRAGMA user_version").fetchone()
+    db.execute(f"PRAGMA user_version={(int(count) + 1) % 2**31}")
+
+
+def locked(error: sqlite3.Error) -> bool:
+    """Whether ``error`` is another connection's lock, not damage or a disk."""
+    return getattr(error, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_LOCKED")

@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,6 +52,7 @@ from jetforce_sesh.errors import (
 )
 from jetforce_sesh.stores.contract import (
     ANY_VERSION,
+    MAX_VERSION,
     Hook,
     IImmediateSessionStore,
     RecordPage,
@@ -67,13 +69,24 @@ from jetforce_sesh.stores.sqlite.file import (
     UPSERT,
     Row,
     Sync,
+    begin_log,
+    check_not_links,
     checksum,
     connect,
+    locked,
     meta,
     transaction,
     whole,
 )
-from jetforce_sesh.stores.sqlite.salvage import copy_aside, move_aside, salvage
+from jetforce_sesh.stores.sqlite.salvage import (
+    attach_aside,
+    copy_aside,
+    copy_rows_aside,
+    detach_aside,
+    move_aside,
+    recorded_floor,
+    salvage,
+)
 from jetforce_sesh.stores.support import DeferredMethods, HookMethods, Hooks
 
 #: Seconds between two writes of the last-use times.
@@ -106,9 +119,20 @@ class SQLiteStores:
             )
         self.directory = StateDirectory(state_dir)
         self.sync: Sync = sync
+        # The store of each file, to refuse a second one while the first is in
+        # use: two stores of one file would each overwrite the other's records.
+        self._stores: dict[Path, SQLiteStore] = {}
 
     def __call__(self, spec: StoreSpec) -> SQLiteStore:
-        return SQLiteStore(spec, self.directory.file_for(spec.name), self.sync)
+        path = self.directory.file_for(spec.name)
+        other = self._stores.get(path)
+        if other is not None and not other.closed:
+            raise ConfigError(
+                f"two slabs named {spec.name!r} would share the file {path}: give"
+                f" them different names"
+            )
+        store = self._stores[path] = SQLiteStore(spec, path, self.sync)
+        return store
 
 
 @implementer(IImmediateSessionStore)
@@ -126,7 +150,10 @@ class SQLiteStore(DeferredMethods, HookMethods):
         self.path = path
         self.sync: Sync = sync
         self.codec_format = spec.codec_format
+        self.held = spec.held
         self._db: sqlite3.Connection | None = None
+        #: True once closed, or once opening failed: the file is free again.
+        self.closed = False
         # The slab's hooks: told of a change only once the file has it too.
         self.hooks = Hooks()
         # What the memory store did in the operation under way, not yet told.
@@ -152,6 +179,7 @@ class SQLiteStore(DeferredMethods, HookMethods):
             clock=self.clock,
             idle_timeout=self.idle_timeout,
             on_full=self.on_full,
+            held=self.held,
         )
         memory.on_created(self._created)
         memory.on_evicted(self._was_evicted)
@@ -195,14 +223,24 @@ class SQLiteStore(DeferredMethods, HookMethods):
         try:
             self._load()
         except sqlite3.OperationalError as error:
+            self.closed = True
             return fail(
                 StoreUnavailable(
                     f"{self.path} cannot be used ({error}): is another program"
                     f" writing to it? It is left as it is"
                 )
             )
-        except (sqlite3.Error, OSError) as error:
+        except (sqlite3.Error, OSError, ConfigError) as error:
+            self.closed = True
             return fail(error)
+        db = self._db
+        assert db is not None
+        # A WAL started afresh syncs its header with its first commit: let that
+        # be now, at start-up, rather than the first save's (from then on the
+        # checkpoint thread starts it, see Checkpoints). A disk that refuses it
+        # refuses the first save too, which says so.
+        with contextlib.suppress(sqlite3.Error), transaction(db):
+            begin_log(db)
         self._flusher = LoopingCall(self._flush_used)
         self._flusher.clock = self.clock
         self._flusher.start(FLUSH_EVERY, now=False)
@@ -211,7 +249,10 @@ class SQLiteStore(DeferredMethods, HookMethods):
         return self.memory.open()
 
     def close(self) -> Deferred[None]:
-        """Write what is left (last-use times, deletions), checkpoint, close."""
+        """Write what is left (last-use times, deletions), checkpoint, close.
+
+        Closing again does nothing more, and fires at once."""
+        self.closed = True
         if self._flusher is not None and self._flusher.running:
             self._flusher.stop()
         for later in (self._later_gone, self._later_used):
@@ -278,10 +319,15 @@ class SQLiteStore(DeferredMethods, HookMethods):
 
     def _load(self) -> None:
         db: sqlite3.Connection | None = None
+        # While the file is read, a second connection holds it: if the file
+        # turns out damaged, closing the first is then not closing the last,
+        # which would copy the log into the damaged file and delete the log,
+        # changing what is set aside.
+        guard = self._guard()
         try:
             db = self._connect()
             found = dict(db.execute("SELECT name, value FROM meta").fetchall())
-            floor = int(found.pop("version", "0") or 0)
+            floor = self._floor(found.pop("version", "0"))
             if found and found != meta(self.name, self.codec_format):
                 db.close()
                 moved = move_aside(self.path, "foreign")
@@ -313,11 +359,16 @@ class SQLiteStore(DeferredMethods, HookMethods):
             self.memory = self._new_memory()
             self._told.clear()
             moved = move_aside(self.path, "bad")
+            if guard is not None:
+                guard.close()  # read-only: it writes nothing back
+                guard = None
             rows, damaged = salvage(moved)
+            floor = self._salvaged_floor(moved)
             self._note(
                 f"{self.path} cannot be read ({error}): moved to {moved.name};"
                 f" {len(rows)} records that check out are loaded from it"
-                f"{f', {damaged} damaged ones are not' if damaged else ''}"
+                f"{f', {damaged} damaged ones are not' if damaged else ''};"
+                f" versions go on from {floor}"
             )
             db = self._connect()
             self._stamp_meta(db)
@@ -329,8 +380,54 @@ class SQLiteStore(DeferredMethods, HookMethods):
                         for key, data, version, used in rows
                     ),
                 )
+                db.execute(_FLOOR, (str(floor),))
             self._db = db
-            self._restore(db, 0)
+            self._restore(db, floor)
+        finally:
+            if guard is not None:
+                guard.close()
+
+    def _guard(self) -> sqlite3.Connection | None:
+        """A read-only connection that holds the file (and its log) open."""
+        if not self.path.exists():
+            return None
+        check_not_links(self.path)
+        try:
+            guard = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        except sqlite3.Error:
+            return None
+        try:
+            guard.execute("BEGIN")
+            guard.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            guard.execute("COMMIT")
+        except sqlite3.Error:
+            pass  # it holds the file all the same, or nothing can
+        return guard
+
+    def _salvaged_floor(self, moved: Path) -> int:
+        """Where versions go on after a salvage: above what the damaged file
+        says it gave, and above the clock's count (as :meth:`_floor`), since
+        rows lost to the damage may have held higher versions than any row
+        or ``meta`` that survived, and none may be given again."""
+        recorded = recorded_floor(moved)
+        clock = min(MAX_VERSION, int(self.clock.seconds() * 10_000))
+        if recorded is not None and recorded.isdigit():
+            return max(clock, min(int(recorded), MAX_VERSION))
+        return clock
+
+    def _floor(self, text: str) -> int:
+        """The highest version the file says it gave. One it cannot say (its
+        ``meta`` row damaged, or beyond :data:`MAX_VERSION`) makes versions go
+        on from the clock, in units of 100 µs, as the Redis store does after a
+        loss: above any a file's counter could have reached."""
+        if text.isascii() and text.isdigit() and int(text) <= MAX_VERSION:
+            return int(text)
+        floor = min(MAX_VERSION, int(self.clock.seconds() * 10_000))
+        self._note(
+            f"{self.path}: the highest version given is recorded as {text[:40]!r},"
+            f" which is not a version: versions go on from {floor}, from the clock"
+        )
+        return floor
 
     def _restore(self, db: sqlite3.Connection, floor: int) -> None:
         """Read the file into the memory store, oldest use first, so the recency
@@ -349,6 +446,7 @@ class SQLiteStore(DeferredMethods, HookMethods):
         expired: list[bytes] = []
         too_large: list[bytes] = []
         damaged: list[bytes] = []
+        beyond: list[bytes] = []
         room = self.capacity
         record_size = self.record_size
         counted = 0
@@ -360,6 +458,9 @@ class SQLiteStore(DeferredMethods, HookMethods):
                 for key, data, version, used, check in batch:
                     if not whole(key, data, version, used, check):
                         damaged.append(key)
+                        continue
+                    if version > MAX_VERSION:
+                        beyond.append(key)  # no save could follow it
                         continue
                     floor = max(floor, version)
                     if idle > 0 and now - used >= idle:
@@ -377,12 +478,18 @@ class SQLiteStore(DeferredMethods, HookMethods):
         else:
             self.memory.restore_many(live())
         self.memory.version_floor(floor)
-        if too_large or dropped or damaged:
+        if too_large or dropped or damaged or beyond:
             moved = copy_aside(self.path, "before", db)
             if damaged:
                 self._note(
                     f"{self.path}: {len(damaged)} records fail their checksum: not"
                     f" loaded; the file as it was is kept as {moved.name}"
+                )
+            if beyond:
+                self._note(
+                    f"{self.path}: {records_text(len(beyond))} with versions above"
+                    f" {MAX_VERSION}, after which no save could follow: not loaded;"
+                    f" the file as it was is kept as {moved.name}"
                 )
             if too_large:
                 self._note(
@@ -396,18 +503,58 @@ class SQLiteStore(DeferredMethods, HookMethods):
                     f" {dropped} least recently used are not loaded; the file as it"
                     f" was is kept as {moved.name}"
                 )
-        gone = expired + too_large + damaged
-        gone += [row[0] for row in (rows or [])[:dropped]]
-        if gone:
+        others = too_large + damaged + beyond
+        others += [row[0] for row in (rows or [])[:dropped]]
+        if expired:
+            expired = self._drop_idle(db, expired, others, floor, now)
+            others = [] if expired else others
+        if others:
             with transaction(db):
-                db.executemany(
-                    "DELETE FROM records WHERE key = ?", ((k,) for k in gone)
-                )
-                db.execute(_FLOOR, (str(floor),))
+                self._drop_rows(db, others, floor)
         # Players away too long while the server was down: gone, and told so.
         for key in expired:
             self.hooks.queue(self.hooks.expired, key)
         self.hooks.run()
+
+    def _drop_rows(self, db: sqlite3.Connection, keys: list[bytes], floor: int) -> None:
+        db.executemany("DELETE FROM records WHERE key = ?", ((k,) for k in keys))
+        db.execute(_FLOOR, (str(floor),))
+
+    def _drop_idle(
+        self,
+        db: sqlite3.Connection,
+        expired: list[bytes],
+        others: list[bytes],
+        floor: int,
+        now: float,
+    ) -> list[bytes]:
+        """Delete the rows idle at start-up, and ``others``, keeping the idle
+        ones in a file of their own first, in the same transaction: a clock
+        wrong at start-up (a dead RTC battery, a VM restored with a date far
+        ahead) makes every row idle, and the rows must outlive it. The idle
+        rows deleted (none, if they could not be kept: they stay in the file,
+        not loaded)."""
+        clock = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+        idle = (
+            f"{self.path}: {records_text(len(expired))} idle for"
+            f" {self.idle_timeout:g} s or more by this clock ({clock})"
+        )
+        target = attach_aside(db, self.path, "idle")
+        kept = False
+        try:
+            with transaction(db):
+                copy_rows_aside(db, expired, floor)
+                self._drop_rows(db, expired + others, floor)
+            kept = True
+        except sqlite3.Error as error:
+            if locked(error):
+                raise  # nothing says the file is damaged: it stays, unopened
+            self._note(f"{idle} could not be kept aside ({error}): not loaded")
+            return []
+        finally:
+            detach_aside(db, target, kept=kept)
+        self._note(f"{idle}: not loaded; they are kept in {target.name}")
+        return expired
 
     def _note(self, message: str) -> None:
         _log.warn("{message}", message=message)
@@ -586,7 +733,9 @@ class SQLiteStore(DeferredMethods, HookMethods):
         self._touched.discard(key)
         try:
             self._write_saved(key, data, version)
-        except sqlite3.Error as error:
+        except Exception as error:
+            # Whatever the file said no with (SQLite, or a value it cannot
+            # hold), memory goes back to what the file has.
             self._undo(key, before, used)
             self._tell()
             raise StoreUnavailable(
@@ -604,7 +753,7 @@ class SQLiteStore(DeferredMethods, HookMethods):
             self._touched.discard(key)
             try:
                 self._write(key)
-            except sqlite3.Error as error:
+            except Exception as error:
                 if before is not None and used is not None:
                     self.memory.restore_now(key, before.data, before.version, used)
                 self._tell()

@@ -17,14 +17,6 @@ from tests.stores.sqlite_support import Capsule
 LEFT_TO_ASYNCIO = pytest.StashKey[int]()
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "asyncio_reactor: needs Twisted's asyncio reactor (a cluster store):"
-        " run by tests/stores/test_redis_cluster.py in a pytest of its own",
-    )
-
-
 def pytest_collection_modifyitems(
     config: pytest.Config, items: list[pytest.Item]
 ) -> None:

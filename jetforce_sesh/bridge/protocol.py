@@ -448,9 +448,13 @@ class BridgeProtocol(Int32StringReceiver):
     ) -> bytes | Deferred[bytes]:
         store = opened.immediate
         if store is None:
-            method = opened.store.load if load else opened.store.peek
-            answer = _later(opened, method, key).addCallback(self._found, key)
-            return answer.addErrback(self._turn_lost) if load else answer
+            if not load:
+                return _later(opened, opened.store.peek, key).addCallback(
+                    self._found, key
+                )
+            answer = _later(opened, opened.store.load, key)
+            answer.addCallback(self._used, opened, key)
+            return answer.addCallback(self._found, key).addErrback(self._turn_lost)
         try:
             stored = store.load_now(key) if load else store.peek_now(key)
         except BaseException as error:
@@ -459,7 +463,19 @@ class BridgeProtocol(Int32StringReceiver):
             if isinstance(error, StoreUnavailable):
                 raise _refusal(error) from None
             raise
+        if load:
+            self._used(stored, opened, key)
         return self._found(stored, key)
+
+    def _used(
+        self, stored: Stored | None, opened: OpenSlab[Any], key: bytes
+    ) -> Stored | None:
+        """A LOOKUP read the record: the store keeps it until the turn ends, as
+        for an in-process visit (unless the turn ended while it was read)."""
+        turn = self.turn
+        if turn is not None and turn.held and turn.key == key:
+            opened.turns.use(key)
+        return stored
 
     def _found(self, stored: Stored | None, key: bytes) -> bytes:
         self.key = key

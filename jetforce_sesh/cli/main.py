@@ -17,6 +17,11 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
+# First: installs the asyncio reactor when --store names a cluster, before
+# jetforce (imported next) imports the default one.
+import jetforce_sesh.cli.reactor  # noqa: F401
+
+# isort: split
 import attrs
 from jetforce.__main__ import parser as jetforce_parser
 from twisted.application.service import IService, Service
@@ -86,6 +91,7 @@ from jetforce_sesh.session.application import SessionApplication
 from jetforce_sesh.session.slab import Slab
 from jetforce_sesh.stores.contract import StoreFactory
 from jetforce_sesh.stores.memory import memory_stores
+from jetforce_sesh.stores.redis.cluster import check_reactor
 from jetforce_sesh.stores.redis.store import RedisStores
 from jetforce_sesh.stores.redis.url import PASSWORD_ENV
 from jetforce_sesh.stores.sqlite.file import Sync
@@ -664,15 +670,17 @@ def redis_stores(args: argparse.Namespace, reactor: Any) -> RedisStores:
         )
     prefix = args.store_prefix or f"jetforce-sesh:{args.app}"
     try:
-        return RedisStores(
+        stores = RedisStores(
             args.store,
             prefix=prefix,
             reactor=reactor,
             wait_replicas=args.store_wait_replicas,
             wait_timeout=args.store_wait_timeout,
         )
+        check_reactor(stores.link, reactor)
     except ConfigError as error:
         raise UsageError(str(error)) from None
+    return stores
 
 
 def static_files(args: argparse.Namespace, *, has_sessions: bool) -> CapsuleFiles:

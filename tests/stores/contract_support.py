@@ -39,7 +39,7 @@ from jetforce_sesh.stores.contract import StoreFactory
 from jetforce_sesh.stores.redis.store import RedisStore, RedisStores
 from jetforce_sesh.stores.sqlite.store import SQLiteStore
 from jetforce_sesh.testing import START, fingerprint_of, later_stores
-from tests.redis_support import RedisServer
+from tests.redis_support import Cluster, RedisServer
 
 T = TypeVar("T")
 
@@ -172,11 +172,14 @@ def sqlite_again(old: ISessionStore, spec: StoreSpec) -> ISessionStore:
     return SQLiteStore(spec, old.path)
 
 
-def redis_again(server: RedisServer) -> Again:
+def redis_again(url: str) -> Again:
+    """The store of a restart on what a Redis store kept at ``url``: a new
+    process, so a new connection and a new name for its holds."""
+
     def again(old: ISessionStore, spec: StoreSpec) -> ISessionStore:
         assert isinstance(old, RedisStore)
         prefix = old.prefix
-        return RedisStores(server.url, prefix=prefix, reactor=reactor)(spec)
+        return RedisStores(url, prefix=prefix, reactor=reactor)(spec)
 
     return again
 
@@ -194,6 +197,28 @@ def redis_stores(server: RedisServer) -> StoreFactory:
         return stores(spec)
 
     return make
+
+
+def cluster_stores(cluster: Cluster) -> StoreFactory:
+    """Redis stores on the session's cluster, as :func:`redis_stores` does on
+    its server; they run on the asyncio reactor only (see
+    ``tests/stores/test_redis_cluster.py``)."""
+    made = count()
+    run = uuid.uuid4().hex[:8]
+
+    def make(spec: StoreSpec) -> RedisStore:
+        stores = RedisStores(
+            cluster.url, prefix=f"contract-{run}-{next(made)}", reactor=reactor
+        )
+        return stores(spec)
+
+    return make
+
+
+#: The mark of the tests that need Twisted's asyncio reactor (the cluster
+#: store's): the suite runs them in a pytest of their own, started with
+#: ``--reactor=asyncio`` by ``tests/stores/test_redis_cluster.py``.
+ASYNCIO = pytest.mark.asyncio_reactor
 
 
 class SettlingClock(Clock):
@@ -228,24 +253,6 @@ class RedisMaker(StoreMaker):
         pytest_twisted.blockon(deferLater(reactor, seconds, lambda: None))
 
 
-#: What the Redis store does not do yet, for its own engineer (issue 23): a
-#: contract test it fails is marked so, and must pass once it does.
-REDIS_TO_DO = {
-    "held": "the Redis store does not keep the records requests hold (StoreSpec.held)",
-    "fewer records": "the Redis store does not come down to a smaller max_records"
-    " after a restart",
-}
-
-
-def not_on_redis_yet(
-    request: pytest.FixtureRequest, maker: StoreMaker, what: str
-) -> None:
-    """Mark the running contract test as expected to fail on Redis, strictly:
-    it must pass, and lose the mark, once the Redis store does ``what``."""
-    if isinstance(maker, RedisMaker):
-        request.applymarker(pytest.mark.xfail(reason=REDIS_TO_DO[what], strict=True))
-
-
 #: Every store kind the suite runs against: how to make its maker, given the
 #: test's request (for a directory of its own, or a server).
 STORE_KINDS = [
@@ -260,9 +267,17 @@ STORE_KINDS = [
     pytest.param(
         lambda request: RedisMaker(
             redis_stores(request.getfixturevalue("redis_server")),
-            redis_again(request.getfixturevalue("redis_server")),
+            redis_again(request.getfixturevalue("redis_server").url),
         ),
         id="redis",
+    ),
+    pytest.param(
+        lambda request: RedisMaker(
+            cluster_stores(request.getfixturevalue("redis_cluster")),
+            redis_again(request.getfixturevalue("redis_cluster").url),
+        ),
+        id="cluster",
+        marks=ASYNCIO,
     ),
 ]
 

@@ -3,8 +3,7 @@ key is held its record is in use, so neither the sweep, nor a use after its
 idle timeout, nor an eviction drops it; let go, it is idle again as its last
 load or save says.
 
-Run against every store kind (see ``tests/stores/contract_support.py``); the
-Redis store does not keep held records yet, and is marked so.
+Run against every store kind (see ``tests/stores/contract_support.py``).
 """
 
 from __future__ import annotations
@@ -21,13 +20,7 @@ from tests.stores.contract_support import (
     StoreMaker,
     advance_to,
     keys_listed,
-    not_on_redis_yet,
 )
-
-
-@pytest.fixture(autouse=True)
-def _redis_to_do(request: pytest.FixtureRequest, maker: StoreMaker) -> None:
-    not_on_redis_yet(request, maker, "held")
 
 
 def test_a_held_record_outlives_its_idle_timeout_and_is_dropped_once_let_go(

@@ -22,7 +22,6 @@ from tests.stores.contract_support import (
     StoreMaker,
     advance_to,
     keys_listed,
-    not_on_redis_yet,
 )
 
 DAY = 86400.0
@@ -58,9 +57,8 @@ def test_an_idle_timeout_switched_on_counts_from_the_last_use(
 
 
 def test_a_smaller_max_records_holds_at_most_as_many_once_it_saves(
-    request: pytest.FixtureRequest, maker: StoreMaker
+    maker: StoreMaker,
 ) -> None:
-    not_on_redis_yet(request, maker, "fewer records")
     store, _ = maker.make(capacity=4)
     for key in (A, B, C, D):
         maker.settle(store.save(key, key[:1], ABSENT))

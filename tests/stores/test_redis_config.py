@@ -19,8 +19,9 @@ APP = "jetforce_sesh.games.counter:app"
 SLAB = "visits"
 FORMS = (
     "redis://[:password@]host[:port][/db], rediss://... (TLS),"
-    " unix:///path/redis.sock[?db=N] or"
-    " redis+sentinel://host[:port][,host[:port]...]/service[/db]"
+    " unix:///path/redis.sock[?db=N],"
+    " redis+sentinel://host[:port][,host[:port]...]/service[/db] or"
+    " redis+cluster://host[:port][,host[:port]...]"
 )
 
 
@@ -51,6 +52,15 @@ FORMS = (
                 service="main",
             ),
         ),
+        (
+            "redis+cluster://u:pw@n1,n2:7001,[::1]:7002/",
+            RedisTarget(
+                username="u",
+                password="pw",
+                nodes=(("n1", 6379), ("n2", 7001), ("::1", 7002)),
+            ),
+        ),
+        ("redis+cluster://n1:7000/0", RedisTarget(nodes=(("n1", 7000),))),
     ],
 )
 def test_store_urls_name_the_server_database_and_login(
@@ -69,6 +79,12 @@ def test_the_password_comes_from_the_environment_when_the_url_has_none() -> None
     assert ("u", "pw") == (sentinel.username, sentinel.password)
     assert "redis+sentinel://s1:26379,s2:9/main/0" == sentinel.shown
     assert "from-env" == parse_store_url("redis+sentinel://s/m", environ).password
+    cluster = parse_store_url("redis+cluster://:pw@n1,[::1]:7", environ)
+    assert ("pw", "redis+cluster://n1:6379,[::1]:7/") == (
+        cluster.password,
+        cluster.shown,
+    )
+    assert "from-env" == parse_store_url("redis+cluster://n", environ).password
 
 
 @pytest.mark.parametrize(
@@ -100,6 +116,21 @@ def test_the_password_comes_from_the_environment_when_the_url_has_none() -> None
             "redis+sentinel://s1/m/x",
             "the database must be a number such as 0 (got 'x')",
         ),
+        (
+            "redis+cluster://n1/2",
+            "a cluster has only database 0: end the URL after the nodes",
+        ),
+        ("redis+cluster://n1,:7", "a cluster node's address is host[:port] (got ':7')"),
+        ("redis+cluster://n1?x=1", "a cluster URL takes no ?parameters"),
+        (
+            "redis+cluster://n1:x",
+            f"Port could not be cast to integer value as 'x': use {FORMS}",
+        ),
+        (
+            "rediss+cluster://n1",
+            "TLS to a cluster is not supported yet: use redis+cluster:// on a"
+            " private network",
+        ),
     ],
 )
 def test_a_bad_store_url_names_itself_and_the_forms(url: str, why: str) -> None:
@@ -123,6 +154,16 @@ def test_without_txredisapi_choosing_redis_says_what_to_install(
         "jetforce-sesh: error: --store redis://127.0.0.1:6379/0: the Redis store"
         " needs txredisapi: pip install 'jetforce-sesh[redis]'\n"
     ) == exits_with(capsys, "--store", "redis://127.0.0.1")
+
+
+def test_without_the_redis_package_a_cluster_says_what_to_install(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "redis.asyncio.cluster", None)  # import fails
+    assert (
+        "jetforce-sesh: error: --store redis+cluster://127.0.0.1:7000/: a cluster"
+        " store needs the redis package: pip install 'jetforce-sesh[redis]'\n"
+    ) == exits_with(capsys, "--store", "redis+cluster://127.0.0.1:7000")
 
 
 @pytest.mark.parametrize(

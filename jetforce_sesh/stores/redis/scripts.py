@@ -17,16 +17,21 @@ brace):
   eviction and the sweep.
 - ``BASE keys``: sorted set of hex keys, all scored 0: lexicographic order, for
   listing by cursor (a record keeps its place however often it is used).
-- ``BASE held``: sorted set of hex keys whose turn a request holds, scored by
-  when the hold lapses (Redis's clock, in microseconds): the sweep and eviction
-  pass them by.
+- ``BASE held``: sorted set, all scored 0, of ``{hex key}:{process}:{lapse}``:
+  a record whose turn a request of that process held at its last sweep, until
+  the hold lapses (Redis's clock, in microseconds). Each process says at every
+  script which records its own requests hold now (``StoreSpec.held``), so what
+  it wrote here counts only for the others. Sweeps and eviction pass held
+  records by; loads, saves, peeks, deletes and listings find them alive.
 - ``BASE seq``: the last version (or recency tick) given.
 - ``BASE meta``: a hash saying which program and which codec wrote the slab,
   and the idle timeout its records' TTLs were set for.
 
 Every script declares those keys as ``KEYS[1..6]`` (used, keys, held, seq, meta,
-then the record's, if it has one) and takes ``ARGV[1..4]`` = now, idle timeout
-(s), TTL (ms), the highest version the calling process has seen. A script may
+then the record's, if it has one) and takes ``ARGV[1..6]`` = now, idle timeout
+(s), TTL (ms), the highest version the calling process has seen, the hex keys
+its requests hold that the script may need to know of (a space between), and
+the process's token. A script may
 also touch the hash of another record of the slab (the one it evicts or
 sweeps): the same hash slot, so still one slot per script.
 
@@ -40,18 +45,29 @@ import hashlib
 
 #: What the store writes in a slab's meta hash, to know its own keys again.
 KIND = "jetforce-sesh redis store 2"
+#: Most records one save drops to make room: after a restart with a smaller
+#: max_records, the slab comes down to it within a save or a few.
+EVICT_BUDGET = 1000
 
 _PRELUDE = (
     """
 local used, keys, held, seq, meta = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local now, timeout, ttl, floor = tonumber(ARGV[1]), tonumber(ARGV[2]),
   tonumber(ARGV[3]), tonumber(ARGV[4])
+local mine_list, token = ARGV[5], ARGV[6]
 local base = string.sub(used, 1, -5)
+-- The holds other processes told of for member: "member:token:lapse".
+local function holds(member)
+  return redis.call('ZRANGEBYLEX', held, '[' .. member .. ':', '(' .. member .. ';')
+end
+local function unhold(member)
+  redis.call('ZREMRANGEBYLEX', held, '[' .. member .. ':', '(' .. member .. ';')
+end
 local function drop(member)
   redis.call('DEL', base .. 'r:' .. member)
   redis.call('ZREM', used, member)
   redis.call('ZREM', keys, member)
-  redis.call('ZREM', held, member)
+  unhold(member)
 end
 -- Idle is now - t >= timeout everywhere, as in the memory store.
 local function idle(t)
@@ -62,10 +78,28 @@ local function micros()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
--- A record whose turn a request holds (in any process), until the hold lapses.
+-- The records requests of the calling process hold (ARGV[5]: hex keys, a
+-- space between), read into a set the first time one is asked about.
+local mine = nil
+-- A record whose turn a request holds: in the calling process, as it says
+-- now; in another, as it said at its last sweep, until that hold lapses (its
+-- own past holds the caller does not count: what it says now replaces them).
 local function is_held(member)
-  local until_ = redis.call('ZSCORE', held, member)
-  return until_ and tonumber(until_) > micros()
+  if mine_list ~= '' then
+    if mine == nil then
+      mine = {}
+      for m in string.gmatch(mine_list, '%x+') do mine[m] = true end
+    end
+    if mine[member] then return true end
+  end
+  local found = holds(member)
+  if #found == 0 then return false end
+  local clock = micros()
+  for _, entry in ipairs(found) do
+    local who, lapse = string.match(entry, '^%x+:(%w+):(%d+)$')
+    if who ~= token and lapse and tonumber(lapse) > clock then return true end
+  end
+  return false
 end
 local function touch(rec, member, tick)
   redis.call('ZADD', used, tick, member)
@@ -110,19 +144,18 @@ class Script:
         self.sha = hashlib.sha1(self.source).hexdigest()
 
 
-#: KEYS[6] record; ARGV[5] member, [6] codec format, [7] hold (microseconds, 0:
-#: none). {0, count}: absent; {2, count}: it was idle and is dropped now (or
-#: Redis's TTL dropped it first); {1, count, version, data}: found, used now, and
-#: held for [7] microseconds if asked.
+#: KEYS[6] record; ARGV[7] member, [8] codec format. {0, count}: absent; {2,
+#: count}: it was idle (and held by no request) and is dropped now (or Redis's
+#: TTL dropped it first); {1, count, version, data}: found, used now.
 LOAD = Script(
     "load",
     """
-local member, rec, hold = ARGV[5], KEYS[6], tonumber(ARGV[7])
+local member, rec = ARGV[7], KEYS[6]
 local r = redis.call('HMGET', rec, 'v', 'd', 't')
 if not r[1] then
   if redis.call('ZREM', used, member) == 1 then
     redis.call('ZREM', keys, member)
-    redis.call('ZREM', held, member)
+    unhold(member)
     return {2, redis.call('ZCARD', used)}
   end
   return {0, redis.call('ZCARD', used)}
@@ -132,41 +165,42 @@ if idle(r[3]) and not is_held(member) then
   return {2, redis.call('ZCARD', used)}
 end
 redis.call('HSET', rec, 't', ARGV[1])
-touch(rec, member, next_version(ARGV[6]))
-if hold > 0 then redis.call('ZADD', held, micros() + hold, member) end
+touch(rec, member, next_version(ARGV[8]))
 return {1, redis.call('ZCARD', used), r[1], r[2]}
 """,
 )
 
-#: KEYS[6] record; ARGV[5] member. {} or {version, data}; an idle record is left
-#: as it is.
+#: KEYS[6] record; ARGV[7] member. {} or {version, data}; an idle record (held
+#: by no request) is left as it is.
 PEEK = Script(
     "peek",
     """
 local r = redis.call('HMGET', KEYS[6], 'v', 'd', 't')
-if not r[1] or idle(r[3]) then return {} end
+if not r[1] or (idle(r[3]) and not is_held(ARGV[7])) then return {} end
 return {r[1], r[2]}
 """,
     writes=False,
 )
 
-#: KEYS[6] record; ARGV[5] member, [6] expected version, [7] data, [8]
-#: capacity, [9] "1" to refuse when full, [10] codec format, [11] "1" to let go
-#: of the record's hold. {outcome, count, number, kind, member, kind, member...}:
-#: outcome "saved" (number: the version; a "c" event last if it was created),
-#: "conflict" (number: the version stored, 0 if none) or "full"; events "x"
-#: expired and "e" evicted, in the order they happened.
+#: KEYS[6] record; ARGV[7] member, [8] expected version, [9] data, [10]
+#: capacity, [11] "1" to refuse when full, [12] codec format. {outcome, count,
+#: number, kind, member, kind, member...}: outcome "saved" (number: the
+#: version; a "c" event last if it was created), "conflict" (number: the version
+#: stored, 0 if none), "full" (refused) or "busy" (every record a candidate for
+#: eviction is held by a request); events "x" expired and "e" evicted, in the
+#: order they happened. A new record in a slab holding ``capacity`` or more
+#: (after a restart with a smaller max_records) makes room down to capacity - 1,
+#: at most EVICT_BUDGET records a save.
 SAVE = Script(
     "save",
     """
-local member, expected, rec = ARGV[5], tonumber(ARGV[6]), KEYS[6]
+local member, expected, rec = ARGV[7], tonumber(ARGV[8]), KEYS[6]
 local events = {}
 local function event(kind, who)
   events[#events + 1] = kind
   events[#events + 1] = who
 end
 local function answer(outcome, number)
-  if ARGV[11] == '1' then redis.call('ZREM', held, member) end
   local reply = {outcome, redis.call('ZCARD', used), number}
   for _, item in ipairs(events) do reply[#reply + 1] = item end
   return reply
@@ -188,7 +222,10 @@ if expected ~= -1 and expected ~= current then
   return answer('conflict', current)
 end
 local created = current == 0
-if created and redis.call('ZCARD', used) >= tonumber(ARGV[8]) then
+local capacity, budget = tonumber(ARGV[10]), """
+    + str(EVICT_BUDGET)
+    + """
+while created and budget > 0 and redis.call('ZCARD', used) >= capacity do
   -- Room, decided here: the least recently used record not held by a request,
   -- if idle, gives its place up; otherwise refuse, or evict it.
   local oldest = nil
@@ -199,15 +236,18 @@ if created and redis.call('ZCARD', used) >= tonumber(ARGV[8]) then
   if oldest and (not t or idle(t)) then
     drop(oldest)
     event('x', oldest)
-  elseif ARGV[9] == '1' or not oldest then
+  elseif ARGV[11] == '1' then
     return answer('full', 0)
+  elseif not oldest then
+    return answer('busy', 0)
   else
     drop(oldest)
     event('e', oldest)
   end
+  budget = budget - 1
 end
-local version = next_version(ARGV[10])
-redis.call('HSET', rec, 'v', version, 'd', ARGV[7], 't', ARGV[1])
+local version = next_version(ARGV[12])
+redis.call('HSET', rec, 'v', version, 'd', ARGV[9], 't', ARGV[1])
 touch(rec, member, version)
 if created then
   redis.call('ZADD', keys, 0, member)
@@ -217,26 +257,17 @@ return answer('saved', version)
 """,
 )
 
-#: KEYS[6] record; ARGV[5] member. Lets go of the record's hold (a request that
-#: saved nothing). {count}.
-RELEASE = Script(
-    "release",
-    """
-redis.call('ZREM', held, ARGV[5])
-return {redis.call('ZCARD', used)}
-""",
-)
-
-#: KEYS[6] record; ARGV[5] member, [6] expected version. {outcome, count,
-#: stored version}: "deleted", "absent" or "conflict". An idle record counts as
-#: absent and is left for the sweep, as in the memory store.
+#: KEYS[6] record; ARGV[7] member, [8] expected version. {outcome, count,
+#: stored version}: "deleted", "absent" or "conflict". An idle record (held by
+#: no request) counts as absent and is left for the sweep, as in the memory
+#: store.
 DELETE = Script(
     "delete",
     """
-local member, expected = ARGV[5], tonumber(ARGV[6])
+local member, expected = ARGV[7], tonumber(ARGV[8])
 local r = redis.call('HMGET', KEYS[6], 'v', 't')
 local current = 0
-if r[1] and not idle(r[2]) then current = tonumber(r[1]) end
+if r[1] and (not idle(r[2]) or is_held(member)) then current = tonumber(r[1]) end
 if expected ~= -1 and expected ~= current then
   return {'conflict', redis.call('ZCARD', used), current}
 end
@@ -246,18 +277,18 @@ return {'deleted', redis.call('ZCARD', used), current}
 """,
 )
 
-#: ARGV[5] cursor (the last member of the page before, "" for the first), [6]
+#: ARGV[7] cursor (the last member of the page before, "" for the first), [8]
 #: limit. {next cursor or "", member, version, data, last use, member, ...}.
 RECORDS = Script(
     "records",
     """
-local limit = tonumber(ARGV[6])
-local start = ARGV[5] == '' and '-' or '(' .. ARGV[5]
+local limit = tonumber(ARGV[8])
+local start = ARGV[7] == '' and '-' or '(' .. ARGV[7]
 local members = redis.call('ZRANGEBYLEX', keys, start, '+', 'LIMIT', 0, limit)
 local reply = {#members == limit and members[#members] or ''}
 for _, member in ipairs(members) do
   local r = redis.call('HMGET', base .. 'r:' .. member, 'v', 'd', 't')
-  if r[1] and not idle(r[3]) then
+  if r[1] and (not idle(r[3]) or is_held(member)) then
     for _, item in ipairs({member, r[1], r[2], r[3]}) do reply[#reply + 1] = item end
   end
 end
@@ -266,14 +297,23 @@ return reply
     writes=False,
 )
 
-#: ARGV[5] batch. Drops idle records from the least recently used on, stopping
-#: at the first live one; a record whose turn is held is passed by (and counts
-#: towards the batch). {count, dropped member, ...}.
+#: ARGV[7] batch, [8] how long the holds of the calling process last
+#: (microseconds). First tells the other processes which records the caller's
+#: requests hold (ARGV[5]), until the next sweep should have told them again;
+#: then drops idle records from the least recently used on, stopping at the
+#: first live one; a record whose turn is held (here or elsewhere) is passed by
+#: (and counts towards the batch). {count, dropped member, ...}.
 SWEEP = Script(
     "sweep",
     """
+local lapse = string.format('%d', micros() + tonumber(ARGV[8]))
+for member in string.gmatch(mine_list, '%x+') do
+  local own = member .. ':' .. token .. ':'
+  redis.call('ZREMRANGEBYLEX', held, '[' .. own, '(' .. member .. ':' .. token .. ';')
+  redis.call('ZADD', held, 0, own .. lapse)
+end
 local reply = {0}
-for _, member in ipairs(redis.call('ZRANGE', used, 0, tonumber(ARGV[5]) - 1)) do
+for _, member in ipairs(redis.call('ZRANGE', used, 0, tonumber(ARGV[7]) - 1)) do
   local t = redis.call('HGET', base .. 'r:' .. member, 't')
   if t and not idle(t) then break end
   if not is_held(member) then
@@ -286,10 +326,11 @@ return reply
 """,
 )
 
-#: ARGV[5] codec format. {"ok", count, "1" if the records' TTLs were set for
+#: ARGV[7] codec format. {"ok", count, "1" if the records' TTLs were set for
 #: another idle timeout (run RETIME), else "0"} (the slab is ours, or new and
-#: now marked ours), {"foreign", key, its type}, {"kind", found} or {"codec",
-#: found}.
+#: now marked ours), {"foreign", key, its type}, {"kind", found}, {"codec",
+#: found} or {"unfinished", old base} (a move from 0.2's layout began, and
+#: 0.2's meta went before it ended: its records are still under the old base).
 CLAIM = Script(
     "claim",
     """
@@ -302,27 +343,29 @@ for _, pair in ipairs(wanted) do
   end
 end
 local kind = redis.call('HGET', meta, 'kind')
+local from = redis.call('HGET', meta, 'from')
+if from then return {'unfinished', from} end
 if not kind then
   if redis.call('EXISTS', used, keys, held, seq) > 0 then
     return {'foreign', base .. '*', 'keys without ' .. meta}
   end
   redis.call('HSET', meta, 'kind', '"""
     + KIND
-    + """', 'codec', ARGV[5], 'ttl', ARGV[3])
+    + """', 'codec', ARGV[7], 'ttl', ARGV[3])
 elseif kind ~= '"""
     + KIND
     + """' then
   return {'kind', kind}
 else
   local codec = redis.call('HGET', meta, 'codec')
-  if codec ~= ARGV[5] then return {'codec', codec} end
+  if codec ~= ARGV[7] then return {'codec', codec} end
 end
 local retime = redis.call('HGET', meta, 'ttl') ~= ARGV[3] and '1' or '0'
 return {'ok', redis.call('ZCARD', used), retime}
 """,
 )
 
-#: ARGV[5] cursor ("" for the first), [6] batch. Sets the TTL of each record of
+#: ARGV[7] cursor ("" for the first), [8] batch. Sets the TTL of each record of
 #: the batch for this idle timeout (none if 0): after a restart with another
 #: --idle-timeout, Redis neither drops records the capsule still keeps nor keeps
 #: them longer than the capsule would. Once through, meta says so. {next cursor
@@ -330,8 +373,8 @@ return {'ok', redis.call('ZCARD', used), retime}
 RETIME = Script(
     "retime",
     """
-local limit = tonumber(ARGV[6])
-local start = ARGV[5] == '' and '-' or '(' .. ARGV[5]
+local limit = tonumber(ARGV[8])
+local start = ARGV[7] == '' and '-' or '(' .. ARGV[7]
 local members = redis.call('ZRANGEBYLEX', keys, start, '+', 'LIMIT', 0, limit)
 for _, member in ipairs(members) do
   local rec = base .. 'r:' .. member
@@ -342,5 +385,83 @@ if #members < limit then
   return {''}
 end
 return {members[#members]}
+""",
+)
+
+#: What jetforce-sesh 0.2 wrote in a slab's meta hash, under ``prefix:slab:``.
+OLD_KIND = "jetforce-sesh redis store 1"
+
+#: KEYS[6..9] the 0.2 layout's meta, used, keys and seq; ARGV[7] its base
+#: (``prefix:slab:``), [8] codec format, [9] batch. Moves the next ``batch``
+#: records of a slab kept by jetforce-sesh 0.2 to this layout: each record's
+#: hash renamed (its TTL with it), its members moved from the old recency and
+#: listing sets to the new ones with their scores. Every record is whole in one
+#: layout or the other after each run, so a start that stops between two runs
+#: (a crash, Redis away) loses nothing, and the next start (or another process
+#: starting at the same moment) goes on from there: meta names the old base
+#: under ``from`` until the move is done. The last run moves the version
+#: counter, deletes the old meta and writes meta anew without a TTL setting (so
+#: the store opening gives every record its idle timeout's). A run moves at
+#: most ``batch`` records, so Redis serves everyone else between two runs,
+#: whatever the slab's size. {"none"} (nothing in the 0.2 layout), {"more",
+#: records moved}, {"moved", records moved in all, count}, {"kind", found},
+#: {"codec", found} or {"both"} (keys in both layouts: nothing moved).
+MIGRATE = Script(
+    "migration from 0.2",
+    """
+local old_meta, old_used, old_keys, old_seq = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local old_base, codec, batch = ARGV[7], ARGV[8], tonumber(ARGV[9])
+if redis.call('EXISTS', old_meta) == 0 then return {'none'} end
+local kind = redis.call('HGET', old_meta, 'kind')
+if kind ~= '"""
+    + OLD_KIND
+    + """' then return {'kind', kind or 'no kind'} end
+local found = redis.call('HGET', old_meta, 'codec')
+if found ~= codec then return {'codec', found} end
+if redis.call('HGET', meta, 'from') ~= old_base then
+  if redis.call('EXISTS', meta, used, keys, held, seq) > 0 then return {'both'} end
+  redis.call('HSET', meta, 'kind', '"""
+    + KIND
+    + """', 'codec', codec, 'from', old_base,
+    'moved', 0)
+end
+local done, moved = 0, 0
+-- The listing set first, then what the recency set holds beyond it (0.2 kept
+-- them equal; a member of one alone is moved all the same).
+for _, source in ipairs({old_keys, old_used}) do
+  -- (ZRANGE 0 -1 would be the whole set: asked only while room is left.)
+  local members = done < batch and redis.call('ZRANGE', source, 0, batch - done - 1)
+    or {}
+  for _, member in ipairs(members) do
+    local old = old_base .. 'r:' .. member
+    if redis.call('EXISTS', old) == 1 then
+      redis.call('RENAME', old, base .. 'r:' .. member)
+      moved = moved + 1
+    end
+    local tick = redis.call('ZSCORE', old_used, member)
+    if tick then
+      redis.call('ZADD', used, tick, member)
+      redis.call('ZREM', old_used, member)
+    end
+    if redis.call('ZREM', old_keys, member) == 1 then
+      redis.call('ZADD', keys, 0, member)
+    end
+    done = done + 1
+  end
+end
+redis.call('HINCRBY', meta, 'moved', moved)
+if done == batch then return {'more', moved} end
+local last = redis.call('GET', old_seq)
+if last then
+  local now_seq = redis.call('GET', seq)
+  if not now_seq or tonumber(now_seq) < tonumber(last) then
+    redis.call('SET', seq, last)
+  end
+  redis.call('DEL', old_seq)
+end
+local total = redis.call('HGET', meta, 'moved')
+redis.call('HDEL', meta, 'from', 'moved')
+redis.call('DEL', old_meta)
+return {'moved', total, redis.call('ZCARD', used)}
 """,
 )

@@ -15,7 +15,8 @@ dropped and made again (:mod:`jetforce_sesh.stores.redis.link`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import uuid
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail
@@ -24,7 +25,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from jetforce_sesh.errors import ConfigError, StoreUnavailable
+from jetforce_sesh.errors import ConfigError, StoreFull, StoreUnavailable
 from jetforce_sesh.options import OnFull
 from jetforce_sesh.stores.contract import (
     ANY_VERSION,
@@ -40,6 +41,7 @@ from jetforce_sesh.stores.contract import (
     refused,
 )
 from jetforce_sesh.stores.redis import scripts
+from jetforce_sesh.stores.redis.cluster import ClusterLink
 from jetforce_sesh.stores.redis.link import REPLY_TIMEOUT, RedisLink
 from jetforce_sesh.stores.redis.scripts import KIND, Script
 from jetforce_sesh.stores.redis.url import parse_store_url
@@ -49,6 +51,10 @@ from jetforce_sesh.stores.support import HookMethods, Hooks, IdleSweep
 SWEEP_BATCH = 500
 #: Records one script gives a new TTL, after a restart with another idle timeout.
 RETIME_BATCH = 1000
+#: Records one script moves from jetforce-sesh 0.2's key layout: a few
+#: milliseconds of Redis's time each (one script moving a million records
+#: held every client of that Redis for 7 s, and outlasted REPLY_TIMEOUT).
+MIGRATE_BATCH = 1000
 #: Characters no key prefix or slab name may hold in Redis: braces mark the slab's
 #: hash tag, so a name with one could make its keys another slab's.
 RESERVED = "{}"
@@ -57,12 +63,18 @@ REPLY_MS = round(REPLY_TIMEOUT * 1000)
 
 _log = Logger()
 
+#: The connection of a store factory: to one server (or the primary that
+#: Sentinels name), or to a cluster.
+Link = RedisLink | ClusterLink
+
 
 @implementer(ISessionStore)
 class RedisStore(HookMethods):
     """One slab's records in Redis, under ``{prefix}:{slab name}:``."""
 
-    def __init__(self, spec: StoreSpec, link: RedisLink, prefix: str) -> None:
+    def __init__(
+        self, spec: StoreSpec, link: Link, prefix: str, token: str = ""
+    ) -> None:
         options = spec.options
         self.name = spec.name
         self.record_size = spec.record_size
@@ -81,6 +93,12 @@ class RedisStore(HookMethods):
         self._record = f"{self.base}r:".encode()
         self._ttl = str(round(self.idle_timeout * 1000))
         self._timeout = repr(float(self.idle_timeout))
+        #: The keys requests of this process hold (StoreSpec.held), and this
+        #: process's name for its holds in Redis.
+        self.held = spec.held
+        self.token = token or uuid.uuid4().hex[:12]
+        #: How long the holds a sweep tells of last: past the next sweep.
+        self._lease = str(round(3 * _sweep_period(self.idle_timeout) * 1_000_000))
         #: The highest version this store has seen: the versions Redis gives
         #: stay above it, even if Redis comes back older than it was.
         self._floor = 0
@@ -104,30 +122,90 @@ class RedisStore(HookMethods):
     # -- life cycle ------------------------------------------------------------
 
     def open(self) -> Deferred[None]:
-        """Connect, check that the keys under the base are this slab's (or
+        """Connect, move the slab from jetforce-sesh 0.2's key layout if it is
+        kept there, check that the keys under the base are this slab's (or
         none), and start the periodic sweep of idle records."""
         self._closing = None
         opened: Deferred[Any] = self.link.open(self)
-        opened.addCallback(lambda _: self.link.command("EXISTS", self._old_meta))
-        opened.addCallback(self._not_old)
+        if isinstance(self.link, ClusterLink):
+            opened.addCallback(lambda _: self.link.command("EXISTS", self._old("meta")))
+            opened.addCallback(self._not_old)
+        else:
+            opened.addCallback(lambda _: self._migrate())
         opened.addCallback(lambda _: self._run(scripts.CLAIM, (), self.codec_format))
         opened.addCallback(self._claimed)
         return opened
 
-    @property
-    def _old_meta(self) -> str:
-        """Where jetforce-sesh 0.3 kept this slab's meta hash."""
-        return f"{self.prefix}:{self.name}:meta"
+    def _old(self, name: str) -> str:
+        """The key of ``name`` in jetforce-sesh 0.2's layout (``prefix:slab:``)."""
+        return f"{self.prefix}:{self.name}:{name}"
 
     def _not_old(self, found: object) -> None:
         if found == 1:
             raise ConfigError(
-                f"Redis at {self.link.target.shown} holds slab {self.name!r} in the"
-                f" key layout of jetforce-sesh 0.3 (under"
-                f" {self._old_meta[:-4]!r}): export its records with that release"
-                f" (jetforce-sesh export) and import them with this one, or delete"
-                f" those keys"
+                f"the cluster at {self.link.target.shown} holds keys of slab"
+                f" {self.name!r} in jetforce-sesh 0.2's layout (under"
+                f" {self._old('')!r}), which no release wrote to a cluster and no"
+                f" script can move across its hash slots: to keep them, start this"
+                f" release once on a single Redis holding them, which moves them"
+                f" under {self.base!r} (one hash slot), and copy those keys to the"
+                f" cluster; else delete them, or choose another --store-prefix"
             )
+
+    def _migrate(self) -> Deferred[None]:
+        """Move the slab from 0.2's layout, if it is there, a batch of records
+        per script: each leaves every record whole in one layout, and the next
+        (in this process or another) goes on from there."""
+        old = tuple(self._old(n).encode() for n in ("meta", "used", "keys", "seq"))
+        migrated = self._run(
+            scripts.MIGRATE,
+            old,
+            self._old(""),
+            self.codec_format,
+            str(MIGRATE_BATCH),
+            writes=True,
+        )
+        return migrated.addCallback(self._migrated)
+
+    def _migrated(self, reply: list[bytes]) -> Deferred[None] | None:
+        outcome = reply[0]
+        shown = f"Redis at {self.link.target.shown}"
+        old = self._old("")
+        if outcome == b"more":
+            return self._migrate()
+        if outcome == b"moved":
+            self._in_use = int(reply[2])
+            # Once in the life of a slab, and worth an operator's eye: shown
+            # at the default --log-level.
+            _log.warn(
+                "moved slab {name!r} from jetforce-sesh 0.2's key layout"
+                " ({old!r}) to this release's ({new!r}): {moved} records",
+                name=self.name,
+                old=old,
+                new=self.base,
+                moved=int(reply[1]),
+            )
+        elif outcome == b"kind":
+            raise ConfigError(
+                f"{shown} holds {old}meta written by"
+                f" {reply[1].decode(errors='replace')!r}, not jetforce-sesh 0.2:"
+                f" choose another --store-prefix or database"
+            )
+        elif outcome == b"codec":
+            raise ConfigError(
+                f"{shown} holds slab {self.name!r} in jetforce-sesh 0.2's layout in"
+                f" {reply[1].decode(errors='replace')}, not {self.codec_format}:"
+                f" another capsule uses prefix {self.prefix!r}; choose another"
+                f" --store-prefix"
+            )
+        elif outcome == b"both":
+            raise ConfigError(
+                f"{shown} holds slab {self.name!r} both in jetforce-sesh 0.2's"
+                f" layout (under {old!r}) and in this release's (under"
+                f" {self.base!r}): nothing was moved; delete the keys of the one"
+                f" to forget"
+            )
+        return None
 
     def _claimed(self, reply: list[bytes]) -> Deferred[None] | None:
         outcome = reply[0]
@@ -144,6 +222,15 @@ class RedisStore(HookMethods):
                 f"{shown} holds slab {self.name!r} under {self.base!r} written by"
                 f" {reply[1].decode(errors='replace')!r}, not {KIND!r}: choose"
                 f" another --store-prefix or database"
+            )
+        if outcome == b"unfinished":
+            raise ConfigError(
+                f"{shown} holds slab {self.name!r} half moved from jetforce-sesh"
+                f" 0.2's layout (under {reply[1].decode(errors='replace')!r}),"
+                f" whose {reply[1].decode(errors='replace')}meta someone deleted"
+                f" before the move ended: put that meta back (HSET it kind"
+                f" {scripts.OLD_KIND!r} codec {self.codec_format!r}) and start"
+                f" again, which ends the move"
             )
         if outcome == b"codec":
             raise ConfigError(
@@ -188,7 +275,9 @@ class RedisStore(HookMethods):
         """Drop records idle for ``idle_timeout``; fires with how many. A sweep
         that fails is logged and the next one comes at its time: a failure
         never stops the sweeping."""
-        swept = self._run(scripts.SWEEP, (), str(SWEEP_BATCH))
+        swept = self._run(
+            scripts.SWEEP, (), str(SWEEP_BATCH), self._lease, mine=self._all_held()
+        )
 
         def swept_now(reply: list[bytes]) -> int:
             self._in_use = int(reply[0])
@@ -220,7 +309,11 @@ class RedisStore(HookMethods):
         except Exception:
             return fail()
         return self._run(
-            scripts.LOAD, (self._record + member,), member, self.codec_format, "0"
+            scripts.LOAD,
+            (self._record + member,),
+            member,
+            self.codec_format,
+            mine=self._held(key, member),
         ).addCallback(self._loaded, member)
 
     def _loaded(self, reply: list[Any], member: bytes) -> Stored | None:
@@ -243,9 +336,9 @@ class RedisStore(HookMethods):
             member = check_key(key).hex().encode()
         except Exception:
             return fail()
-        return self._run(scripts.PEEK, (self._record + member,), member).addCallback(
-            self._peeked
-        )
+        return self._run(
+            scripts.PEEK, (self._record + member,), member, mine=self._held(key, member)
+        ).addCallback(self._peeked)
 
     def _peeked(self, reply: list[bytes]) -> Stored | None:
         if not reply:
@@ -271,8 +364,9 @@ class RedisStore(HookMethods):
             str(self.capacity),
             refuse,
             self.codec_format,
-            "0",
             writes=True,
+            # A save that may make a record may evict another: it needs them all.
+            mine=self._all_held() if expected <= 0 else self._held(key, member),
         )
         return saved.addCallback(self._saved, key, expected)
 
@@ -296,6 +390,12 @@ class RedisStore(HookMethods):
             if outcome == b"full":
                 self._counts["refusals"] += 1
                 raise refused(self.name, self.capacity)
+            if outcome == b"busy":
+                self._counts["refusals"] += 1
+                raise StoreFull(
+                    f"slab {self.name!r} is full ({self.capacity} records) and every"
+                    f" record is in use by a request: try again in a moment"
+                )
             return number
         finally:
             self.hooks.run()
@@ -306,7 +406,12 @@ class RedisStore(HookMethods):
         except Exception:
             return fail()
         deleted = self._run(
-            scripts.DELETE, (self._record + member,), member, str(expected), writes=True
+            scripts.DELETE,
+            (self._record + member,),
+            member,
+            str(expected),
+            writes=True,
+            mine=self._held(key, member),
         )
 
         def answered(reply: list[bytes]) -> bool:
@@ -325,7 +430,9 @@ class RedisStore(HookMethods):
             return fail(ValueError(f"cursor {cursor!r} is not one this store gave"))
         if type(limit) is not int or limit < 1:
             return fail(ValueError(f"limit must be 1 or more records (got {limit!r})"))
-        listed = self._run(scripts.RECORDS, (), cursor or "", str(limit))
+        listed = self._run(
+            scripts.RECORDS, (), cursor or "", str(limit), mine=self._all_held()
+        )
 
         def page(reply: list[bytes]) -> RecordPage:
             rows = reply[1:]
@@ -354,10 +461,24 @@ class RedisStore(HookMethods):
         record: tuple[bytes, ...],
         *args: str | bytes,
         writes: bool = False,
+        mine: str = "",
     ) -> Deferred[Any]:
         now = repr(self.clock.seconds())
-        common = (now, self._timeout, self._ttl, str(self._floor))
+        common = (now, self._timeout, self._ttl, str(self._floor), mine, self.token)
         return self.link.run(script, self._keys + record, (*common, *args), writes)
+
+    def _held(self, key: bytes, member: bytes) -> str:
+        """What a script about ``key`` alone needs told of this process's holds."""
+        held = self.held
+        return member.decode() if held and key in held else ""
+
+    def _all_held(self) -> str:
+        """Every key this process's requests hold, for a script that may drop
+        any record (a sweep, an eviction, a listing's idle check)."""
+        held = self.held
+        if not held or not isinstance(held, Iterable):
+            return ""
+        return " ".join(key.hex() for key in held)
 
     def _expired(self, member: bytes) -> None:
         self._counts["expirations"] += 1
@@ -377,6 +498,11 @@ class RedisStore(HookMethods):
     def _conflict(self, key: bytes, stored: int, expected: int) -> None:
         self._counts["conflicts"] += 1
         raise conflict(self.name, key, stored, expected)
+
+
+def _sweep_period(idle_timeout: float) -> float:
+    """Seconds between two sweeps (IdleSweep's), or a minute without any."""
+    return max(1.0, min(60.0, idle_timeout / 2)) if idle_timeout > 0 else 60.0
 
 
 def _pass_on(result: object, done: Deferred[None]) -> None:
@@ -436,8 +562,11 @@ class RedisStores:
                 f" (got {prefix!r})"
             )
         self.prefix = prefix
-        self.link = RedisLink(self.target, reactor, wait_replicas, wait_timeout)
+        kind = ClusterLink if self.target.cluster else RedisLink
+        self.link: Link = kind(self.target, reactor, wait_replicas, wait_timeout)
         self._names: set[str] = set()
+        #: This process's name for the holds its requests have in Redis.
+        self.token = uuid.uuid4().hex[:12]
 
     def __call__(self, spec: StoreSpec) -> RedisStore:
         if not spec.name or any(c in RESERVED for c in spec.name):
@@ -452,4 +581,4 @@ class RedisStores:
                 f" {self.prefix!r}: give them different names"
             )
         self._names.add(spec.name)
-        return RedisStore(spec, self.link, self.prefix)
+        return RedisStore(spec, self.link, self.prefix, self.token)

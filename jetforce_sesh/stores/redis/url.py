@@ -6,7 +6,10 @@ the server's certificate checked against the system's CAs, or the PEM file of
 ``redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/service[/db]``:
 the primary that the Sentinels at those addresses (port 26379 unless given)
 monitor under the name ``service``, found again after every failover; the login
-is the primary's (the Sentinels are asked without one). A password is better kept out
+is the primary's (the Sentinels are asked without one), and
+``redis+cluster://[[user]:password@]host[:port][,host[:port]...][/]``: a Valkey or
+Redis Cluster, found from any of those nodes (port 6379 unless given), database 0
+as every cluster has only that one. A password is better kept out
 of the command line, where ``ps`` shows it to every user of the machine: the
 environment variable :data:`PASSWORD_ENV` gives it instead.
 """
@@ -25,11 +28,13 @@ PASSWORD_ENV = "JETFORCE_SESH_REDIS_PASSWORD"
 DEFAULT_PORT = 6379
 SENTINEL_PORT = 26379
 SENTINEL = "redis+sentinel"
-SCHEMES = ("redis", "rediss", "unix", SENTINEL)
+CLUSTER = "redis+cluster"
+SCHEMES = ("redis", "rediss", "unix", SENTINEL, CLUSTER)
 FORMS = (
     "redis://[:password@]host[:port][/db], rediss://... (TLS),"
-    " unix:///path/redis.sock[?db=N] or"
-    " redis+sentinel://host[:port][,host[:port]...]/service[/db]"
+    " unix:///path/redis.sock[?db=N],"
+    " redis+sentinel://host[:port][,host[:port]...]/service[/db] or"
+    " redis+cluster://host[:port][,host[:port]...]"
 )
 
 
@@ -48,21 +53,33 @@ class RedisTarget:
     #: The Sentinels to ask for the primary of ``service``, with a Sentinel URL.
     sentinels: tuple[tuple[str, int], ...] = ()
     service: str | None = None
+    #: The nodes to learn a cluster's layout from, with a cluster URL.
+    nodes: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def cluster(self) -> bool:
+        """Whether this is a Valkey or Redis Cluster."""
+        return bool(self.nodes)
 
     @property
     def shown(self) -> str:
         """The URL without its password, for messages and the banner."""
         if self.service is not None:
-            hosts = ",".join(
-                f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-                for host, port in self.sentinels
-            )
-            return f"{SENTINEL}://{hosts}/{self.service}/{self.db}"
+            return f"{SENTINEL}://{_hosts(self.sentinels)}/{self.service}/{self.db}"
+        if self.nodes:
+            return f"{CLUSTER}://{_hosts(self.nodes)}/"
         if self.path is not None:
             return f"unix://{self.path}?db={self.db}"
         scheme = "rediss" if self.tls else "redis"
         host = f"[{self.host}]" if self.host and ":" in self.host else self.host
         return f"{scheme}://{host}:{self.port}/{self.db}"
+
+
+def _hosts(addresses: tuple[tuple[str, int], ...]) -> str:
+    return ",".join(
+        f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        for host, port in addresses
+    )
 
 
 def _bad(url: str, why: str) -> ConfigError:
@@ -79,6 +96,14 @@ def parse_store_url(url: str, environ: Mapping[str, str]) -> RedisTarget:
     """The Redis server ``url`` names; ConfigError naming what is wrong."""
     if url.startswith(f"{SENTINEL}:"):
         return _sentinel_target(url, environ)
+    if url.startswith(f"{CLUSTER}:"):
+        return _cluster_target(url, environ)
+    if url.startswith("rediss+cluster:"):
+        raise _bad(
+            url,
+            "TLS to a cluster is not supported yet: use redis+cluster:// on a"
+            " private network",
+        )
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -117,14 +142,22 @@ def parse_store_url(url: str, environ: Mapping[str, str]) -> RedisTarget:
     )
 
 
-def _sentinel_target(url: str, environ: Mapping[str, str]) -> RedisTarget:
-    """A ``redis+sentinel://`` URL: several addresses, a service name, a db."""
+def _login(url: str, environ: Mapping[str, str]) -> tuple[str, str | None, str | None]:
+    """The addresses part of a URL with several hosts, and its login."""
     parts = urlsplit(url)
-    if parts.query:
-        raise _bad(url, "a Sentinel URL takes no ?parameters")
     login, _, hosts = parts.netloc.rpartition("@")
     username, _, password = login.partition(":")
-    sentinels: list[tuple[str, int]] = []
+    return (
+        hosts,
+        unquote(username) if username else None,
+        unquote(password) if password else environ.get(PASSWORD_ENV) or None,
+    )
+
+
+def _addresses(
+    url: str, hosts: str, default_port: int, what: str
+) -> tuple[tuple[str, int], ...]:
+    found: list[tuple[str, int]] = []
     for address in hosts.split(","):
         try:
             place = urlsplit(f"//{address}")
@@ -132,15 +165,37 @@ def _sentinel_target(url: str, environ: Mapping[str, str]) -> RedisTarget:
         except ValueError as error:
             raise _bad(url, f"{error}: use {FORMS}") from None
         if not place.hostname:
-            raise _bad(url, f"a Sentinel address is host[:port] (got {address!r})")
-        sentinels.append((place.hostname, SENTINEL_PORT if port is None else port))
+            raise _bad(url, f"{what} is host[:port] (got {address!r})")
+        found.append((place.hostname, default_port if port is None else port))
+    return tuple(found)
+
+
+def _sentinel_target(url: str, environ: Mapping[str, str]) -> RedisTarget:
+    """A ``redis+sentinel://`` URL: several addresses, a service name, a db."""
+    parts = urlsplit(url)
+    if parts.query:
+        raise _bad(url, "a Sentinel URL takes no ?parameters")
+    hosts, username, password = _login(url, environ)
+    sentinels = _addresses(url, hosts, SENTINEL_PORT, "a Sentinel address")
     service, _, db = parts.path.strip("/").partition("/")
     if not service:
         raise _bad(url, "name the service the Sentinels monitor: .../service[/db]")
     return RedisTarget(
         db=_db(url, db) if db else 0,
-        username=unquote(username) if username else None,
-        password=unquote(password) if password else environ.get(PASSWORD_ENV) or None,
-        sentinels=tuple(sentinels),
+        username=username,
+        password=password,
+        sentinels=sentinels,
         service=unquote(service),
     )
+
+
+def _cluster_target(url: str, environ: Mapping[str, str]) -> RedisTarget:
+    """A ``redis+cluster://`` URL: the addresses of some of the nodes."""
+    parts = urlsplit(url)
+    if parts.query:
+        raise _bad(url, "a cluster URL takes no ?parameters")
+    if parts.path.strip("/") not in ("", "0"):
+        raise _bad(url, "a cluster has only database 0: end the URL after the nodes")
+    hosts, username, password = _login(url, environ)
+    nodes = _addresses(url, hosts, DEFAULT_PORT, "a cluster node's address")
+    return RedisTarget(username=username, password=password, nodes=nodes)

@@ -196,10 +196,11 @@ def test_redis_away_fails_at_once_and_the_store_comes_back(
     version = wait(store.save(A, b"a", ABSENT))
     own_redis.kill()
     until(lambda: store.link._live() is None, "the store never saw Redis go")
-    began = time.monotonic()
+    pending = store.load(A)
+    # At once: failed before the reactor ran again, not after a time-out.
+    assert pending.called
     with pytest.raises(StoreUnavailable) as raised:
-        wait(store.load(A))
-    assert time.monotonic() - began < 0.1
+        wait(pending)
     assert (
         f"no connection to Redis at redis://127.0.0.1:{own_redis.port}/0; reconnecting"
     ) == str(raised.value)
@@ -299,9 +300,12 @@ def test_closing_while_redis_stalls_waits_for_the_watchdog_not_forever(
     assert own_redis.process is not None
     os.kill(own_redis.process.pid, signal.SIGSTOP)
     saving = store.save(A, b"a", ABSENT)
-    began = time.monotonic()
-    wait(store.close())
-    assert time.monotonic() - began < 2.0
+    closing = store.close()
+    # Not a time bound: a guard so that a close that waits forever fails here
+    # instead of hanging the suite. The watchdog ends the wait well within it.
+    closing.addTimeout(30, reactor)
+    wait(closing)
+    assert saving.called
     with pytest.raises(StoreUnsure):
         wait(saving)
 

@@ -1,6 +1,10 @@
 """Number guessing, hangman and the hall of fame, each run alone by the real
 launcher and played over real TLS by scripted players with real certificates.
 
+The players follow the links the pages give, as a person's client does: every
+step of play is taken at a link the capsule made for that player and that
+moment of the game, which no test (and no stranger) writes.
+
 The hangman players only read the pages and the public word list: one solves
 (always guessing the letter most candidate words hold), one loses on purpose
 (always guessing the letter fewest candidates hold). A unit test below plays both
@@ -11,13 +15,14 @@ from __future__ import annotations
 
 import re
 import string
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from jetforce_sesh.games import halloffame, hangman
-from tests.support import ClientCert, Reply, Server, serve
+from tests.support import AGUNUA, ClientCert, Reply, Server, serve
 
 MakeCert = Callable[..., ClientCert]
 
@@ -43,6 +48,49 @@ def ok(reply: Reply) -> list[str]:
     return reply.body.splitlines()
 
 
+def link(lines: list[str], label: str) -> str:
+    """The URL of the link of a page whose label starts with ``label``."""
+    for line in lines:
+        parts = line.split(maxsplit=2)
+        if parts[:1] == ["=>"] and len(parts) == 3 and parts[2].startswith(label):
+            return parts[1]
+    raise AssertionError(f"no link {label!r} on {lines}")
+
+
+def agunua(server: Server, cert: ClientCert, url: str) -> list[str]:
+    """``url`` (a page's link, its query and all) fetched by agunua, an
+    independent client, with ``cert``: the page's lines."""
+    fetched = subprocess.run(
+        [
+            AGUNUA,
+            "--no-tofu",
+            "-c",
+            str(cert.cert_path),
+            "-k",
+            str(cert.key_path),
+            f"gemini://localhost:{server.port}{url}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert 0 == fetched.returncode, (url, fetched.stderr)
+    return fetched.stdout.splitlines()
+
+
+def prompted(server: Server, cert: ClientCert, url: str, answer: str) -> Reply:
+    """Follow a page's link to its prompt, as a client does, then answer it."""
+    asked = server.request(url, cert)
+    assert asked.status == 10, asked
+    return server.request(url, cert, query=answer)
+
+
+def choose_name(server: Server, cert: ClientCert, name: str) -> Reply:
+    """Choose a hall-of-fame name by the hall's own link."""
+    hall = ok(server.request("/halloffame", cert))
+    return prompted(server, cert, link(hall, "Choose your name"), name)
+
+
 # -- number guessing -----------------------------------------------------------
 
 
@@ -54,10 +102,14 @@ class BinarySearch:
         self.low, self.high = 1, 100
         self.tries = 0
         self.done = False
+        self.lines = ok(server.request("/guess", cert))
 
     def step(self) -> list[str]:
+        """One guess, at the prompt the last page linked."""
         guess = (self.low + self.high) // 2
-        lines = ok(self.server.request("/guess/try", self.cert, query=str(guess)))
+        at = link(self.lines, "Guess")
+        lines = ok(prompted(self.server, self.cert, at, str(guess)))
+        self.lines = lines
         self.tries += 1
         if lines[2] == f"You guessed {guess}: the secret is higher.":
             self.low = guess + 1
@@ -81,12 +133,21 @@ class BinarySearch:
             if self.done:
                 return lines
 
+    def play_again(self) -> list[str]:
+        """The won page's "Play again" link: a new game."""
+        self.lines = ok(self.server.request(link(self.lines, "Play again"), self.cert))
+        assert self.lines[2] == (
+            "I am thinking of a whole number from 1 to 100. Can you find it?"
+        )
+        return self.lines
+
 
 @pytest.mark.e2e
 def test_guess_binary_search_wins(guess_server: Server, make_cert: MakeCert) -> None:
     cert = make_cert("guess-alice")
-    assert ok(guess_server.request("/guess", cert))[0] == "# Number guessing"
-    prompt = guess_server.request("/guess/try", cert)
+    page = ok(guess_server.request("/guess", cert))
+    assert page[0] == "# Number guessing"
+    prompt = guess_server.request(link(page, "Guess a number"), cert)
     assert (prompt.status, prompt.meta) == (10, "Guess a number from 1 to 100")
     player = BinarySearch(guess_server, cert)
     lines = player.play()
@@ -304,20 +365,28 @@ def test_hall_of_fame_ranks_named_players(
     fame_server: Server, make_cert: MakeCert
 ) -> None:
     ann, ben = make_cert("fame-ann"), make_cert("fame-ben")
-    named = ok(fame_server.request("/halloffame/name", ann, query="=> Ann\r\n"))
+    named = ok(choose_name(fame_server, ann, "=> Ann\r\n"))
     assert named[4] == (
         "Your name is now “Ann”."
         " Line breaks, control characters, leading markup and extra spaces are"
         " taken out, and wide or styled letters written plain."
     )
-    prompt = fame_server.request("/halloffame/name", ben, query="```")
+    prompt = choose_name(fame_server, ben, "```")
     assert prompt.status == 10
+    # A stranger's link that would name Ann: the hall, saying it named nobody.
+    hijack = ok(fame_server.request("/halloffame/name", ann, query="Mallory"))
+    assert hijack[4:7] == [
+        "Nothing was done: that link came from an older page, another device or"
+        " somewhere else, not from this page as it is now.",
+        "",
+        "You appear as “Ann”.",
+    ]
     tries = 0
     for _ in range(5):  # ranked from five games on
         guesser = BinarySearch(fame_server, ann)
         guesser.play()
         tries += guesser.tries
-        ok(fame_server.request("/guess/new", ann))
+        guesser.play_again()
     HangmanPlayer(fame_server, ben, solver).play()
     # The hall shows standings of up to a second ago (REFRESH): Ann's naming
     # page read them before her games.

@@ -194,8 +194,56 @@ def test_guess_two_players_interleaved(
 def test_guess_bad_input_reprompts(
     guess_server: Server, make_cert: MakeCert, answer: str, meta: str
 ) -> None:
-    reply = guess_server.request("/guess/try", make_cert("guess-typo"), query=answer)
+    cert = make_cert("guess-typo")
+    at = link(ok(guess_server.request("/guess", cert)), "Guess a number")
+    reply = guess_server.request(at, cert, query=answer)
     assert (reply.status, reply.meta, reply.body) == (10, meta, "")
+
+
+@pytest.mark.e2e
+def test_guess_won_by_an_independent_client(
+    guess_server: Server, make_cert: MakeCert
+) -> None:
+    """agunua answers each prompt the page links (the guess as the query of
+    the prompt's URL, as a client sends what the player typed), no token
+    typed, by binary search to the win and into a new game."""
+    cert = make_cert("guess-agunua")
+    page = agunua(guess_server, cert, "/guess")
+    low, high = 1, 100
+    for _ in range(7):  # halving 1 to 100 finds any number in 7 guesses
+        number = (low + high) // 2
+        page = agunua(guess_server, cert, f"{link(page, 'Guess')}?{number}")
+        if page[2] == f"You guessed {number}: the secret is higher.":
+            low = number + 1
+        elif page[2] == f"You guessed {number}: the secret is lower.":
+            high = number - 1
+        else:
+            break
+    assert page[2].startswith(f"{number} is correct! You found it in "), page
+    page = agunua(guess_server, cert, link(page, "Play again"))
+    assert page[2] == "I am thinking of a whole number from 1 to 100. Can you find it?"
+
+
+@pytest.mark.e2e
+def test_guess_in_a_link_from_elsewhere_counts_nothing(
+    guess_server: Server, make_cert: MakeCert
+) -> None:
+    """``/guess/try?50`` as any page can write it, over real TLS: the game's
+    page, saying nothing was done, with the player's own prompt; nothing is
+    counted."""
+    cert = make_cert("guess-victim")
+    own = link(ok(guess_server.request("/guess", cert)), "Guess a number")
+    page = ok(guess_server.request("/guess/try", cert, query="50"))
+    assert page[2] == (
+        "Nothing was done: that link came from an older page, another device or"
+        " somewhere else, not from this game as it is now."
+    )
+    assert link(page, "Guess a number") == own
+    assert ok(guess_server.request("/guess", cert))[2:5] == [
+        "I am thinking of a whole number from 1 to 100. Can you find it?",
+        "",
+        f"=> {own} Guess a number",
+    ]
 
 
 @pytest.mark.e2e

@@ -309,7 +309,9 @@ class HangmanPlayer:
 
     def __init__(self, server: Server, cert: ClientCert, strategy: Strategy) -> None:
         self.server, self.cert, self.strategy = server, cert, strategy
-        self.lines = ok(server.request("/hangman/new", cert))
+        self.lines = ok(server.request("/hangman", cert))
+        if self.over:  # a game played before: the page's own "New game"
+            self.lines = ok(server.request(link(self.lines, "New game"), cert))
         self.tried = ""
 
     @property
@@ -319,13 +321,17 @@ class HangmanPlayer:
 
     @property
     def over(self) -> bool:
-        return "=> /hangman/new New game" in self.lines
+        return any(
+            line.startswith("=> /hangman/new/") and line.endswith(" New game")
+            for line in self.lines
+        )
 
     def step(self) -> None:
+        """One letter, at the prompt the last page linked."""
         letter = self.strategy(self.mask, self.tried)
         self.tried += letter
-        reply = self.server.request("/hangman/letter", self.cert, query=letter)
-        self.lines = ok(reply)
+        at = link(self.lines, "Guess a letter")
+        self.lines = ok(prompted(self.server, self.cert, at, letter))
         assert f"Letters tried: {', '.join(sorted(self.tried))}" in self.lines
 
     def play(self) -> list[str]:
@@ -394,7 +400,8 @@ def test_hangman_bad_input_reprompts(
     hangman_server: Server, make_cert: MakeCert, answer: str, reason: str
 ) -> None:
     cert = make_cert("hang-typo")
-    reply = hangman_server.request("/hangman/letter", cert, query=answer)
+    at = link(ok(hangman_server.request("/hangman", cert)), "Guess a letter")
+    reply = hangman_server.request(at, cert, query=answer)
     assert reply.status == 10
     assert reply.meta.startswith(f"{reason}: guess one letter, a to z (")
 

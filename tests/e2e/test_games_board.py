@@ -224,6 +224,12 @@ def test_tictactoe_without_a_certificate_is_60(board_server: Server) -> None:
 # -- the pet ---------------------------------------------------------------------
 
 
+def act(server: Server, cert: ClientCert, label: str) -> list[str]:
+    """Look at the pet, then follow the page's link ``label`` (Feed, Play)."""
+    page = lines(server.request("/pet", cert))
+    return lines(server.request(link(page, label), cert))
+
+
 def test_pet_fed_and_played_with_is_happy(
     pet_server: Server, make_cert: MakeCert
 ) -> None:
@@ -232,49 +238,77 @@ def test_pet_fed_and_played_with_is_happy(
     page = lines(pet_server.request("/pet", cert))
     assert page[2] == "An egg hatched! This little one is yours to look after."
     assert "Your pet is content." in page
-    page = lines(pet_server.request("/pet/feed", cert))
+    page = lines(pet_server.request(link(page, "Feed"), cert))
     assert page[2] == "Munch munch."
-    page = lines(pet_server.request("/pet/play", cert))
+    page = lines(pet_server.request(link(page, "Play"), cert))
     assert page[2] == "You play chase."
     assert "Your pet is happy." in page
     assert "  (^_^)" in page
     assert "Hatched just now. Meals: 1. Games: 1. Times ill: 0." in page
 
 
+def test_pet_fed_and_played_with_by_an_independent_client(
+    pet_server: Server, make_cert: MakeCert
+) -> None:
+    cert = make_cert("pet-agunua")
+    page = agunua(pet_server, cert, "/pet")
+    page = agunua(pet_server, cert, link(page, "Feed"))
+    assert page[2] == "Munch munch."
+    page = agunua(pet_server, cert, link(page, "Play"))
+    assert (page[2], True) == ("You play chase.", "Your pet is happy." in page)
+
+
 def test_pet_refuses_a_second_meal(pet_server: Server, make_cert: MakeCert) -> None:
     cert = make_cert("pet-feeder")
-    pet_server.request("/pet/feed", cert)
-    page = lines(pet_server.request("/pet/feed", cert))
+    fed = act(pet_server, cert, "Feed")
+    page = lines(pet_server.request(link(fed, "Feed"), cert))
     assert page[2] == "It is not hungry: it sniffs the food and walks off."
+
+
+def test_pet_is_fed_by_no_link_from_elsewhere(
+    pet_server: Server, make_cert: MakeCert
+) -> None:
+    """Feeding, playing and naming as any page can write them, over real TLS:
+    the pet's page, saying nothing was done."""
+    cert = make_cert("pet-victim")
+    lines(pet_server.request("/pet", cert))
+    for path, query in (("/pet/feed", None), ("/pet/play", None), ("/pet/name", "X")):
+        page = lines(pet_server.request(path, cert, query=query))
+        assert page[2] == (
+            "Nothing was done: that link came from an older page, another device"
+            " or somewhere else, not from your pet as it is now."
+        ), page
+    assert "Hatched just now. Meals: 0. Games: 0. Times ill: 0." in lines(
+        pet_server.request("/pet", cert)
+    )
 
 
 def test_pet_naming_over_tls(pet_server: Server, make_cert: MakeCert) -> None:
     cert = make_cert("pet-namer")
-    reply = pet_server.request("/pet/name", cert)
+    at = link(lines(pet_server.request("/pet", cert)), "Name your pet")
+    reply = pet_server.request(at, cert)
     assert (reply.status, reply.meta) == (10, "What will you call your pet?")
-    reply = pet_server.request("/pet/name", cert, query="a\x1b[31mred")
+    reply = pet_server.request(at, cert, query="a\x1b[31mred")
     assert (reply.status, reply.meta) == (
         10,
         "A name cannot hold control or invisible characters: try another",
     )
-    reply = pet_server.request("/pet/name", cert, query="x" * 300)
+    reply = pet_server.request(at, cert, query="x" * 300)
     assert (reply.status, reply.meta) == (
         10,
         "That name is 300 characters long; the most is 20: try a shorter name",
     )
-    page = lines(pet_server.request("/pet/name", cert, query="Mochi 🐱"))
-    assert page[2] == (
-        "An egg hatched! This little one is yours to look after. Your pet is called"
-        " Mochi 🐱 now."
-    )
+    page = lines(pet_server.request(at, cert, query="Mochi 🐱"))
+    assert page[2] == "Your pet is called Mochi 🐱 now."
     assert "```Mochi 🐱, content" in page
 
 
 def test_pet_players_are_kept_apart(pet_server: Server, make_cert: MakeCert) -> None:
     alice, bob = make_cert("pet-alice"), make_cert("pet-bob")
-    pet_server.request("/pet/name", alice, query="Ada")
-    pet_server.request("/pet/play", bob)
-    pet_server.request("/pet/feed", alice)
+    at = link(lines(pet_server.request("/pet", alice)), "Name your pet")
+    lines(pet_server.request(at, alice, query="Ada"))
+    act(pet_server, bob, "Play")
+    act(pet_server, alice, "Feed")
     alice_page = lines(pet_server.request("/pet", alice))
     bob_page = lines(pet_server.request("/pet", bob))
     assert "Ada is content." in alice_page

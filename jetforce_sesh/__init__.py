@@ -61,9 +61,11 @@ if TYPE_CHECKING:
     from jetforce_sesh.server import SessionServer
     from jetforce_sesh.session.application import SessionApplication
     from jetforce_sesh.session.confirm import (
+        ask_for,
         ask_yes,
         confirm_path,
         is_confirmed,
+        ready,
         said_yes,
         with_token,
     )
@@ -107,9 +109,11 @@ _HOMES: dict[str, str] = {
     "StoreUnavailable": "jetforce_sesh.errors",
     "StoreUnsure": "jetforce_sesh.errors",
     "after_save": "jetforce_sesh.session.visit",
+    "ask_for": "jetforce_sesh.session.confirm",
     "ask_yes": "jetforce_sesh.session.confirm",
     "confirm_path": "jetforce_sesh.session.confirm",
     "is_confirmed": "jetforce_sesh.session.confirm",
+    "ready": "jetforce_sesh.session.confirm",
     "said_yes": "jetforce_sesh.session.confirm",
     "with_token": "jetforce_sesh.session.confirm",
     "clean_name": "jetforce_sesh.names",
@@ -156,6 +160,7 @@ __all__ = [
     "StoreUnsure",
     "after_save",
     "app",
+    "ask_for",
     "ask_yes",
     "clean_name",
     "confirm_path",
@@ -165,6 +170,7 @@ __all__ = [
     "parse_fingerprint",
     "player_key",
     "quoted",
+    "ready",
     "reset",
     "said_yes",
     "skeleton",

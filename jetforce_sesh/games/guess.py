@@ -3,10 +3,13 @@
 Shows a game whose record holds both the current game (the secret, the range the
 hints have narrowed it to) and the player's history (games won and given up, tries
 in all), with a ``10`` prompt that re-asks, saying why, for anything that is not a
-usable guess, and one that confirms before a game in progress is given up, asked
-at a link only the capsule could have shown the player.
+usable guess, and one that confirms before a game in progress is given up.
 
-The ranking is by tries per game, and a game given up counts as
+Every step that changes the record (a guess, a new game, giving up) is taken at a
+link only the capsule could have shown this player, for the game as it stands:
+the prompt is asked at ``/guess/try/<token>``, so a ``/guess/try?50`` written on
+some other capsule guesses nothing (the page, as it stands, says so). The
+ranking is by tries per game, and a game given up counts as
 :data:`FORFEIT_TRIES`: otherwise a player could guess 50, start again on every
 miss, and reach "1 try" by luck at no cost. Run it alone with
 ``jetforce-sesh --app jetforce_sesh.games.guess:app``.
@@ -20,7 +23,16 @@ import re
 import attrs
 from jetforce.app.base import Request, Response, Status
 
-from jetforce_sesh import SessionApplication, ask_yes, quoted, with_token
+from jetforce_sesh import (
+    SessionApplication,
+    ask_for,
+    ask_yes,
+    confirm_path,
+    is_confirmed,
+    quoted,
+    ready,
+    with_token,
+)
 
 LOWEST = 1
 HIGHEST = 100
@@ -105,16 +117,38 @@ def _status(record: GuessRecord) -> list[str]:
     ]
 
 
-def _page(record: GuessRecord, note: str = "") -> Response:
+def moment(record: GuessRecord) -> str:
+    """Where the game stands, as the links a page shows are made for: every
+    guess, win, new game and give-up moves it on, so a link is good once. The
+    secret is left out: a player who has not guessed yet has no record kept,
+    and a new one (with a new secret) is drawn for every look."""
+    return (
+        f"{record.played} {record.forfeits} {record.tries}"
+        f" {record.low} {record.high} {record.last}"
+    )
+
+
+def _link(request: Request, record: GuessRecord, path: str) -> str:
+    return confirm_path(request, path, moment(record))
+
+
+#: What a move from a link the page did not give this player says.
+NOT_YOURS = (
+    "Nothing was done: that link came from an older page, another device or"
+    " somewhere else, not from this game as it is now."
+)
+
+
+def _page(request: Request, record: GuessRecord, note: str = "") -> Response:
     if record.won:
-        actions = ["=> /guess/new Play again"]
+        actions = [f"=> {_link(request, record, '/guess/new')} Play again"]
     else:
         label = "Guess a number" if record.tries == 0 else "Guess again"
-        actions = [f"=> /guess/try {label}"]
+        actions = [f"=> {_link(request, record, '/guess/try')} {label}"]
         if record.going:
             actions.append(
-                f"=> /guess/giveup Give up and start again (counts as"
-                f" {FORFEIT_TRIES} tries)"
+                f"=> {_link(request, record, '/guess/giveup')} Give up and start"
+                f" again (counts as {FORFEIT_TRIES} tries)"
             )
     best = _tries(record.best) if record.best else "none yet"
     history = [f"Games won: {record.played}", f"Best score: {best}"]
@@ -167,17 +201,36 @@ def _problem(record: GuessRecord, answer: str) -> str:
 
 
 @app.session_route("/guess", record=GuessRecord)
-def show(request: Request, record: GuessRecord) -> Response:
-    return _page(record)
+async def show(request: Request, record: GuessRecord) -> Response:
+    await ready()  # the secret the page's links are made under
+    return _page(request, record)
 
 
-@app.session_route("/guess/try", record=GuessRecord)
-def guess(request: Request, record: GuessRecord) -> Response:
+@app.session_route(with_token("/guess/try"), record=GuessRecord)
+async def guess(
+    request: Request, record: GuessRecord, token: str | None = None
+) -> Response:
+    await ready()
     if record.won:
         # An old prompt answered again (a reload, a back button): no new game
         # starts without the player asking for one.
-        return _page(record, "This game is over: start a new one to guess again.")
-    answer = request.query.strip()
+        return _page(
+            request, record, "This game is over: start a new one to guess again."
+        )
+    # Only at the player's own prompt for this very game: a guess in a link
+    # from elsewhere, or typed at a prompt the game has moved on from (another
+    # device, the Back key), guesses nothing, and the page says so.
+    typed = ask_for(
+        request,
+        token,
+        "/guess/try",
+        moment(record),
+        _ask(record).meta,
+        elsewhere=lambda _: _page(request, record, NOT_YOURS),
+    )
+    if isinstance(typed, Response):
+        return typed
+    answer = typed.strip()
     if not answer:
         return _ask(record)
     problem = _problem(record, answer)
@@ -195,40 +248,50 @@ def guess(request: Request, record: GuessRecord) -> Response:
         record.total += record.tries
         if record.best == 0 or record.tries < record.best:
             record.best = record.tries
-    return _page(record)
+    return _page(request, record)
 
 
-@app.session_route("/guess/new", record=GuessRecord)
-def new_game(request: Request, record: GuessRecord) -> Response:
+@app.session_route(with_token("/guess/new"), record=GuessRecord)
+async def new_game(
+    request: Request, record: GuessRecord, token: str | None = None
+) -> Response:
+    await ready()
     if record.going:
-        return _page(record, "This game is still going: finish it, or give it up.")
+        return _page(
+            request, record, "This game is still going: finish it, or give it up."
+        )
+    if not is_confirmed(request, token, "/guess/new", moment(record)):
+        return _page(request, record, NOT_YOURS)
     _restart(record)
-    return _page(record)
+    return _page(request, record)
 
 
 @app.session_route(with_token("/guess/giveup"), record=GuessRecord)
-def give_up(
+async def give_up(
     request: Request, record: GuessRecord, token: str | None = None
 ) -> Response:
+    await ready()
     if not record.going:
-        return _page(record, "That game is over already: nothing was given up.")
+        return _page(
+            request, record, "That game is over already: nothing was given up."
+        )
     # Asked at a link made for this player and this very game: a give-up
     # re-sent later (a client's Back key) finds the game moved on and asks again.
     answer = ask_yes(
         request,
         token,
         "/guess/giveup",
-        record,
+        moment(record),
         f"Give up this game? It counts as {FORFEIT_TRIES} tries. Type yes to give up",
     )
     if isinstance(answer, Response):
         return answer
     if not answer:
-        return _page(record, "Not given up: the answer was not yes.")
+        return _page(request, record, "Not given up: the answer was not yes.")
     record.forfeits += 1
     note = f"You gave up: the secret was {record.secret}."
     _restart(record)
-    return _page(record, note)
+    return _page(request, record, note)
 
 
 def _restart(record: GuessRecord) -> None:

@@ -3,7 +3,10 @@
 Shows reading across players: the ranking reads every record of the other games'
 slabs with ``async for ... in slab.records()`` and looks names up with
 ``await slab.peek()``, neither of which counts as the other player's visit, and both
-of which work on any store. Its own record holds only the display name. It includes
+of which work on any store. Its own record holds only the display name, chosen at a
+prompt only the capsule could have shown the player (``/halloffame/name/<token>``):
+a ``/halloffame/name?...`` written on some other capsule names nobody, and the
+page says so. It includes
 the two games it ranks, so that their slabs are open wherever it runs:
 ``jetforce-sesh --app jetforce_sesh.games.halloffame:app`` serves all three.
 """
@@ -23,9 +26,13 @@ from jetforce_sesh import (
     MAX_NAME,
     SessionApplication,
     clean_name,
+    confirm_path,
+    is_confirmed,
     player_key,
     quoted,
+    ready,
     skeleton,
+    with_token,
 )
 from jetforce_sesh.games import guess, hangman
 
@@ -264,12 +271,14 @@ async def _page(request: Request, record: FameRecord, note: str = "") -> Respons
     names = await display_names(
         viewer, record, [key for key, _ in leaders.guess + leaders.hangman]
     )
+    # Made for this player and the name they have: good until it changes.
+    at = confirm_path(request, "/halloffame/name", record)
     if record.name:
         you = f"You appear as “{record.name}”."
-        change = "=> /halloffame/name Change your name"
+        change = f"=> {at} Change your name"
     else:
         you = f"You appear as {_anonymous(viewer)} until you choose a name."
-        change = "=> /halloffame/name Choose your name"
+        change = f"=> {at} Choose your name"
     lines = [
         "# Hall of fame",
         "",
@@ -289,6 +298,13 @@ async def _page(request: Request, record: FameRecord, note: str = "") -> Respons
     return Response(Status.SUCCESS, "text/gemini", "\n".join(lines))
 
 
+#: What a name from a link the page did not give this player says.
+NOT_YOURS = (
+    "Nothing was done: that link came from an older page, another device or"
+    " somewhere else, not from this page as it is now."
+)
+
+
 def _ask(problem: str = "") -> Response:
     wanted = f"a display name of at most {MAX_NAME} characters"
     if problem:
@@ -298,11 +314,20 @@ def _ask(problem: str = "") -> Response:
 
 @app.session_route("/halloffame", record=FameRecord)
 async def show(request: Request, record: FameRecord) -> Response:
+    await ready()  # the secret the page's links are made under
     return await _page(request, record)
 
 
-@app.session_route("/halloffame/name", record=FameRecord)
-async def choose_name(request: Request, record: FameRecord) -> Response:
+@app.session_route(with_token("/halloffame/name"), record=FameRecord)
+async def choose_name(
+    request: Request, record: FameRecord, token: str | None = None
+) -> Response:
+    await ready()
+    # The name is public: only the player's own prompt sets it. A name in a
+    # link from elsewhere, or typed at the prompt of an older page, names
+    # nobody, and the page says so.
+    if not is_confirmed(request, token, "/halloffame/name", record):
+        return await _page(request, record, NOT_YOURS)
     answer = request.query.strip()
     if not answer:
         return _ask()

@@ -8,8 +8,12 @@ not one new letter.
 A game counts from the moment its word is shown: the page shows its length at
 once, and the list ships with the package, so a new word for free would let a
 player pick an easy one and top the hall of fame. So a game going is finished
-or given up (a loss), never swapped, and giving up is asked at a link only the
-capsule could have shown the player. Run it alone with
+or given up (a loss), never swapped, and giving up is asked before it is done.
+
+Every step that changes the record (a letter, a new game, giving up) is taken at
+a link only the capsule could have shown this player, for the game as it
+stands: a ``/hangman/letter?e`` written on some other capsule tries no letter
+(the page, as it stands, says so). Run it alone with
 ``jetforce-sesh --app jetforce_sesh.games.hangman:app``.
 """
 
@@ -22,7 +26,16 @@ from importlib import resources
 import attrs
 from jetforce.app.base import Request, Response, Status
 
-from jetforce_sesh import SessionApplication, ask_yes, quoted, with_token
+from jetforce_sesh import (
+    SessionApplication,
+    ask_for,
+    ask_yes,
+    confirm_path,
+    is_confirmed,
+    quoted,
+    ready,
+    with_token,
+)
 
 LIVES = 6
 LETTERS = frozenset(string.ascii_lowercase)
@@ -137,18 +150,28 @@ def _status(record: HangmanRecord) -> list[str]:
     return []
 
 
-def _page(record: HangmanRecord, note: str = "") -> Response:
+#: What a move from a link the page did not give this player says.
+NOT_YOURS = (
+    "Nothing was done: that link came from an older page, another device or"
+    " somewhere else, not from this game as it is now."
+)
+
+
+def _page(request: Request, record: HangmanRecord, note: str = "") -> Response:
     tried = ", ".join(sorted(record.tried)) or "none yet"
     news = [*_status(record), *([note] if note else [])]
     if news:
         news.append("")
     word = " ".join(record.word) if record.over else masked(record)
+    # Each link is made for this player and the game as it stands (the record:
+    # every letter, word and tally is in it), so each works once.
     if record.over:
-        actions = ["=> /hangman/new New game"]
+        actions = [f"=> {confirm_path(request, '/hangman/new', record)} New game"]
     else:
         actions = [
-            "=> /hangman/letter Guess a letter",
-            "=> /hangman/giveup Give up and start a new game (counts as a loss)",
+            f"=> {confirm_path(request, '/hangman/letter', record)} Guess a letter",
+            f"=> {confirm_path(request, '/hangman/giveup', record)} Give up and"
+            " start a new game (counts as a loss)",
         ]
     lines = [
         "# Hangman",
@@ -200,19 +223,44 @@ def _start(record: HangmanRecord) -> None:
         record.word = new_word()
 
 
+#: Where a player with no word yet is sent from a step of play: the page,
+#: whose first visit picks the word (nothing else gives one).
+TO_THE_PAGE = Response(Status.REDIRECT_TEMPORARY, "/hangman")
+
+
 @app.session_route("/hangman", record=HangmanRecord)
-def show(request: Request, record: HangmanRecord) -> Response:
+async def show(request: Request, record: HangmanRecord) -> Response:
+    await ready()  # the secret the page's links are made under
     _start(record)
-    return _page(record)
+    return _page(request, record)
 
 
-@app.session_route("/hangman/letter", record=HangmanRecord)
-def guess_letter(request: Request, record: HangmanRecord) -> Response:
-    _start(record)
+@app.session_route(with_token("/hangman/letter"), record=HangmanRecord)
+async def guess_letter(
+    request: Request, record: HangmanRecord, token: str | None = None
+) -> Response:
+    await ready()
+    if not record.word:
+        return TO_THE_PAGE
     if record.over:
         # An old prompt answered again (a reload, a back button).
-        return _page(record, "This game is over: start a new one to play again.")
-    answer = request.query.strip()
+        return _page(
+            request, record, "This game is over: start a new one to play again."
+        )
+    # Only at the player's own prompt for this very game: a letter in a link
+    # from elsewhere, or typed at a prompt the game has moved on from (another
+    # device, the Back key), tries nothing, and the page says so.
+    typed = ask_for(
+        request,
+        token,
+        "/hangman/letter",
+        record,
+        _ask(record).meta,
+        elsewhere=lambda _: _page(request, record, NOT_YOURS),
+    )
+    if isinstance(typed, Response):
+        return typed
+    answer = typed.strip()
     if not answer:
         return _ask(record)
     letter = answer.casefold()
@@ -225,34 +273,48 @@ def guess_letter(request: Request, record: HangmanRecord) -> Response:
     elif record.lost:
         record.losses += 1
     if record.over:
-        return _page(record)
+        return _page(request, record)
     found = record.word.count(letter)
     if found:
-        return _page(record, f"Yes: {letter} is in the word {_times(found)}.")
-    return _page(record, f"No {letter} in the word: you lose a life.")
+        return _page(request, record, f"Yes: {letter} is in the word {_times(found)}.")
+    return _page(request, record, f"No {letter} in the word: you lose a life.")
 
 
 def _times(count: int) -> str:
     return "once" if count == 1 else "twice" if count == 2 else f"{count} times"
 
 
-@app.session_route("/hangman/new", record=HangmanRecord)
-def new_game(request: Request, record: HangmanRecord) -> Response:
+@app.session_route(with_token("/hangman/new"), record=HangmanRecord)
+async def new_game(
+    request: Request, record: HangmanRecord, token: str | None = None
+) -> Response:
+    await ready()
+    if not record.word:
+        return TO_THE_PAGE
     # A word shown counts, letters tried or not: a new one for free would let a
     # player reroll until an easy word.
     if record.going:
-        return _page(record, "This game is still going: finish it, or give it up.")
+        return _page(
+            request, record, "This game is still going: finish it, or give it up."
+        )
+    if not is_confirmed(request, token, "/hangman/new", record):
+        return _page(request, record, NOT_YOURS)
     record.word = new_word()
     record.tried = ""
-    return _page(record)
+    return _page(request, record)
 
 
 @app.session_route(with_token("/hangman/giveup"), record=HangmanRecord)
-def give_up(
+async def give_up(
     request: Request, record: HangmanRecord, token: str | None = None
 ) -> Response:
+    await ready()
+    if not record.word:
+        return TO_THE_PAGE
     if not record.going:
-        return _page(record, "That game is over already: nothing was given up.")
+        return _page(
+            request, record, "That game is over already: nothing was given up."
+        )
     # Asked at a link made for this player and this very game: a give-up
     # re-sent later (a client's Back key) finds the game moved on and asks again.
     answer = ask_yes(
@@ -265,10 +327,10 @@ def give_up(
     if isinstance(answer, Response):
         return answer
     if not answer:
-        return _page(record, "Not given up: the answer was not yes.")
+        return _page(request, record, "Not given up: the answer was not yes.")
     # Giving up counts as losing, or a player could dodge every loss.
     record.losses += 1
     note = f"You gave up: the word was {record.word}."
     record.word = new_word()
     record.tried = ""
-    return _page(record, note)
+    return _page(request, record, note)

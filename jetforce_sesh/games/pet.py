@@ -5,8 +5,13 @@ every request first brings them up to ``slab.now()`` with :func:`catch_up`, whic
 also works out exactly when, in between, the pet fell ill or got better. A
 periodic census (one ``LoopingCall`` for all pets, on the slab's clock) shows the
 other way to use time: reading every record without changing any, with
-``async for ... in slab.records()``, which works on any store. Run it alone
-with ``jetforce-sesh --app jetforce_sesh.games.pet:app``.
+``async for ... in slab.records()``, which works on any store.
+
+Feeding, playing and naming are done at links only the capsule could have shown
+this player, for the pet as the page showed it (:func:`moment`): a
+``/pet/feed`` or ``/pet/name?Rex`` written on some other capsule does nothing.
+Looking at the pet (``/pet``) is free, and the first look hatches it. Run it
+alone with ``jetforce-sesh --app jetforce_sesh.games.pet:app``.
 """
 
 from __future__ import annotations
@@ -20,7 +25,15 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from jetforce_sesh import SessionApplication, after_save
+from jetforce_sesh import (
+    SessionApplication,
+    after_save,
+    ask_for,
+    confirm_path,
+    is_confirmed,
+    ready,
+    with_token,
+)
 
 _log = Logger()
 
@@ -252,7 +265,16 @@ def advice(pet: Pet, now: float) -> list[str]:
     return []
 
 
-def page(pet: Pet, now: float, note: str = "", newborn: bool = False) -> Response:
+def moment(pet: Pet) -> str:
+    """What the links a page shows are made for: the pet and what was done to
+    it. Every meal, game and name moves it on, so a link is good once; time
+    passing does not, so a page left open a while still feeds."""
+    return f"{pet.born!r} {pet.meals} {pet.games} {pet.name}"
+
+
+def page(
+    request: Request, pet: Pet, now: float, note: str = "", newborn: bool = False
+) -> Response:
     name = pet.name or "Your pet"
     face, words = mood(pet)
     # Pets hatched since the census, and this one if it hatched just now.
@@ -271,10 +293,11 @@ def page(pet: Pet, now: float, note: str = "", newborn: bool = False) -> Respons
         bar("Boredom", pet.boredom),
         "```",
         "",
-        "=> /pet/feed Feed",
-        "=> /pet/play Play",
+        f"=> {link(request, pet, '/pet/feed')} Feed",
+        f"=> {link(request, pet, '/pet/play')} Play",
         "=> /pet Look again",
-        "=> /pet/name Name your pet" if not pet.name else "=> /pet/name Rename",
+        f"=> {link(request, pet, '/pet/name')} "
+        + ("Rename" if pet.name else "Name your pet"),
         "",
         "## Its life so far",
         "",
@@ -288,6 +311,10 @@ def page(pet: Pet, now: float, note: str = "", newborn: bool = False) -> Respons
         "",
     ]
     return Response(Status.SUCCESS, "text/gemini", "\n".join(lines))
+
+
+def link(request: Request, pet: Pet, path: str) -> str:
+    return confirm_path(request, path, moment(pet))
 
 
 # -- routes -------------------------------------------------------------------
@@ -308,49 +335,98 @@ def _now(request: Request, pet: Pet) -> tuple[float, str]:
 HATCHED = "An egg hatched! This little one is yours to look after."
 
 
-def _page(pet: Pet, now: float, note: str, *news: str) -> Response:
+def _page(request: Request, pet: Pet, now: float, note: str, *news: str) -> Response:
     text = " ".join(part for part in (note, *news) if part)
-    return page(pet, now, text, newborn=note == HATCHED)
+    return page(request, pet, now, text, newborn=note == HATCHED)
+
+
+#: Where a player with no pet yet is sent from a step of play: its page,
+#: whose first look hatches it.
+TO_THE_PAGE = Response(Status.REDIRECT_TEMPORARY, "/pet")
+#: What a step from a link the page did not give this player says.
+NOT_YOURS = (
+    "Nothing was done: that link came from an older page, another device or"
+    " somewhere else, not from your pet as it is now."
+)
+
+
+def _not_yours(request: Request, pet: Pet) -> Response:
+    """The page as it is, with the news that nothing was done: shown from a
+    copy, brought up to now, so that nothing of the record changes."""
+    shown = attrs.evolve(pet)
+    now = slab.now()
+    catch_up(shown, now)
+    return page(request, shown, now, NOT_YOURS)
 
 
 @app.session_route("/pet", record=Pet)
-def look(request: Request, record: Pet) -> Response:
+async def look(request: Request, record: Pet) -> Response:
+    await ready()  # the secret the page's links are made under
     now, note = _now(request, record)
-    return _page(record, now, note)
+    return _page(request, record, now, note)
 
 
-@app.session_route("/pet/feed", record=Pet)
-def feed(request: Request, record: Pet) -> Response:
+@app.session_route(with_token("/pet/feed"), record=Pet)
+async def feed(request: Request, record: Pet, token: str | None = None) -> Response:
+    await ready()
+    if record.born is None:
+        return TO_THE_PAGE
+    if not is_confirmed(request, token, "/pet/feed", moment(record)):
+        return _not_yours(request, record)
     now, note = _now(request, record)
     if record.hunger < REFUSE_BELOW:
         return _page(
-            record, now, note, "It is not hungry: it sniffs the food and walks off."
+            request,
+            record,
+            now,
+            note,
+            "It is not hungry: it sniffs the food and walks off.",
         )
     record.hunger = max(0.0, record.hunger - MEAL)
     record.meals += 1
     settle(record, now)
-    return _page(record, now, note, "Munch munch.")
+    return _page(request, record, now, note, "Munch munch.")
 
 
-@app.session_route("/pet/play", record=Pet)
-def play(request: Request, record: Pet) -> Response:
+@app.session_route(with_token("/pet/play"), record=Pet)
+async def play(request: Request, record: Pet, token: str | None = None) -> Response:
+    await ready()
+    if record.born is None:
+        return TO_THE_PAGE
+    if not is_confirmed(request, token, "/pet/play", moment(record)):
+        return _not_yours(request, record)
     now, note = _now(request, record)
     if record.boredom < REFUSE_BELOW:
-        return _page(record, now, note, "It is tired of playing: let it rest a while.")
+        return _page(
+            request, record, now, note, "It is tired of playing: let it rest a while."
+        )
     record.boredom = max(0.0, record.boredom - GAME)
     record.hunger = min(FULL, record.hunger + GAME_HUNGER)
     record.games += 1
     settle(record, now)
-    return _page(record, now, note, "You play chase.")
+    return _page(request, record, now, note, "You play chase.")
 
 
-@app.session_route("/pet/name", record=Pet)
-def name(request: Request, record: Pet) -> Response:
-    if not request.query:
-        return Response(Status.INPUT, "What will you call your pet?")
-    problem = check_name(request.query)
+@app.session_route(with_token("/pet/name"), record=Pet)
+async def name(request: Request, record: Pet, token: str | None = None) -> Response:
+    await ready()
+    if record.born is None:
+        return TO_THE_PAGE
+    # Only at the player's own prompt: a name in a link from elsewhere, or
+    # typed at a prompt of an older page, names nothing, and the page says so.
+    typed = ask_for(
+        request,
+        token,
+        "/pet/name",
+        moment(record),
+        "What will you call your pet?",
+        elsewhere=lambda _: _not_yours(request, record),
+    )
+    if isinstance(typed, Response):
+        return typed
+    problem = check_name(typed)
     if problem is not None:
         return Response(Status.INPUT, problem)
     now, note = _now(request, record)
-    record.name = request.query.strip()
-    return _page(record, now, note, f"Your pet is called {record.name} now.")
+    record.name = typed.strip()
+    return _page(request, record, now, note, f"Your pet is called {record.name} now.")

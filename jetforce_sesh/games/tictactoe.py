@@ -2,8 +2,15 @@
 
 The record keeps the board as a nine-character string and the player's tally. The
 capsule answers every move at once, so whenever a page is shown it is the player's
-turn. Its moves come from a memoized minimax over every reachable board. Run it
-alone with ``jetforce-sesh --app jetforce_sesh.games.tictactoe:app``.
+turn. Its moves come from a memoized minimax over every reachable board.
+
+A move is the answer to the prompt at ``/tictactoe/move/<token>``, a link only
+the capsule could have shown this player for this very board; the page links
+each cell as that prompt answered (``/tictactoe/move/<token>?5``), so a client
+plays a cell in one click. A move in a link from elsewhere, or from an older
+board (another device, the Back key), plays nothing: the page says so and
+shows the board as it is. Run it alone with
+``jetforce-sesh --app jetforce_sesh.games.tictactoe:app``.
 """
 
 from __future__ import annotations
@@ -13,7 +20,15 @@ import functools
 import attrs
 from jetforce.app.base import Request, Response, Status
 
-from jetforce_sesh import SessionApplication, quoted
+from jetforce_sesh import (
+    SessionApplication,
+    ask_for,
+    confirm_path,
+    is_confirmed,
+    quoted,
+    ready,
+    with_token,
+)
 
 app = SessionApplication(
     "Tic-tac-toe",
@@ -45,6 +60,12 @@ CELL_NAMES = (
     "bottom right",
 )
 GAME_OVER = "This game is over: start a new one to play."
+#: What a move from a link the page did not give this player says.
+NOT_YOURS = (
+    "Nothing was played: that link came from an older board, another device or"
+    " somewhere else. Here is the board as it is now."
+)
+WHICH = "Which cell? 1 to 9, row by row from top left"
 
 
 @attrs.define
@@ -57,7 +78,7 @@ class Board:
 
 
 # The defaults take 50 bytes, a full board with tallies in the trillions 74.
-app.slab(Board, record_size=128)
+slab = app.slab(Board, record_size=128)
 
 
 # -- the rules and the capsule's play -------------------------------------------
@@ -163,8 +184,12 @@ def outcome(cells: str) -> str:
     return "Your move: pick a free cell."
 
 
-def page(board: Board, note: str = "") -> Response:
-    """The game page: an optional note, the board, the moves, the tally."""
+def page(request: Request, board: Board, note: str = "") -> Response:
+    """The game page: an optional note, the board, the moves, the tally.
+
+    Its links are made for this player and this very board (the record), so
+    each works once: the next move makes another board.
+    """
     starter = "you start" if board.you_start else "I start"
     lines = ["# Tic-tac-toe", ""]
     if note:
@@ -179,16 +204,18 @@ def page(board: Board, note: str = "") -> Response:
     ]
     if is_over(board.cells):
         next_starter = "I start" if board.you_start else "you start"
-        lines.append(f"=> /tictactoe/new Play again ({next_starter})")
+        again = confirm_path(request, "/tictactoe/new", board)
+        lines.append(f"=> {again} Play again ({next_starter})")
     else:
+        move = confirm_path(request, "/tictactoe/move", board)
         # All nine cells, always in this order: clients that follow links by
         # number ([1] to [9]) then play the cell of that number.
         lines += [
-            f"=> /tictactoe/move/{i + 1} Cell {i + 1}, {CELL_NAMES[i]}"
+            f"=> {move}?{i + 1} Cell {i + 1}, {CELL_NAMES[i]}"
             + ("" if mark == FREE else f" (taken by {mark})")
             for i, mark in enumerate(board.cells)
         ]
-        lines.append("=> /tictactoe/move Type a cell number")
+        lines.append(f"=> {move} Type a cell number")
     played = board.wins + board.draws + board.losses
     lines += [
         "",
@@ -206,53 +233,62 @@ def page(board: Board, note: str = "") -> Response:
 
 
 @app.session_route("/tictactoe", record=Board)
-def show(request: Request, record: Board) -> Response:
-    return page(record)
+async def show(request: Request, record: Board) -> Response:
+    await ready()  # the secret the page's links are made under
+    return page(request, record)
 
 
-@app.session_route("/tictactoe/new", record=Board)
-def new_game(request: Request, record: Board) -> Response:
+@app.session_route(with_token("/tictactoe/new"), record=Board)
+async def new_game(
+    request: Request, record: Board, token: str | None = None
+) -> Response:
+    await ready()
     if not is_over(record.cells):
-        return page(record, "This game is still going: finish it first.")
+        return page(request, record, "This game is still going: finish it first.")
+    if not is_confirmed(request, token, "/tictactoe/new", record):
+        return page(request, record, NOT_YOURS)
     record.cells = EMPTY
     record.you_start = not record.you_start
     if record.you_start:
-        return page(record, "New game: you start.")
+        return page(request, record, "New game: you start.")
     _, index = best_move(EMPTY, ME)
     record.cells = play(EMPTY, index, ME)
-    return page(record, f"New game: I start, in cell {index + 1}.")
+    return page(request, record, f"New game: I start, in cell {index + 1}.")
 
 
-# [\s\S] rather than "." so that a cell with a newline in it still reaches the
-# handler and is answered, instead of falling through to a "Not found" error.
-@app.session_route(r"/tictactoe/move(?:/(?P<cell>[\s\S]*))?", record=Board)
-def move(request: Request, record: Board, cell: str | None = None) -> Response:
-    if cell is not None:
-        return _move(record, cell)
-    # No cell in the URL: ask for one (for clients that prefer typing).
+# [\s\S] rather than with_token()'s [^/]: whatever follows /tictactoe/move (an
+# old numbered cell link, a cell with a slash or a newline in it) reaches the
+# handler as a token that is not good, and gets the board, not "Not found".
+@app.session_route(r"/tictactoe/move(?:/(?P<token>[\s\S]*))?", record=Board)
+async def move(
+    request: Request,
+    record: Board,
+    token: str | None = None,
+) -> Response:
+    await ready()
     if is_over(record.cells):
-        return page(record, GAME_OVER)
-    if not request.query:
-        return Response(Status.INPUT, "Which cell? 1 to 9, row by row from top left")
-    index = parse_cell(request.query)
+        return page(request, record, GAME_OVER)
+    # The cell is the answer to the prompt, whether typed or carried by one of
+    # the page's links; a move at a link the page did not give for this board
+    # gets the board as it is, and plays nothing.
+    answer = ask_for(
+        request,
+        token,
+        "/tictactoe/move",
+        record,
+        WHICH,
+        elsewhere=lambda _: page(request, record, NOT_YOURS),
+    )
+    if isinstance(answer, Response):
+        return answer
+    index = parse_cell(answer)
     if isinstance(index, str):
         return Response(Status.INPUT, index.rstrip("."))  # a prompt, not a page
     if record.cells[index] != FREE:
         return Response(Status.INPUT, f"Cell {index + 1} is taken: pick a free cell")
-    return _move(record, str(index + 1))
-
-
-def _move(record: Board, cell: str) -> Response:
-    index = parse_cell(cell)
-    if isinstance(index, str):
-        return page(record, index)
-    if is_over(record.cells):
-        return page(record, GAME_OVER)
-    if record.cells[index] != FREE:
-        return page(record, f"Cell {index + 1} is taken: pick a free cell.")
     record.cells = play(record.cells, index, YOU)
     note = f"You played cell {index + 1}."
     mine = reply(record)
     if mine is not None:
         note += f" I played cell {mine + 1}."
-    return page(record, note)
+    return page(request, record, note)

@@ -58,6 +58,7 @@ __all__ = [
     "SECRETS",
     "WINDOW",
     "CapsuleSecret",
+    "ask_for",
     "ask_yes",
     "confirm_path",
     "is_confirmed",
@@ -351,3 +352,36 @@ def with_token(pattern: str) -> str:
     """A route pattern that also matches ``pattern`` followed by a token, which
     the handler receives as ``token`` (None when the URL has none)."""
     return pattern + TOKEN_SEGMENT
+
+
+def ask_for(
+    request: Request,
+    token: str | None,
+    path: str,
+    state: object,
+    prompt: str,
+    *,
+    sensitive: bool = False,
+    elsewhere: Callable[[str], Response] | None = None,
+) -> Response | str:
+    """Ask the player for input (a guess, a move, a name) that acts on ``state``,
+    at a URL only the capsule could have shown them.
+
+    Returns a response to send as it is, or the player's answer (the query, as
+    they typed it). Without a good token (a link from elsewhere, an old page, a
+    forged token, whatever query it came with) nothing is read and the prompt is
+    offered again at a fresh link of the player's own: ``elsewhere(link)``, or
+    without one a ``30`` redirect to it, where the prompt is asked. With a good
+    token, no query is the prompt (``10``, or ``11`` if ``sensitive``), and a
+    query is the answer: the handler checks it and acts, or asks again with a
+    ``10`` that says what was wrong (the token stays good while ``state`` does).
+    """
+    if not is_confirmed(request, token, path, state):
+        fresh = confirm_path(request, path, state)
+        if elsewhere is not None:
+            return elsewhere(fresh)
+        return Response(Status.REDIRECT_TEMPORARY, fresh)
+    if not request.query:
+        status = Status.SENSITIVE_INPUT if sensitive else Status.INPUT
+        return Response(status, prompt)
+    return request.query

@@ -1,6 +1,10 @@
 """Number guessing, hangman and the hall of fame, each run alone by the real
 launcher and played over real TLS by scripted players with real certificates.
 
+The players follow the links the pages give, as a person's client does: every
+step of play is taken at a link the capsule made for that player and that
+moment of the game, which no test (and no stranger) writes.
+
 The hangman players only read the pages and the public word list: one solves
 (always guessing the letter most candidate words hold), one loses on purpose
 (always guessing the letter fewest candidates hold). A unit test below plays both
@@ -11,13 +15,14 @@ from __future__ import annotations
 
 import re
 import string
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from jetforce_sesh.games import halloffame, hangman
-from tests.support import ClientCert, Reply, Server, serve
+from tests.support import AGUNUA, ClientCert, Reply, Server, serve
 
 MakeCert = Callable[..., ClientCert]
 
@@ -43,6 +48,49 @@ def ok(reply: Reply) -> list[str]:
     return reply.body.splitlines()
 
 
+def link(lines: list[str], label: str) -> str:
+    """The URL of the link of a page whose label starts with ``label``."""
+    for line in lines:
+        parts = line.split(maxsplit=2)
+        if parts[:1] == ["=>"] and len(parts) == 3 and parts[2].startswith(label):
+            return parts[1]
+    raise AssertionError(f"no link {label!r} on {lines}")
+
+
+def agunua(server: Server, cert: ClientCert, url: str) -> list[str]:
+    """``url`` (a page's link, its query and all) fetched by agunua, an
+    independent client, with ``cert``: the page's lines."""
+    fetched = subprocess.run(
+        [
+            AGUNUA,
+            "--no-tofu",
+            "-c",
+            str(cert.cert_path),
+            "-k",
+            str(cert.key_path),
+            f"gemini://localhost:{server.port}{url}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert 0 == fetched.returncode, (url, fetched.stderr)
+    return fetched.stdout.splitlines()
+
+
+def prompted(server: Server, cert: ClientCert, url: str, answer: str) -> Reply:
+    """Follow a page's link to its prompt, as a client does, then answer it."""
+    asked = server.request(url, cert)
+    assert asked.status == 10, asked
+    return server.request(url, cert, query=answer)
+
+
+def choose_name(server: Server, cert: ClientCert, name: str) -> Reply:
+    """Choose a hall-of-fame name by the hall's own link."""
+    hall = ok(server.request("/halloffame", cert))
+    return prompted(server, cert, link(hall, "Choose your name"), name)
+
+
 # -- number guessing -----------------------------------------------------------
 
 
@@ -54,10 +102,14 @@ class BinarySearch:
         self.low, self.high = 1, 100
         self.tries = 0
         self.done = False
+        self.lines = ok(server.request("/guess", cert))
 
     def step(self) -> list[str]:
+        """One guess, at the prompt the last page linked."""
         guess = (self.low + self.high) // 2
-        lines = ok(self.server.request("/guess/try", self.cert, query=str(guess)))
+        at = link(self.lines, "Guess")
+        lines = ok(prompted(self.server, self.cert, at, str(guess)))
+        self.lines = lines
         self.tries += 1
         if lines[2] == f"You guessed {guess}: the secret is higher.":
             self.low = guess + 1
@@ -81,12 +133,21 @@ class BinarySearch:
             if self.done:
                 return lines
 
+    def play_again(self) -> list[str]:
+        """The won page's "Play again" link: a new game."""
+        self.lines = ok(self.server.request(link(self.lines, "Play again"), self.cert))
+        assert self.lines[2] == (
+            "I am thinking of a whole number from 1 to 100. Can you find it?"
+        )
+        return self.lines
+
 
 @pytest.mark.e2e
 def test_guess_binary_search_wins(guess_server: Server, make_cert: MakeCert) -> None:
     cert = make_cert("guess-alice")
-    assert ok(guess_server.request("/guess", cert))[0] == "# Number guessing"
-    prompt = guess_server.request("/guess/try", cert)
+    page = ok(guess_server.request("/guess", cert))
+    assert page[0] == "# Number guessing"
+    prompt = guess_server.request(link(page, "Guess a number"), cert)
     assert (prompt.status, prompt.meta) == (10, "Guess a number from 1 to 100")
     player = BinarySearch(guess_server, cert)
     lines = player.play()
@@ -133,8 +194,56 @@ def test_guess_two_players_interleaved(
 def test_guess_bad_input_reprompts(
     guess_server: Server, make_cert: MakeCert, answer: str, meta: str
 ) -> None:
-    reply = guess_server.request("/guess/try", make_cert("guess-typo"), query=answer)
+    cert = make_cert("guess-typo")
+    at = link(ok(guess_server.request("/guess", cert)), "Guess a number")
+    reply = guess_server.request(at, cert, query=answer)
     assert (reply.status, reply.meta, reply.body) == (10, meta, "")
+
+
+@pytest.mark.e2e
+def test_guess_won_by_an_independent_client(
+    guess_server: Server, make_cert: MakeCert
+) -> None:
+    """agunua answers each prompt the page links (the guess as the query of
+    the prompt's URL, as a client sends what the player typed), no token
+    typed, by binary search to the win and into a new game."""
+    cert = make_cert("guess-agunua")
+    page = agunua(guess_server, cert, "/guess")
+    low, high = 1, 100
+    for _ in range(7):  # halving 1 to 100 finds any number in 7 guesses
+        number = (low + high) // 2
+        page = agunua(guess_server, cert, f"{link(page, 'Guess')}?{number}")
+        if page[2] == f"You guessed {number}: the secret is higher.":
+            low = number + 1
+        elif page[2] == f"You guessed {number}: the secret is lower.":
+            high = number - 1
+        else:
+            break
+    assert page[2].startswith(f"{number} is correct! You found it in "), page
+    page = agunua(guess_server, cert, link(page, "Play again"))
+    assert page[2] == "I am thinking of a whole number from 1 to 100. Can you find it?"
+
+
+@pytest.mark.e2e
+def test_guess_in_a_link_from_elsewhere_counts_nothing(
+    guess_server: Server, make_cert: MakeCert
+) -> None:
+    """``/guess/try?50`` as any page can write it, over real TLS: the game's
+    page, saying nothing was done, with the player's own prompt; nothing is
+    counted."""
+    cert = make_cert("guess-victim")
+    own = link(ok(guess_server.request("/guess", cert)), "Guess a number")
+    page = ok(guess_server.request("/guess/try", cert, query="50"))
+    assert page[2] == (
+        "Nothing was done: that link came from an older page, another device or"
+        " somewhere else, not from this game as it is now."
+    )
+    assert link(page, "Guess a number") == own
+    assert ok(guess_server.request("/guess", cert))[2:5] == [
+        "I am thinking of a whole number from 1 to 100. Can you find it?",
+        "",
+        f"=> {own} Guess a number",
+    ]
 
 
 @pytest.mark.e2e
@@ -200,7 +309,9 @@ class HangmanPlayer:
 
     def __init__(self, server: Server, cert: ClientCert, strategy: Strategy) -> None:
         self.server, self.cert, self.strategy = server, cert, strategy
-        self.lines = ok(server.request("/hangman/new", cert))
+        self.lines = ok(server.request("/hangman", cert))
+        if self.over:  # a game played before: the page's own "New game"
+            self.lines = ok(server.request(link(self.lines, "New game"), cert))
         self.tried = ""
 
     @property
@@ -210,13 +321,17 @@ class HangmanPlayer:
 
     @property
     def over(self) -> bool:
-        return "=> /hangman/new New game" in self.lines
+        return any(
+            line.startswith("=> /hangman/new/") and line.endswith(" New game")
+            for line in self.lines
+        )
 
     def step(self) -> None:
+        """One letter, at the prompt the last page linked."""
         letter = self.strategy(self.mask, self.tried)
         self.tried += letter
-        reply = self.server.request("/hangman/letter", self.cert, query=letter)
-        self.lines = ok(reply)
+        at = link(self.lines, "Guess a letter")
+        self.lines = ok(prompted(self.server, self.cert, at, letter))
         assert f"Letters tried: {', '.join(sorted(self.tried))}" in self.lines
 
     def play(self) -> list[str]:
@@ -285,7 +400,8 @@ def test_hangman_bad_input_reprompts(
     hangman_server: Server, make_cert: MakeCert, answer: str, reason: str
 ) -> None:
     cert = make_cert("hang-typo")
-    reply = hangman_server.request("/hangman/letter", cert, query=answer)
+    at = link(ok(hangman_server.request("/hangman", cert)), "Guess a letter")
+    reply = hangman_server.request(at, cert, query=answer)
     assert reply.status == 10
     assert reply.meta.startswith(f"{reason}: guess one letter, a to z (")
 
@@ -304,20 +420,28 @@ def test_hall_of_fame_ranks_named_players(
     fame_server: Server, make_cert: MakeCert
 ) -> None:
     ann, ben = make_cert("fame-ann"), make_cert("fame-ben")
-    named = ok(fame_server.request("/halloffame/name", ann, query="=> Ann\r\n"))
+    named = ok(choose_name(fame_server, ann, "=> Ann\r\n"))
     assert named[4] == (
         "Your name is now “Ann”."
         " Line breaks, control characters, leading markup and extra spaces are"
         " taken out, and wide or styled letters written plain."
     )
-    prompt = fame_server.request("/halloffame/name", ben, query="```")
+    prompt = choose_name(fame_server, ben, "```")
     assert prompt.status == 10
+    # A stranger's link that would name Ann: the hall, saying it named nobody.
+    hijack = ok(fame_server.request("/halloffame/name", ann, query="Mallory"))
+    assert hijack[4:7] == [
+        "Nothing was done: that link came from an older page, another device or"
+        " somewhere else, not from this page as it is now.",
+        "",
+        "You appear as “Ann”.",
+    ]
     tries = 0
     for _ in range(5):  # ranked from five games on
         guesser = BinarySearch(fame_server, ann)
         guesser.play()
         tries += guesser.tries
-        ok(fame_server.request("/guess/new", ann))
+        guesser.play_again()
     HangmanPlayer(fame_server, ben, solver).play()
     # The hall shows standings of up to a second ago (REFRESH): Ann's naming
     # page read them before her games.

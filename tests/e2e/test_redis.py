@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from jetforce_sesh.session.answers import UNAVAILABLE
-from tests.e2e.test_games_words import BinarySearch, section
+from tests.e2e.test_games_words import BinarySearch, choose_name, section
 from tests.redis_support import Cluster, RedisServer, Sentinels
 from tests.support import REPO, ClientCert, MakeCert, Reply, Server, visit_count
 
@@ -132,11 +132,13 @@ def test_400_concurrent_visits_split_across_two_processes_all_count(
 def test_games_played_across_both_processes_rank_in_the_hall_of_fame(
     pair: tuple[Server, Server], make_cert: MakeCert
 ) -> None:
-    """Number guessing, each guess sent to the other process than the last; the
-    name given to one process and the games won through both are ranked by the
-    hall of fame, which reads every player's record through the store."""
+    """Number guessing, each guess sent to the other process than the last (at
+    the prompt the page of the other process linked: the secret the links are
+    made under is the capsule's, in the store); the name given to one process
+    and the games won through both are ranked by the hall of fame, which reads
+    every player's record through the store."""
     cert = make_cert("redis-fame")
-    assert 20 == pair[0].request("/halloffame/name", cert, query="Ada").status
+    assert 20 == choose_name(pair[0], cert, "Ada").status
     tries = 0
     for game in range(5):  # ranked from five games on
         player = BinarySearch(pair[game % 2], cert)
@@ -144,7 +146,8 @@ def test_games_played_across_both_processes_rank_in_the_hall_of_fame(
             player.server = pair[(game + player.tries) % 2]
             player.step()
         tries += player.tries
-        assert 20 == pair[1 - game % 2].request("/guess/new", cert).status
+        player.server = pair[1 - game % 2]
+        player.play_again()
     lines = pair[1].request("/halloffame", cert).body.splitlines()
     assert section(lines, "## Number guessing: fewest tries per game") == [
         f"* 1. Ada (you): {tries / 5:.1f} tries a game over 5 games"

@@ -11,9 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jetforce_sesh import SlabOptions
+from jetforce_sesh.demo import app as demo
 from jetforce_sesh.games import guess
-from jetforce_sesh.testing import SessionHarness, fingerprint_of
+from jetforce_sesh.testing import Page, SessionHarness, fingerprint_of
+from tests.accounts.support import link
 from tests.confirming import asked_at
+from tests.games.playing import follow, link_to, masked, tokened, visit
 from tests.strategies import player_input
 
 SMALL = SlabOptions(max_records=16)
@@ -52,14 +55,21 @@ def record_of(player: str) -> guess.GuessRecord:
     return record
 
 
+def prompt_of(harness: SessionHarness, player: str = "alice") -> str:
+    """Where the game page asks this player for a guess: a link of their own."""
+    url = link_to(harness.get("/guess", player=player), "Guess")
+    assert tokened("/guess/try", url), url
+    return url
+
+
 def play(harness: SessionHarness, *numbers: int, player: str = "alice") -> str:
-    """Guess each of ``numbers`` in turn; the last page's body."""
-    body = ""
+    """Guess each of ``numbers`` in turn, each at the prompt the page before
+    linked; the last page's body."""
+    page = harness.get("/guess", player=player)
     for number in numbers:
-        page = harness.get("/guess/try", player=player, query=str(number))
-        assert (page.status, page.meta) == (20, "text/gemini")
-        body = page.body
-    return body
+        page = follow(harness, page, "Guess", str(number), player=player)
+        assert (page.status, page.meta) == (20, "text/gemini"), page
+    return page.body
 
 
 FRESH = """\
@@ -67,7 +77,7 @@ FRESH = """\
 
 I am thinking of a whole number from 1 to 100. Can you find it?
 
-=> /guess/try Guess a number
+=> /guess/try/<token> Guess a number
 
 ## Your record
 
@@ -80,7 +90,7 @@ Best score: none yet
 
 def test_first_visit_shows_a_new_game(harness: SessionHarness) -> None:
     page = harness.get("/guess", player="alice")
-    assert (page.status, page.meta, page.body) == (20, "text/gemini", FRESH)
+    assert (page.status, page.meta, masked(page.body)) == (20, "text/gemini", FRESH)
 
 
 def test_first_visit_stores_nothing(harness: SessionHarness) -> None:
@@ -89,8 +99,10 @@ def test_first_visit_stores_nothing(harness: SessionHarness) -> None:
     assert guess.slab.peek_now(fingerprint_of("alice")) is None
 
 
-def test_guess_without_an_answer_prompts(harness: SessionHarness) -> None:
-    page = harness.get("/guess/try", player="alice")
+def test_the_page_links_its_prompt_which_asks_for_a_guess(
+    harness: SessionHarness,
+) -> None:
+    page = harness.get(prompt_of(harness), player="alice")
     assert (page.status, page.meta) == (10, "Guess a number from 1 to 100")
 
 
@@ -100,7 +112,7 @@ def test_low_guess_says_higher(harness: SessionHarness) -> None:
         "You guessed 30: the secret is higher.",
         "It is from 31 to 100. Tries so far: 1.",
     ]
-    assert "=> /guess/try Guess again" in lines
+    assert "=> /guess/try/<token> Guess again" in masked("\n".join(lines)).split("\n")
 
 
 def test_high_guess_says_lower(harness: SessionHarness) -> None:
@@ -113,7 +125,7 @@ def test_high_guess_says_lower(harness: SessionHarness) -> None:
 
 def test_prompt_offers_the_range_the_hints_left(harness: SessionHarness) -> None:
     play(harness, 30, 60)
-    page = harness.get("/guess/try", player="alice")
+    page = harness.get(prompt_of(harness), player="alice")
     assert (page.status, page.meta) == (10, "Guess a number from 31 to 59")
 
 
@@ -121,11 +133,11 @@ def test_correct_guess_reports_tries_and_counts_the_game(
     harness: SessionHarness,
 ) -> None:
     body = play(harness, 50, 25, 42)
-    assert body == (
+    assert masked(body) == (
         "# Number guessing\n\n"
         "42 is correct! You found it in 3 tries.\n"
         "That is your best score.\n\n"
-        "=> /guess/new Play again\n\n"
+        "=> /guess/new/<token> Play again\n\n"
         "## Your record\n\n"
         "Games won: 1\n"
         "Best score: 3 tries\n"
@@ -142,7 +154,7 @@ def test_first_try_win_says_one_try(harness: SessionHarness) -> None:
 
 def test_best_score_keeps_the_fewest_tries(harness: SessionHarness) -> None:
     play(harness, 50, 42)
-    harness.get("/guess/new", player="alice")
+    follow(harness, harness.get("/guess", player="alice"), "Play again", player="alice")
     lines = play(harness, 10, 20, 30, 42).splitlines()
     assert "That is your best score." not in lines
     assert lines[-5:-2] == [
@@ -185,14 +197,14 @@ def test_page_shows_the_game_in_progress(harness: SessionHarness) -> None:
 def test_unusable_answers_reprompt_with_the_reason(
     harness: SessionHarness, answer: str, meta: str
 ) -> None:
-    page = harness.get("/guess/try", player="alice", query=answer)
+    page = harness.get(prompt_of(harness), player="alice", query=answer)
     assert (page.status, page.meta, page.body) == (10, meta, "")
     assert guess.slab.peek_now(fingerprint_of("alice")) is None
 
 
 @pytest.mark.parametrize("answer", [" 42 ", "+42", "042"])
 def test_numbers_are_read_leniently(harness: SessionHarness, answer: str) -> None:
-    page = harness.get("/guess/try", player="alice", query=answer)
+    page = harness.get(prompt_of(harness), player="alice", query=answer)
     assert page.lines[2] == "42 is correct! You found it in 1 try."
 
 
@@ -200,8 +212,9 @@ def test_guess_the_hints_ruled_out_is_refused_and_not_counted(
     harness: SessionHarness,
 ) -> None:
     play(harness, 30, 60)
-    low = harness.get("/guess/try", player="alice", query="30")
-    high = harness.get("/guess/try", player="alice", query="60")
+    at = prompt_of(harness)
+    low = harness.get(at, player="alice", query="30")
+    high = harness.get(at, player="alice", query="60")
     assert (low.status, low.meta) == (
         10,
         "The secret is higher than 30: guess a number from 31 to 59",
@@ -214,8 +227,10 @@ def test_guess_the_hints_ruled_out_is_refused_and_not_counted(
 
 
 def test_guess_after_winning_says_the_game_is_over(harness: SessionHarness) -> None:
-    play(harness, 42)
-    page = harness.get("/guess/try", player="alice", query="17")
+    """The winning prompt answered again (a reload, the Back key)."""
+    at = prompt_of(harness)
+    assert 20 == harness.get(at, player="alice", query="42").status
+    page = harness.get(at, player="alice", query="17")
     assert page.status == 20
     assert page.lines[2:5] == [
         "This game is over: start a new one to guess again.",
@@ -228,10 +243,10 @@ def test_guess_after_winning_says_the_game_is_over(harness: SessionHarness) -> N
 def test_new_game_resets_the_game_and_keeps_the_record(
     harness: SessionHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    play(harness, 42)
+    won = play(harness, 42)
     monkeypatch.setattr(guess, "rng", Fixed(7))
-    page = harness.get("/guess/new", player="alice")
-    assert page.body == FRESH.replace("Games won: 0", "Games won: 1").replace(
+    page = visit(harness, link_to(Page(20, "", won), "Play again"), player="alice")
+    assert masked(page.body) == FRESH.replace("Games won: 0", "Games won: 1").replace(
         "Best score: none yet",
         "Best score: 1 try\nTries per game: 1.0 (a game given up counts as 10)",
     )
@@ -244,8 +259,8 @@ def test_giving_up_a_game_in_progress_asks_first_then_counts_ten_tries(
     harness: SessionHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     play(harness, 10, 20)
-    assert "=> /guess/giveup Give up and start again (counts as 10 tries)" in (
-        harness.get("/guess", player="alice").lines
+    assert "=> /guess/giveup/<token> Give up and start again (counts as 10 tries)" in (
+        masked(harness.get("/guess", player="alice").body).splitlines()
     )
     at = asked_at(harness, "/guess/giveup", player="alice")
     prompt = harness.get(at, player="alice")
@@ -313,13 +328,93 @@ def test_a_new_game_while_one_is_going_only_says_so(harness: SessionHarness) -> 
     assert 1 == record_of("alice").tries
 
 
-def test_a_new_game_before_any_guess_or_after_a_win_asks_nothing(
+def test_a_new_game_starts_only_at_the_link_the_page_gave(
+    harness: SessionHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a win, "play again" from a link of elsewhere (or mallory's own)
+    starts nothing; the page's own link starts a game, once."""
+    won = Page(20, "", play(harness, 42))
+    play(harness, 42, player="mallory")
+    theirs = link_to(harness.get("/guess", player="mallory"), "Play again")
+    monkeypatch.setattr(guess, "rng", Fixed(7))
+    for path in ("/guess/new", "/guess/new/", "/guess/new/aaaaaaaaaaaaaaaa", theirs):
+        page = harness.get(path, player="alice")
+        assert (20, guess.NOT_YOURS) == (page.status, page.lines[2]), path
+        assert 42 == record_of("alice").secret
+    again = link_to(won, "Play again")
+    assert tokened("/guess/new", again)
+    page = visit(harness, again, player="alice")
+    assert page.lines[2] == (
+        "I am thinking of a whole number from 1 to 100. Can you find it?"
+    )
+    assert (7, 0) == (record_of("alice").secret, record_of("alice").tries)
+    # The same link again (the Back key): the game it was for is over.
+    play(harness, 50)
+    page = visit(harness, again, player="alice")
+    assert "This game is still going: finish it, or give it up." == page.lines[2]
+    assert 1 == record_of("alice").tries
+
+
+@settings(max_examples=60, deadline=None)
+@given(answer=player_input)
+def test_no_guess_in_a_link_from_elsewhere_is_counted(answer: str) -> None:
+    """The guess in the URL, as any page anywhere can write it: at the bare
+    prompt, at a made-up or another player's token, at the game's page. None
+    counts; at the prompt ones the page says so, with the player's own links."""
+    before, guess.rng = guess.rng, Fixed(42)
+    try:
+        with opened() as harness:
+            play(harness, 10, player="alice")
+            play(harness, 10, player="mallory")
+            theirs = prompt_of(harness, "mallory")
+            for path in (
+                "/guess/try",
+                "/guess/try/",
+                "/guess/try/aaaaaaaaaaaaaaaa",
+                theirs,
+            ):
+                page = harness.get(path, player="alice", query=answer)
+                assert (20, guess.NOT_YOURS) == (page.status, page.lines[2]), path
+                assert link_to(page, "Guess again") == prompt_of(harness)
+            assert 20 == harness.get("/guess", player="alice", query=answer).status
+            assert (1, 10) == (record_of("alice").tries, record_of("alice").last)
+    finally:
+        guess.rng = before
+
+
+def test_a_prompt_the_game_moved_on_from_asks_again(
     harness: SessionHarness,
 ) -> None:
-    assert 20 == harness.get("/guess/new", player="alice").status
-    play(harness, 42)
-    assert 20 == harness.get("/guess/new", player="alice").status
-    assert 0 == record_of("alice").forfeits
+    """A guess typed at a prompt shown before the last guess (on another
+    device, or after the Back key) is not counted: the page says so, as the
+    game stands, and its link asks for the range as it is now."""
+    old = prompt_of(harness)
+    play(harness, 30)
+    page = harness.get(old, player="alice", query="60")
+    assert 20 == page.status
+    assert masked(page.body) == "\n".join(
+        [
+            "# Number guessing",
+            "",
+            guess.NOT_YOURS,
+            "You guessed 30: the secret is higher.",
+            "It is from 31 to 100. Tries so far: 1.",
+            "",
+            "=> /guess/try/<token> Guess again",
+            "=> /guess/giveup/<token> Give up and start again (counts as 10 tries)",
+            "",
+            "## Your record",
+            "",
+            "Games won: 0",
+            "Best score: none yet",
+            "",
+            "=> / Back to the capsule",
+            "",
+        ]
+    )
+    again = visit(harness, link_to(page, "Guess again"), player="alice")
+    assert (10, "Guess a number from 31 to 100") == (again.status, again.meta)
+    assert (1, 30) == (record_of("alice").tries, record_of("alice").last)
 
 
 def test_two_players_interleaved_keep_their_own_games(
@@ -369,10 +464,13 @@ def test_any_answer_gets_a_prompt_or_a_page(before: list[int], answer: str) -> N
     """Whatever a player types: a 10 with a one-line reason, or a game page;
     a try is counted only for a number the hints have not ruled out."""
     with opened() as harness:
+        at = prompt_of(harness)
         for number in before:
-            harness.get("/guess/try", player="alice", query=str(number))
+            page = harness.get(at, player="alice", query=str(number))
+            if "=> /guess/try/" in page.body:
+                at = link_to(page, "Guess")  # else won: the last prompt stays
         old = guess.slab.peek_now(fingerprint_of("alice")) or guess.GuessRecord(tries=0)
-        page = harness.get("/guess/try", player="alice", query=answer)
+        page = harness.get(at, player="alice", query=answer)
         new = guess.slab.peek_now(fingerprint_of("alice")) or guess.GuessRecord(tries=0)
     assert page.status in (10, 20)
     assert "\r" not in page.meta and "\n" not in page.meta
@@ -386,3 +484,33 @@ def test_any_answer_gets_a_prompt_or_a_page(before: list[int], answer: str) -> N
         assert counted == (0 if old.won else 1)
         if counted:
             assert old.low <= int(answer.strip()) <= old.high
+
+
+def test_two_devices_of_one_account_each_play_at_their_own_prompts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A phone and a laptop linked into one account share the game, not the
+    links: the phone's prompt opened on the laptop, and the laptop's prompt
+    after the phone has guessed, each count nothing: the page says so, and
+    links the laptop's own prompt."""
+    monkeypatch.setattr(guess, "rng", Fixed(42))
+    harness = SessionHarness(demo)
+    try:
+        assert "Linked." in link(harness, "phone", "laptop").body
+        laptop = prompt_of(harness, "laptop")
+        phone = prompt_of(harness, "phone")
+        page = harness.get(phone, player="laptop", query="30")
+        assert (20, guess.NOT_YOURS) == (page.status, page.lines[2])
+        assert laptop == link_to(page, "Guess")
+        assert 20 == harness.get(phone, player="phone", query="30").status
+        page = harness.get(laptop, player="laptop", query="60")
+        assert (20, guess.NOT_YOURS) == (page.status, page.lines[2])
+        fresh = link_to(page, "Guess again")
+        assert fresh == prompt_of(harness, "laptop")
+        asked = harness.get(fresh, player="laptop")
+        assert (10, "Guess a number from 31 to 100") == (asked.status, asked.meta)
+        assert 20 == harness.get(fresh, player="laptop", query="60").status
+        record = guess.slab.peek_now(fingerprint_of("phone"))
+        assert record is not None and (2, 60) == (record.tries, record.last)
+    finally:
+        demo.close()

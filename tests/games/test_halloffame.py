@@ -16,6 +16,7 @@ from jetforce_sesh.games import guess, halloffame, hangman
 from jetforce_sesh.names import MAX_NAME, clean_name, quoted
 from jetforce_sesh.testing import Page, SessionHarness, fingerprint_of, later_stores
 from tests.confirming import confirm
+from tests.games.playing import follow, link_to, masked, tokened
 from tests.strategies import player_input
 
 SMALL = SlabOptions(max_records=64)
@@ -51,22 +52,48 @@ def harness(monkeypatch: pytest.MonkeyPatch) -> Iterator[SessionHarness]:
         yield harness
 
 
+def new_guess(harness: SessionHarness, player: str) -> Page:
+    """Number guessing's page, past the end of the last game: a new one."""
+    page = harness.get("/guess", player=player)
+    if "Play again" in page.body:
+        page = follow(harness, page, "Play again", player=player)
+    return page
+
+
 def win_guess(harness: SessionHarness, player: str, tries: int) -> None:
-    """Win a game of number guessing (the secret is 100) in ``tries`` tries."""
-    harness.get("/guess/new", player=player)
+    """Win a game of number guessing (the secret is 100) in ``tries`` tries,
+    each at the prompt the page before linked."""
+    page = new_guess(harness, player)
     for number in [*range(1, tries), 100]:
-        harness.get("/guess/try", player=player, query=str(number))
+        page = follow(harness, page, "Guess", str(number), player=player)
+        assert 20 == page.status, page
 
 
 def hangman_game(harness: SessionHarness, player: str, *, win: bool) -> None:
-    """Win or lose a game of hangman (the word is "kite")."""
-    harness.get("/hangman/new", player=player)
+    """Win or lose a game of hangman (the word is "kite") by the pages' links."""
+    page = harness.get("/hangman", player=player)
+    if "New game" in page.body:
+        page = follow(harness, page, "New game", player=player)
     for letter in "kite" if win else "abcdfg":
-        harness.get("/hangman/letter", player=player, query=letter)
+        page = follow(harness, page, "Guess a letter", letter, player=player)
+        assert 20 == page.status, page
+
+
+def name_prompt(harness: SessionHarness, player: str) -> str:
+    """Where the hall asks this player for a name: a link of their own."""
+    page = harness.get("/halloffame", player=player)
+    url = link_to(page, "Change your name" if " Change your" in page.body else "Choose")
+    assert tokened("/halloffame/name", url), url
+    return url
+
+
+def choose(harness: SessionHarness, player: str, typed: str | None) -> Page:
+    """Type ``typed`` at the name prompt the hall's page links."""
+    return harness.get(name_prompt(harness, player), player=player, query=typed)
 
 
 def name(harness: SessionHarness, player: str, chosen: str) -> None:
-    assert harness.get("/halloffame/name", player=player, query=chosen).status == 20
+    assert choose(harness, player, chosen).status == 20
 
 
 def anonymous(player: str) -> str:
@@ -76,11 +103,11 @@ def anonymous(player: str) -> str:
 def test_empty_hall_invites_players(harness: SessionHarness) -> None:
     page = harness.get("/halloffame", player="alice")
     assert (page.status, page.meta) == (20, "text/gemini")
-    assert page.body == (
+    assert masked(page.body) == (
         "# Hall of fame\n\n"
         "The best players of the capsule's games, under the names they chose.\n\n"
         f"You appear as {anonymous('alice')} until you choose a name.\n"
-        "=> /halloffame/name Choose your name\n\n"
+        "=> /halloffame/name/<token> Choose your name\n\n"
         "## Number guessing: fewest tries per game\n\n"
         "Players with 5 games or more; a game given up counts as 10 tries.\n\n"
         "Nobody has played 5 games yet: be the first.\n"
@@ -118,8 +145,7 @@ def section_after_note(lines: list[str], heading: str) -> list[str]:
 
 def give_up(harness: SessionHarness, player: str) -> None:
     """Guess once, then give the game up (it counts as 10 tries)."""
-    harness.get("/guess/new", player=player)
-    harness.get("/guess/try", player=player, query="1")
+    follow(harness, new_guess(harness, player), "Guess", "1", player=player)
     confirm(harness, "/guess/giveup", player=player)
 
 
@@ -219,23 +245,22 @@ def test_starting_again_on_every_miss_cannot_top_an_honest_player(
     monkeypatch.setattr(guess, "rng", random.Random(2026))
     with opened() as harness:
         for _ in range(300):
-            page = harness.get("/guess/try", player="cheat", query="50")
-            if "correct" in page.lines[2]:
-                harness.get("/guess/new", player="cheat")
-            else:
+            page = new_guess(harness, "cheat")
+            page = follow(harness, page, "Guess", "50", player="cheat")
+            if "correct" not in page.lines[2]:
                 confirm(harness, "/guess/giveup", player="cheat")
         for _ in range(20):
             low, high = 1, 100
+            page = new_guess(harness, "honest")
             while True:
                 middle = (low + high) // 2
-                page = harness.get("/guess/try", player="honest", query=str(middle))
+                page = follow(harness, page, "Guess", str(middle), player="honest")
                 if "correct" in page.lines[2]:
                     break
                 if "higher" in page.lines[2]:
                     low = middle + 1
                 else:
                     high = middle - 1
-            harness.get("/guess/new", player="honest")
         cheat = guess.slab.peek_now(fingerprint_of("cheat"))
         assert cheat is not None and cheat.played >= 1  # it did get lucky
         rows = section_after_note(harness.get("/halloffame").lines, GUESS_TABLE)
@@ -272,17 +297,17 @@ def test_hangman_table_ranks_most_wins_then_fewest_losses(
 
 def test_choosing_a_name_shows_it_everywhere(harness: SessionHarness) -> None:
     hangman_game(harness, "alice", win=True)
-    prompt = harness.get("/halloffame/name", player="alice")
+    prompt = choose(harness, "alice", None)
     assert (prompt.status, prompt.meta) == (
         10,
         "Choose a display name of at most 32 characters",
     )
-    lines = harness.get("/halloffame/name", player="alice", query="Alice").lines
+    lines = masked(choose(harness, "alice", "Alice").body).splitlines()
     assert lines[4:8] == [
         "Your name is now “Alice”.",
         "",
         "You appear as “Alice”.",
-        "=> /halloffame/name Change your name",
+        "=> /halloffame/name/<token> Change your name",
     ]
     assert section(lines, "## Hangman: most wins") == [
         "* 1. Alice (you): 1 win, 0 losses"
@@ -314,7 +339,7 @@ def test_choosing_a_name_shows_it_everywhere(harness: SessionHarness) -> None:
 def test_names_lose_line_breaks_and_leading_markup(
     harness: SessionHarness, typed: str, shown: str | None
 ) -> None:
-    page = harness.get("/halloffame/name", player="alice", query=typed)
+    page = choose(harness, "alice", typed)
     if shown is None:
         assert (page.status, page.meta) == (
             10,
@@ -339,7 +364,7 @@ def test_names_longer_than_32_characters_are_refused(
     harness: SessionHarness,
 ) -> None:
     name(harness, "alice", "a" * MAX_NAME)
-    page = harness.get("/halloffame/name", player="alice", query="b" * 33)
+    page = choose(harness, "alice", "b" * 33)
     assert (page.status, page.meta) == (
         10,
         "That name is 33 characters long: choose a display name of at most 32"
@@ -402,7 +427,7 @@ def test_any_name_gets_a_prompt_or_a_safe_page(answer: str) -> None:
     page where the name is one line of at most 32 characters that gemtext
     cannot read as markup, and every link of the page is the page's own."""
     with opened() as harness:
-        page = harness.get("/halloffame/name", player="alice", query=answer)
+        page = choose(harness, "alice", answer)
         record = halloffame.slab.peek_now(fingerprint_of("alice"))
     assert page.status in (10, 20)
     assert "\r" not in page.meta and "\n" not in page.meta
@@ -417,9 +442,13 @@ def test_any_name_gets_a_prompt_or_a_safe_page(answer: str) -> None:
     assert chosen.splitlines() == [chosen]
     assert chosen[0] not in "=#*>` " and chosen == chosen.strip()
     assert all(unicodedata.category(c)[0] != "C" for c in chosen)
-    assert [line for line in page.lines if line.startswith(("=>", "#", "```"))] == [
+    assert [
+        line
+        for line in masked(page.body).splitlines()
+        if line.startswith(("=>", "#", "```"))
+    ] == [
         "# Hall of fame",
-        "=> /halloffame/name Change your name",
+        "=> /halloffame/name/<token> Change your name",
         "## Number guessing: fewest tries per game",
         "=> /guess Play number guessing",
         "## Hangman: most wins",
@@ -514,10 +543,11 @@ def test_the_hall_ranks_and_names_players_on_a_store_that_answers_later(
 
     try:
         clock.advance(0.5)
-        get("/halloffame/name", "alice", "Alice")
-        get("/hangman/new", "alice")
+        at = link_to(get("/halloffame", "alice"), "Choose your name")
+        assert 20 == get(at, "alice", "Alice").status
+        page = get("/hangman", "alice")
         for letter in "kite":
-            get("/hangman/letter", "alice", letter)
+            page = get(link_to(page, "Guess a letter"), "alice", letter)
         lines = get("/halloffame", "bob").body.splitlines()
         assert ["* 1. Alice: 1 win, 0 losses"] == section(
             lines, "## Hangman: most wins"
@@ -531,7 +561,7 @@ def test_the_hall_ranks_and_names_players_on_a_store_that_answers_later(
 def test_a_name_cannot_hold_the_mark_of_the_viewers_own_rows(
     harness: SessionHarness, typed: str
 ) -> None:
-    page = harness.get("/halloffame/name", player="mallory", query=typed)
+    page = choose(harness, "mallory", typed)
     assert (
         10,
         "A name cannot hold “(you)”, which marks your own rows: choose a"
@@ -572,7 +602,7 @@ def test_players_who_share_a_name_are_told_apart(harness: SessionHarness) -> Non
 def test_the_mark_cannot_be_imitated_with_lookalike_letters(
     harness: SessionHarness, typed: str
 ) -> None:
-    page = harness.get("/halloffame/name", player="mallory", query=typed)
+    page = choose(harness, "mallory", typed)
     assert 10 == page.status
     assert halloffame.slab.peek_now(fingerprint_of("mallory")) is None
 
@@ -594,9 +624,58 @@ def test_a_lookalike_of_a_name_is_told_apart_from_it(harness: SessionHarness) ->
 def test_a_name_cannot_pass_for_an_anonymous_player_or_a_tag(
     harness: SessionHarness, typed: str
 ) -> None:
-    page = harness.get("/halloffame/name", player="mallory", query=typed)
+    page = choose(harness, "mallory", typed)
     assert (
         10,
         "A name cannot hold # nor start with “anonymous”: those tell players apart:"
         " choose a display name of at most 32 characters",
     ) == (page.status, page.meta)
+
+
+@settings(max_examples=60, deadline=None)
+@given(answer=player_input)
+def test_no_name_in_a_link_from_elsewhere_names_anybody(answer: str) -> None:
+    """The public name as any page anywhere can write it: at the bare prompt,
+    at a made-up token, at another player's own prompt. None names alice: the
+    page says so, and links a prompt of her own."""
+    with opened() as harness:
+        name(harness, "alice", "Alice")
+        theirs = name_prompt(harness, "mallory")
+        for path in (
+            "/halloffame/name",
+            "/halloffame/name/",
+            "/halloffame/name/aaaaaaaaaaaaaaaa",
+            theirs,
+        ):
+            page = harness.get(path, player="alice", query=answer)
+            assert (20, halloffame.NOT_YOURS) == (page.status, page.lines[4]), path
+            assert name_prompt(harness, "alice") == link_to(page, "Change your name")
+        assert 20 == harness.get("/halloffame", player="alice", query=answer).status
+        assert halloffame.FameRecord("Alice") == halloffame.slab.peek_now(
+            fingerprint_of("alice")
+        )
+        assert halloffame.slab.peek_now(fingerprint_of("mallory")) is None
+
+
+def test_a_name_prompt_answered_after_the_name_changed_asks_again(
+    harness: SessionHarness,
+) -> None:
+    """A prompt shown before the name last changed (another device, the Back
+    key) names nobody: the page says so, and links a prompt that names."""
+    old = name_prompt(harness, "alice")
+    assert 20 == harness.get(old, player="alice", query="Alice").status
+    page = harness.get(old, player="alice", query="Bob")
+    assert (20, halloffame.NOT_YOURS) == (page.status, page.lines[4])
+    assert "You appear as “Alice”." == page.lines[6]
+    fresh = link_to(page, "Change your name")
+    assert fresh == name_prompt(harness, "alice")
+    assert 20 == harness.get(fresh, player="alice", query="Bob").status
+    assert halloffame.FameRecord("Bob") == halloffame.slab.peek_now(
+        fingerprint_of("alice")
+    )
+    # And the first prompt, once more: stale still.
+    page = harness.get(old, player="alice", query="Alice")
+    assert (20, halloffame.NOT_YOURS) == (page.status, page.lines[4])
+    assert halloffame.FameRecord("Bob") == halloffame.slab.peek_now(
+        fingerprint_of("alice")
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import string
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,8 +15,9 @@ from hypothesis import strategies as st
 
 from jetforce_sesh import SlabOptions
 from jetforce_sesh.games import hangman
-from jetforce_sesh.testing import SessionHarness, fingerprint_of
+from jetforce_sesh.testing import Page, SessionHarness, fingerprint_of
 from tests.confirming import asked_at, confirm
+from tests.games.playing import follow, link_to, masked, tokened, visit
 from tests.strategies import player_input
 
 SMALL = SlabOptions(max_records=16)
@@ -54,14 +56,22 @@ def record_of(player: str) -> hangman.HangmanRecord:
     return record
 
 
+def prompt_of(harness: SessionHarness, player: str = "alice") -> str:
+    """Where the game page asks this player for a letter: a link of their own
+    (the first look at the page gives them their word)."""
+    url = link_to(harness.get("/hangman", player=player), "Guess a letter")
+    assert tokened("/hangman/letter", url), url
+    return url
+
+
 def play(harness: SessionHarness, letters: str, player: str = "alice") -> list[str]:
-    """Guess each of ``letters`` in turn; the last page's lines."""
-    lines: list[str] = []
+    """Guess each of ``letters`` in turn, each at the prompt the page before
+    linked; the last page's lines."""
+    page = harness.get("/hangman", player=player)
     for letter in letters:
-        page = harness.get("/hangman/letter", player=player, query=letter)
-        assert (page.status, page.meta) == (20, "text/gemini")
-        lines = page.lines
-    return lines
+        page = follow(harness, page, "Guess a letter", letter, player=player)
+        assert (page.status, page.meta) == (20, "text/gemini"), page
+    return page.lines
 
 
 FRESH = """\
@@ -81,8 +91,8 @@ Word: _ _ _ _ _ _ (6 letters)
 Letters tried: none yet
 Lives left: 6 of 6
 
-=> /hangman/letter Guess a letter
-=> /hangman/giveup Give up and start a new game (counts as a loss)
+=> /hangman/letter/<token> Guess a letter
+=> /hangman/giveup/<token> Give up and start a new game (counts as a loss)
 
 ## Your record
 
@@ -95,7 +105,7 @@ Losses: 0
 
 def test_first_visit_shows_the_masked_word(harness: SessionHarness) -> None:
     page = harness.get("/hangman", player="alice")
-    assert (page.status, page.meta, page.body) == (20, "text/gemini", FRESH)
+    assert (page.status, page.meta, masked(page.body)) == (20, "text/gemini", FRESH)
 
 
 def test_first_visit_keeps_its_word(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -140,14 +150,15 @@ def test_missed_letter_costs_a_life_and_draws(harness: SessionHarness) -> None:
         "Letters tried: e, z",
         "Lives left: 4 of 6",
     ]
-    assert "=> /hangman/giveup Give up and start a new game (counts as a loss)" in (
-        lines
+    assert (
+        "=> /hangman/giveup/<token> Give up and start a new game (counts as a loss)"
+        in masked("\n".join(lines)).splitlines()
     )
 
 
 def test_finding_every_letter_wins(harness: SessionHarness) -> None:
     page_lines = play(harness, "xbna")
-    assert "\n".join(page_lines[2:]) == (
+    assert masked("\n".join(page_lines[2:])) == (
         "```Gallows: 5 of 6 lives left\n"
         "  +---+\n"
         "  |   |\n"
@@ -161,7 +172,7 @@ def test_finding_every_letter_wins(harness: SessionHarness) -> None:
         "Word: b a n a n a (6 letters)\n"
         "Letters tried: a, b, n, x\n"
         "Lives left: 5 of 6\n\n"
-        "=> /hangman/new New game\n\n"
+        "=> /hangman/new/<token> New game\n\n"
         "## Your record\n\n"
         "Wins: 1\n"
         "Losses: 0\n\n"
@@ -180,14 +191,14 @@ def test_six_misses_lose_and_reveal_the_word(harness: SessionHarness) -> None:
         " / \\  |",
         "      |",
     ]
-    assert lines[12:21] == [
+    assert masked("\n".join(lines)).splitlines()[12:21] == [
         "You lost: the word was banana.",
         "",
         "Word: b a n a n a (6 letters)",
         "Letters tried: a, e, q, r, t, w, y",
         "Lives left: 0 of 6",
         "",
-        "=> /hangman/new New game",
+        "=> /hangman/new/<token> New game",
         "",
         "## Your record",
     ]
@@ -198,14 +209,14 @@ def test_six_misses_lose_and_reveal_the_word(harness: SessionHarness) -> None:
 def test_letters_are_read_in_either_case_and_trimmed(
     harness: SessionHarness, answer: str
 ) -> None:
-    page = harness.get("/hangman/letter", player="alice", query=answer)
+    page = harness.get(prompt_of(harness), player="alice", query=answer)
     assert page.status == 20
     assert record_of("alice").tried == answer.strip().lower()
 
 
 def test_prompt_without_an_answer_says_lives_left(harness: SessionHarness) -> None:
     play(harness, "z")
-    page = harness.get("/hangman/letter", player="alice")
+    page = harness.get(prompt_of(harness), player="alice")
     assert (page.status, page.meta) == (
         10,
         "Guess one letter, a to z (5 of 6 lives left)",
@@ -230,7 +241,7 @@ def test_prompt_without_an_answer_says_lives_left(harness: SessionHarness) -> No
 def test_unusable_answers_reprompt_with_the_reason(
     harness: SessionHarness, answer: str, reason: str
 ) -> None:
-    page = harness.get("/hangman/letter", player="alice", query=answer)
+    page = harness.get(prompt_of(harness), player="alice", query=answer)
     assert (page.status, page.meta, page.body) == (
         10,
         f"{reason}: guess one letter, a to z (6 of 6 lives left)",
@@ -243,8 +254,9 @@ def test_letter_tried_twice_reprompts_and_costs_nothing(
     harness: SessionHarness,
 ) -> None:
     play(harness, "zan")
+    at = prompt_of(harness)
     for answer in ("z", "A"):
-        page = harness.get("/hangman/letter", player="alice", query=answer)
+        page = harness.get(at, player="alice", query=answer)
         assert (page.status, page.meta) == (
             10,
             f"You already tried {answer.lower()} (tried so far: a, n, z):"
@@ -254,8 +266,11 @@ def test_letter_tried_twice_reprompts_and_costs_nothing(
 
 
 def test_letter_after_the_end_says_the_game_is_over(harness: SessionHarness) -> None:
-    play(harness, "ban")
-    page = harness.get("/hangman/letter", player="alice", query="q")
+    """The winning prompt answered again (a reload, the Back key)."""
+    play(harness, "ba")
+    at = prompt_of(harness)
+    assert 20 == harness.get(at, player="alice", query="n").status
+    page = harness.get(at, player="alice", query="q")
     assert page.status == 20
     assert page.lines[12:15] == [
         "You won! The word was banana.",
@@ -302,8 +317,8 @@ def test_a_shown_word_is_not_swapped_for_free(harness: SessionHarness) -> None:
     first = harness.get("/hangman", player="alice")
     assert "Word: _ _ _ _ _ _ (6 letters)" in first.lines
     assert (
-        "=> /hangman/giveup Give up and start a new game (counts as a loss)"
-        in first.lines
+        "=> /hangman/giveup/<token> Give up and start a new game (counts as a loss)"
+        in masked(first.body).splitlines()
     )
     for _ in range(3):
         again = harness.get("/hangman/new", player="alice")
@@ -340,15 +355,26 @@ def test_no_word_once_shown_is_swapped_without_a_loss(steps: list[str]) -> None:
     try:
         with opened() as harness:
             shown = hangman.HangmanRecord()
+            page = harness.get("/hangman", player="alice")
             for step in steps:
                 if step == "view":
-                    harness.get("/hangman", player="alice")
+                    page = harness.get("/hangman", player="alice")
                 elif step == "new":
-                    harness.get("/hangman/new", player="alice")
+                    # The page's own link when it shows one, else the bare one.
+                    again = re.search(r"^=> (\S+) New game$", page.body, re.M)
+                    page = visit(
+                        harness, again[1] if again else "/hangman/new", player="alice"
+                    )
                 elif step == "giveup" and shown.word and not shown.over:
-                    confirm(harness, "/hangman/giveup", player="alice")
+                    page = confirm(harness, "/hangman/giveup", player="alice")
                 elif step not in ("giveup", "new", "view"):
-                    harness.get("/hangman/letter", player="alice", query=step)
+                    # At the page's prompt when it shows one (else the game is
+                    # over: the bare link).
+                    at = re.search(r"^=> (\S+) Guess a letter$", page.body, re.M)
+                    got = harness.get(
+                        at[1] if at else "/hangman/letter", player="alice", query=step
+                    )
+                    page = got if got.status == 20 else page  # a 10: asked again
                 now = hangman.slab.peek_now(fingerprint_of("alice"))
                 now = now or hangman.HangmanRecord()
                 if shown.word and now.word != shown.word:
@@ -360,11 +386,113 @@ def test_no_word_once_shown_is_swapped_without_a_loss(steps: list[str]) -> None:
 
 
 def test_a_new_game_after_the_end_costs_nothing(harness: SessionHarness) -> None:
-    play(harness, "ban")
-    lines = harness.get("/hangman/new", player="alice").lines
+    won = Page(20, "", "\n".join(play(harness, "ban")))
+    lines = visit(harness, link_to(won, "New game"), player="alice").lines
     assert "You gave up" not in "\n".join(lines)
     assert (record_of("alice").wins, record_of("alice").losses) == (1, 0)
     assert ("banana", "") == (record_of("alice").word, record_of("alice").tried)
+
+
+def test_a_new_game_starts_only_at_the_link_the_page_gave(
+    harness: SessionHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the end, "new game" from a link of elsewhere (or mallory's own)
+    starts nothing; the page's own link starts one, once."""
+    won = Page(20, "", "\n".join(play(harness, "ban")))
+    play(harness, "ban", player="mallory")
+    theirs = link_to(harness.get("/hangman", player="mallory"), "New game")
+    monkeypatch.setattr(hangman, "rng", Fixed("kite"))
+    for path in ("/hangman/new", "/hangman/new/aaaaaaaaaaaaaaaa", theirs):
+        page = harness.get(path, player="alice", query="yes")
+        assert (20, hangman.NOT_YOURS) == (page.status, page.lines[13]), path
+        assert ("banana", "ban") == (record_of("alice").word, record_of("alice").tried)
+    again = link_to(won, "New game")
+    assert "Word: _ _ _ _ (4 letters)" in visit(harness, again, player="alice").lines
+    # The same link again (the Back key): the game it was for is over.
+    page = visit(harness, again, player="alice")
+    assert "This game is still going: finish it, or give it up." == page.lines[12]
+    assert hangman.HangmanRecord("kite", "", 1, 0) == record_of("alice")
+
+
+@settings(max_examples=60, deadline=None)
+@given(answer=player_input)
+def test_no_letter_in_a_link_from_elsewhere_is_tried(answer: str) -> None:
+    """The letter in the URL, as any page anywhere can write it: at the bare
+    prompt, at a made-up or another player's token. None is tried; each
+    shows the page, saying so, with the player's own links."""
+    before, hangman.rng = hangman.rng, Fixed("banana")
+    try:
+        with opened() as harness:
+            play(harness, "b", player="alice")
+            theirs = prompt_of(harness, "mallory")
+            for path in (
+                "/hangman/letter",
+                "/hangman/letter/",
+                "/hangman/letter/aaaaaaaaaaaaaaaa",
+                theirs,
+            ):
+                page = harness.get(path, player="alice", query=answer)
+                assert (20, hangman.NOT_YOURS) == (page.status, page.lines[12]), path
+                assert prompt_of(harness) == link_to(page, "Guess a letter")
+            assert hangman.HangmanRecord("banana", "b") == record_of("alice")
+    finally:
+        hangman.rng = before
+
+
+def test_a_letter_for_a_player_with_no_word_is_sent_to_the_page() -> None:
+    """A link from elsewhere to a player who has never played: the page, whose
+    first look gives the word; no letter is tried."""
+    with opened() as harness:
+        for path in ("/hangman/letter", "/hangman/new", "/hangman/giveup"):
+            page = harness.get(path, player="newcomer", query="e")
+            assert (30, "/hangman") == (page.status, page.meta)
+        assert hangman.slab.peek_now(fingerprint_of("newcomer")) is None
+
+
+#: The page a letter typed at an old prompt gets, tokens masked.
+STALE = f"""\
+# Hangman
+
+```Gallows: 6 of 6 lives left
+  +---+
+  |   |
+      |
+      |
+      |
+      |
+=======
+```
+
+{hangman.NOT_YOURS}
+
+Word: _ a _ a _ a (6 letters)
+Letters tried: a
+Lives left: 6 of 6
+
+=> /hangman/letter/<token> Guess a letter
+=> /hangman/giveup/<token> Give up and start a new game (counts as a loss)
+
+## Your record
+
+Wins: 0
+Losses: 0
+
+=> / Back to the capsule
+"""
+
+
+def test_a_prompt_the_game_moved_on_from_asks_again(harness: SessionHarness) -> None:
+    """A letter typed at a prompt shown before the last letter (on another
+    device, or after the Back key) is not tried: the page says so, as the game
+    stands, and its link asks for a letter of this game."""
+    old = prompt_of(harness)
+    play(harness, "a")
+    page = harness.get(old, player="alice", query="n")
+    assert 20 == page.status
+    assert "a" == record_of("alice").tried
+    assert masked(page.body) == STALE
+    page = follow(harness, page, "Guess a letter", "n", player="alice")
+    assert "an" == record_of("alice").tried
 
 
 @settings(max_examples=60, deadline=None)
@@ -382,6 +510,7 @@ def test_no_give_up_link_from_elsewhere_gives_anything_up(answer: str) -> None:
             page = harness.get(path, player="alice", query=answer)
             assert 30 == page.status, (path, page)
         harness.get("/hangman/new", player="alice", query=answer)
+        harness.get(prompt_of(harness, "mallory"), player="alice", query=answer)
         assert record_of("alice") == hangman.HangmanRecord(word="banana", tried="b")
     finally:
         hangman.rng = before
@@ -459,11 +588,13 @@ def test_any_answer_gets_a_prompt_or_a_page(before: str, answer: str) -> None:
     """Whatever a player types: a 10 with a one-line reason, or a game page;
     a letter is added only when it is one new letter a to z."""
     with opened() as harness:
-        harness.get("/hangman", player="alice")
+        at = prompt_of(harness)
         for letter in before:
-            harness.get("/hangman/letter", player="alice", query=letter)
+            page = harness.get(at, player="alice", query=letter)
+            if "=> /hangman/letter/" in page.body:
+                at = link_to(page, "Guess a letter")  # else over: the last stays
         old = record_of("alice")
-        page = harness.get("/hangman/letter", player="alice", query=answer)
+        page = harness.get(at, player="alice", query=answer)
         new = record_of("alice")
     assert page.status in (10, 20)
     assert "\r" not in page.meta and "\n" not in page.meta

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 
 from jetforce_sesh.games.pet import (
     NAME_MAX,
+    NOT_YOURS,
     RECOVERY,
     Pet,
     ago,
@@ -20,8 +21,10 @@ from jetforce_sesh.games.pet import (
     census,
     hatch,
     settle,
+    slab,
 )
-from jetforce_sesh.testing import Page, SessionHarness, later_stores
+from jetforce_sesh.testing import Page, SessionHarness, fingerprint_of, later_stores
+from tests.games.playing import follow, link_to, masked, tokened, visit
 from tests.games.test_tictactoe import assert_tidy, opened
 from tests.strategies import player_input
 
@@ -66,12 +69,31 @@ def neglect_until_ill(harness: SessionHarness, player: str = "player") -> Page:
     return harness.get("/pet", player=player)
 
 
+def do(harness: SessionHarness, label: str, player: str = "player") -> Page:
+    """Look at the pet, then follow the page's link ``label`` (Feed, Play)."""
+    return follow(harness, harness.get("/pet", player=player), label, player=player)
+
+
+def name(harness: SessionHarness, answer: str, player: str = "player") -> Page:
+    """Answer ``answer`` at the prompt the page's naming link leads to."""
+    page = harness.get("/pet", player=player)
+    url = link_to(page, "Rename" if pet_of(player).name else "Name your pet")
+    assert tokened("/pet/name", url), url
+    return visit(harness, url, player=player, query=answer)
+
+
+def pet_of(player: str = "player") -> Pet:
+    found = slab.peek_now(fingerprint_of(player))
+    assert found is not None
+    return found
+
+
 def nurse(harness: SessionHarness, player: str = "player") -> Page:
     """From 100/100: three meals and three games leave it at hunger 30, boredom 0."""
     for _ in range(3):
-        harness.get("/pet/feed", player=player)
+        do(harness, "Feed", player)
     for _ in range(3):
-        page = harness.get("/pet/play", player=player)
+        page = do(harness, "Play", player)
     return page
 
 
@@ -80,7 +102,7 @@ def nurse(harness: SessionHarness, player: str = "player") -> Page:
 
 def test_first_visit_hatches_a_content_pet(harness: SessionHarness) -> None:
     page = harness.get("/pet")
-    assert page.body == "\n".join(
+    assert masked(page.body) == "\n".join(
         [
             "# Pet",
             "",
@@ -95,10 +117,10 @@ def test_first_visit_hatches_a_content_pet(harness: SessionHarness) -> None:
             "Boredom [###.......]  30",
             "```",
             "",
-            "=> /pet/feed Feed",
-            "=> /pet/play Play",
+            "=> /pet/feed/<token> Feed",
+            "=> /pet/play/<token> Play",
             "=> /pet Look again",
-            "=> /pet/name Name your pet",
+            "=> /pet/name/<token> Name your pet",
             "",
             "## Its life so far",
             "",
@@ -203,16 +225,15 @@ def test_catch_up_never_runs_backwards() -> None:
 
 
 def test_feeding_lowers_hunger_and_is_counted(harness: SessionHarness) -> None:
-    harness.get("/pet")
-    page = harness.get("/pet/feed")
+    page = do(harness, "Feed")
     assert page.lines[2] == "Munch munch."
     assert levels(page) == (0, 30)
     assert "Hatched just now. Meals: 1. Games: 0. Times ill: 0." in page.lines
 
 
 def test_a_pet_that_is_not_hungry_refuses_food(harness: SessionHarness) -> None:
-    harness.get("/pet/feed")
-    page = harness.get("/pet/feed")
+    fed = do(harness, "Feed")
+    page = follow(harness, fed, "Feed")
     assert page.lines[2] == "It is not hungry: it sniffs the food and walks off."
     assert "Hatched just now. Meals: 1. Games: 0. Times ill: 0." in page.lines
 
@@ -220,18 +241,16 @@ def test_a_pet_that_is_not_hungry_refuses_food(harness: SessionHarness) -> None:
 def test_playing_lowers_boredom_and_works_up_an_appetite(
     harness: SessionHarness,
 ) -> None:
-    harness.get("/pet")
-    page = harness.get("/pet/play")
+    page = do(harness, "Play")
     assert page.lines[2] == "You play chase."
     assert levels(page) == (40, 0)
-    page = harness.get("/pet/play")
+    page = follow(harness, page, "Play")
     assert page.lines[2] == "It is tired of playing: let it rest a while."
     assert levels(page) == (40, 0)
 
 
 def test_fed_and_played_with_it_is_happy(harness: SessionHarness) -> None:
-    harness.get("/pet/feed")
-    page = harness.get("/pet/play")
+    page = follow(harness, do(harness, "Feed"), "Play")
     assert levels(page) == (10, 0)
     assert summary(page) == "Your pet is happy."
     assert "  (^_^)" in page.lines
@@ -287,18 +306,15 @@ def test_an_ill_pet_that_is_not_content_is_told_how_to_recover(
 
 
 def test_naming_prompts_then_names(harness: SessionHarness) -> None:
-    page = harness.get("/pet/name")
+    page = do(harness, "Name your pet")
     assert (page.status, page.meta) == (10, "What will you call your pet?")
-    page = harness.get("/pet/name", query="  Biscuit ")
-    assert page.lines[2] == (
-        "An egg hatched! This little one is yours to look after. Your pet is called"
-        " Biscuit now."
-    )
-    page = harness.get("/pet/name", query="Rex")
+    page = name(harness, "  Biscuit ")
+    assert page.lines[2] == "Your pet is called Biscuit now."
+    page = name(harness, "Rex")
     assert page.lines[2] == "Your pet is called Rex now."
     assert summary(page) == "Rex is content."
     assert "```Rex, content" in page.lines
-    assert "=> /pet/name Rename" in page.lines
+    assert "=> /pet/name/<token> Rename" in masked(page.body).splitlines()
 
 
 @pytest.mark.parametrize(
@@ -330,7 +346,7 @@ def test_naming_prompts_then_names(harness: SessionHarness) -> None:
 def test_a_bad_name_reprompts_saying_why(
     harness: SessionHarness, answer: str, why: str
 ) -> None:
-    page = harness.get("/pet/name", query=answer)
+    page = name(harness, answer)
     assert (page.status, page.meta) == (10, why)
     assert summary(harness.get("/pet")) == "Your pet is content."
 
@@ -339,12 +355,9 @@ def test_a_bad_name_reprompts_saying_why(
 @given(answer=player_input)
 def test_any_typed_name_gets_a_page_or_a_reprompt(answer: str) -> None:
     with opened(app) as harness:
-        page = harness.get("/pet/name", query=answer)
+        page = name(harness, answer)
         if page.status == 20:
-            assert page.lines[2] == (
-                "An egg hatched! This little one is yours to look after. Your pet is"
-                f" called {answer.strip()} now."
-            )
+            assert page.lines[2] == f"Your pet is called {answer.strip()} now."
             assert_tidy(page)
         else:
             assert page.status == 10
@@ -355,21 +368,69 @@ def test_any_typed_name_gets_a_page_or_a_reprompt(answer: str) -> None:
 
 @settings(max_examples=50, deadline=None)
 @given(query=player_input)
-def test_queries_on_the_action_pages_are_ignored(query: str) -> None:
+def test_no_step_in_a_link_from_elsewhere_does_anything(query: str) -> None:
+    """Feeding, playing and naming as any page anywhere can write them: bare,
+    with a made-up token, with another player's own links, whatever query.
+    The pet is as it was; each shows its page, saying nothing was done, with
+    the player's own links."""
     with opened(app) as harness:
-        for path in ("/pet", "/pet/feed", "/pet/play"):
-            assert_tidy(harness.get(path, query=query))
+        harness.get("/pet")
+        harness.clock.advance(3 * HOUR)  # hungry and bored: it would eat and play
+        theirs = harness.get("/pet", player="mallory")
+        page = harness.get("/pet")
+        before = pet_of()
+        for label, path in (
+            ("Feed", "/pet/feed"),
+            ("Play", "/pet/play"),
+            ("Name your pet", "/pet/name"),
+        ):
+            for url in (path, path + "/aaaaaaaaaaaaaaaa", link_to(theirs, label)):
+                shown = harness.get(url, query=query)
+                assert_tidy(shown)
+                assert NOT_YOURS == shown.lines[2], url
+                assert link_to(shown, label) == link_to(page, label)
+        assert 20 == harness.get("/pet", query=query).status
+        assert before == pet_of()
+
+
+def test_a_page_left_open_still_feeds_but_each_link_works_once(
+    harness: SessionHarness,
+) -> None:
+    """The links are made for what was done to the pet, not for its levels,
+    which change by the second: a page left open 15 minutes still feeds; the
+    same link again (the Back key, or another device's page) does nothing once
+    the pet has eaten, nor after half an hour (the tokens' time), and each
+    such page gives links that work."""
+    page = harness.get("/pet")
+    harness.clock.advance(15 * MINUTE)
+    fed = follow(harness, page, "Feed")
+    assert ("Munch munch.", 1) == (fed.lines[2], pet_of().meals)
+    again = follow(harness, page, "Feed")
+    assert (NOT_YOURS, 1) == (again.lines[2], pet_of().meals)
+    harness.clock.advance(30 * MINUTE)
+    late = follow(harness, again, "Play")
+    assert (NOT_YOURS, 0) == (late.lines[2], pet_of().games)
+    assert "You play chase." == follow(harness, late, "Play").lines[2]
+
+
+def test_a_step_for_a_player_with_no_pet_is_sent_to_its_page(
+    harness: SessionHarness,
+) -> None:
+    """Nothing hatches but at a look at the pet's page."""
+    for path in ("/pet/feed", "/pet/play", "/pet/name"):
+        page = harness.get(path, player="newcomer", query="Rex")
+        assert (30, "/pet") == (page.status, page.meta)
+    assert slab.peek_now(fingerprint_of("newcomer")) is None
 
 
 # -- players, the census, the record -------------------------------------------------
 
 
 def test_two_players_interleaved_keep_their_own_pets(harness: SessionHarness) -> None:
-    harness.get("/pet", player="alice")
-    harness.get("/pet/name", player="alice", query="Ada")
-    harness.get("/pet/feed", player="bob")
+    name(harness, "Ada", player="alice")
+    do(harness, "Feed", player="bob")
     harness.clock.advance(HOUR)
-    harness.get("/pet/play", player="alice")
+    do(harness, "Play", player="alice")
     alice = harness.get("/pet", player="alice")
     bob = harness.get("/pet", player="bob")
     assert (summary(alice), levels(alice)) == ("Ada is hungry.", (65, 15))

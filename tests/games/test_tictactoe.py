@@ -15,6 +15,7 @@ from jetforce_sesh.games.tictactoe import (
     EMPTY,
     FREE,
     ME,
+    NOT_YOURS,
     YOU,
     Board,
     app,
@@ -23,7 +24,8 @@ from jetforce_sesh.games.tictactoe import (
     play,
     winner,
 )
-from jetforce_sesh.testing import Page, SessionHarness
+from jetforce_sesh.testing import Page, SessionHarness, fingerprint_of
+from tests.games.playing import follow, link_to, masked, tokened, visit
 from tests.strategies import player_input
 
 PREFORMATTED_MAX = 40
@@ -73,13 +75,34 @@ def board_of(harness: SessionHarness, player: str = "player") -> list[str]:
     return lines[start : start + 5 : 2]
 
 
+def cell(page: Page, number: int) -> str:
+    """The link of ``page`` that plays cell ``number``."""
+    url = link_to(page, f"Cell {number},")
+    assert tokened("/tictactoe/move", url) and url.endswith(f"?{number}"), url
+    return url
+
+
 def play_moves(
     harness: SessionHarness, cells: list[int], player: str = "player"
 ) -> Page:
+    """Play each of ``cells`` in turn, each by its link on the page before."""
     page = harness.get("/tictactoe", player=player)
-    for cell in cells:
-        page = harness.get(f"/tictactoe/move/{cell}", player=player)
+    for number in cells:
+        page = visit(harness, cell(page, number), player=player)
     return page
+
+
+def prompt_of(harness: SessionHarness, player: str = "player") -> str:
+    """Where the game page asks this player to type a cell: a link of theirs."""
+    url = link_to(harness.get("/tictactoe", player=player), "Type a cell number")
+    assert tokened("/tictactoe/move", url), url
+    return url
+
+
+def board_record(player: str = "player") -> Board:
+    board = app.slabs[Board].peek_now(fingerprint_of(player))
+    assert board is not None
+    return board
 
 
 # -- the capsule's play ---------------------------------------------------------
@@ -125,19 +148,22 @@ def test_best_move_on_a_full_board_names_the_board() -> None:
 
 
 def test_random_legal_players_never_beat_the_capsule(harness: SessionHarness) -> None:
-    """300 games of random legal moves through the routes: no win, all counted."""
+    """300 games of random legal moves through the pages' links: no win, all
+    counted."""
     rng = random.Random(1965)
     games = 300
+    page = harness.get("/tictactoe")
     for _ in range(games):
-        page = harness.get("/tictactoe")
-        while "=> /tictactoe/new Play again" not in page.body:
+        while "Play again" not in page.body:
             free = [
-                line.split()[1] for line in page.lines if "/tictactoe/move/" in line
+                line.split()[1]
+                for line in page.lines
+                if line.startswith("=> /tictactoe/move/")
+                and line.endswith(("left", "top", "right", "centre", "bottom"))
             ]
-            page = harness.get(rng.choice(free))
-        harness.get("/tictactoe/new")
-    final = harness.get("/tictactoe")
-    tally = next(line for line in final.lines if line.startswith("Games:"))
+            page = visit(harness, rng.choice(free))
+        page = follow(harness, page, "Play again")
+    tally = next(line for line in page.lines if line.startswith("Games:"))
     won, drawn, lost = (int(word.rstrip(",.")) for word in tally.split()[3::2])
     assert (won, won + drawn + lost) == (0, games)
     assert lost > 0
@@ -148,7 +174,7 @@ def test_random_legal_players_never_beat_the_capsule(harness: SessionHarness) ->
 
 def test_new_player_sees_an_empty_board_and_starts(harness: SessionHarness) -> None:
     page = harness.get("/tictactoe")
-    assert page.body == "\n".join(
+    assert masked(page.body) == "\n".join(
         [
             "# Tic-tac-toe",
             "",
@@ -164,16 +190,16 @@ def test_new_player_sees_an_empty_board_and_starts(harness: SessionHarness) -> N
             "",
             "Your move: pick a free cell.",
             "",
-            "=> /tictactoe/move/1 Cell 1, top left",
-            "=> /tictactoe/move/2 Cell 2, top",
-            "=> /tictactoe/move/3 Cell 3, top right",
-            "=> /tictactoe/move/4 Cell 4, left",
-            "=> /tictactoe/move/5 Cell 5, centre",
-            "=> /tictactoe/move/6 Cell 6, right",
-            "=> /tictactoe/move/7 Cell 7, bottom left",
-            "=> /tictactoe/move/8 Cell 8, bottom",
-            "=> /tictactoe/move/9 Cell 9, bottom right",
-            "=> /tictactoe/move Type a cell number",
+            "=> /tictactoe/move/<token>?1 Cell 1, top left",
+            "=> /tictactoe/move/<token>?2 Cell 2, top",
+            "=> /tictactoe/move/<token>?3 Cell 3, top right",
+            "=> /tictactoe/move/<token>?4 Cell 4, left",
+            "=> /tictactoe/move/<token>?5 Cell 5, centre",
+            "=> /tictactoe/move/<token>?6 Cell 6, right",
+            "=> /tictactoe/move/<token>?7 Cell 7, bottom left",
+            "=> /tictactoe/move/<token>?8 Cell 8, bottom",
+            "=> /tictactoe/move/<token>?9 Cell 9, bottom right",
+            "=> /tictactoe/move/<token> Type a cell number",
             "",
             "## Your record",
             "",
@@ -183,23 +209,27 @@ def test_new_player_sees_an_empty_board_and_starts(harness: SessionHarness) -> N
             "",
         ]
     )
+    # One token for the whole board: each cell is the prompt's answer.
+    assert 1 == len({line.split()[1].partition("?")[0] for line in page.lines[14:24]})
 
 
 def test_a_move_is_answered_at_once(harness: SessionHarness) -> None:
-    page = harness.get("/tictactoe/move/5")
+    page = play_moves(harness, [5])
     assert page.lines[2] == "You played cell 5. I played cell 1."
     assert board_of(harness) == [" O | 2 | 3", " 4 | X | 6", " 7 | 8 | 9"]
     # All nine, in order, taken or not: link [n] of a numbering client is cell n.
-    assert [line for line in page.lines if line.startswith("=> ")][:9] == [
-        "=> /tictactoe/move/1 Cell 1, top left (taken by O)",
-        "=> /tictactoe/move/2 Cell 2, top",
-        "=> /tictactoe/move/3 Cell 3, top right",
-        "=> /tictactoe/move/4 Cell 4, left",
-        "=> /tictactoe/move/5 Cell 5, centre (taken by X)",
-        "=> /tictactoe/move/6 Cell 6, right",
-        "=> /tictactoe/move/7 Cell 7, bottom left",
-        "=> /tictactoe/move/8 Cell 8, bottom",
-        "=> /tictactoe/move/9 Cell 9, bottom right",
+    assert [line for line in masked(page.body).splitlines() if line.startswith("=> ")][
+        :9
+    ] == [
+        "=> /tictactoe/move/<token>?1 Cell 1, top left (taken by O)",
+        "=> /tictactoe/move/<token>?2 Cell 2, top",
+        "=> /tictactoe/move/<token>?3 Cell 3, top right",
+        "=> /tictactoe/move/<token>?4 Cell 4, left",
+        "=> /tictactoe/move/<token>?5 Cell 5, centre (taken by X)",
+        "=> /tictactoe/move/<token>?6 Cell 6, right",
+        "=> /tictactoe/move/<token>?7 Cell 7, bottom left",
+        "=> /tictactoe/move/<token>?8 Cell 8, bottom",
+        "=> /tictactoe/move/<token>?9 Cell 9, bottom right",
     ]
     assert_tidy(page)
 
@@ -211,7 +241,9 @@ def test_a_scripted_player_loses_and_the_loss_is_counted(
     assert page.lines[2] == "You played cell 4. I played cell 7."
     assert board_of(harness) == [" X | X | O", " X | O | 6", " O | 8 | 9"]
     assert "I win: three in a row. Better luck next game." in page.lines
-    assert "=> /tictactoe/new Play again (I start)" in page.lines
+    assert "=> /tictactoe/new/<token> Play again (I start)" in (
+        masked(page.body).splitlines()
+    )
     assert not any(line.startswith("=> /tictactoe/move") for line in page.lines)
     assert "Games: 1. Won 0, drawn 0, lost 1." in page.lines
     assert_tidy(page)
@@ -230,64 +262,127 @@ def test_a_scripted_player_draws_and_the_draw_is_counted(
 def test_starts_alternate_and_the_capsule_opens_in_a_corner(
     harness: SessionHarness,
 ) -> None:
-    play_moves(harness, [1, 2, 4])
-    page = harness.get("/tictactoe/new")
+    page = follow(harness, play_moves(harness, [1, 2, 4]), "Play again")
     assert page.lines[2] == "New game: I start, in cell 1."
     assert page.lines[4] == (
         "You are X and I am O. We take turns to start: this game I start."
     )
     assert board_of(harness) == [" O | 2 | 3", " 4 | 5 | 6", " 7 | 8 | 9"]
-    play_moves(harness, [2, 3])
-    page = harness.get("/tictactoe/new")
+    page = follow(harness, play_moves(harness, [2, 3]), "Play again")
     assert page.lines[2] == "New game: you start."
     assert board_of(harness) == [" 1 | 2 | 3", " 4 | 5 | 6", " 7 | 8 | 9"]
     assert "Games: 2. Won 0, drawn 0, lost 2." in page.lines
 
 
 def test_new_game_while_one_is_going_keeps_the_board(harness: SessionHarness) -> None:
-    harness.get("/tictactoe/move/5")
+    play_moves(harness, [5])
     page = harness.get("/tictactoe/new")
     assert page.lines[2] == "This game is still going: finish it first."
     assert board_of(harness) == [" O | 2 | 3", " 4 | X | 6", " 7 | 8 | 9"]
 
 
-# -- bad moves get a page that says what was wrong ----------------------------------
+# -- moves only at the board's own links ----------------------------------------------
+
+
+def test_a_new_game_starts_only_at_the_link_the_page_gave(
+    harness: SessionHarness,
+) -> None:
+    over = play_moves(harness, [1, 2, 4])
+    theirs = link_to(play_moves(harness, [1, 2, 4], player="mallory"), "Play again")
+    for path in ("/tictactoe/new", "/tictactoe/new/aaaaaaaaaaaaaaaa", theirs):
+        page = harness.get(path, query="yes")
+        assert (20, NOT_YOURS) == (page.status, page.lines[2]), path
+        assert board_of(harness) == [" X | X | O", " X | O | 6", " O | 8 | 9"]
+    again = link_to(over, "Play again")
+    assert "New game: I start, in cell 1." == visit(harness, again).lines[2]
+    # The same link again (the Back key): the game it was for is over.
+    assert (
+        "This game is still going: finish it first." == (visit(harness, again).lines[2])
+    )
+    assert Board("O........", False, 0, 0, 1) == board_record()
+
+
+@settings(max_examples=100, deadline=None)
+@given(junk=player_input)
+def test_no_move_in_a_link_from_elsewhere_is_played(junk: str) -> None:
+    """A cell in the URL as any page anywhere can write it: the old numbered
+    links, the prompt with the cell as its answer, a made-up token, another
+    player's own links. Each gets the board as it is, saying nothing was
+    played, with the player's own links."""
+    with opened(app) as harness:
+        play_moves(harness, [5])
+        mallory = harness.get("/tictactoe", player="mallory")
+        for url in (
+            "/tictactoe/move/2",
+            "/tictactoe/move/" + quote(junk, safe=""),
+            "/tictactoe/move?2",
+            "/tictactoe/move/aaaaaaaaaaaaaaaa?2",
+            cell(mallory, 2),
+            link_to(mallory, "Type a cell number") + "?" + quote(junk, safe=""),
+        ):
+            page = visit(harness, url)
+            assert (20, NOT_YOURS) == (page.status, page.lines[2]), url
+            assert_tidy(page)
+            assert cell(page, 2) == cell(harness.get("/tictactoe"), 2)
+        assert board_record() == Board("O...X....")
+
+
+def test_a_move_from_an_older_board_plays_nothing(harness: SessionHarness) -> None:
+    """A cell link of a board the player has moved on from (another device,
+    the Back key): nothing is played, and the board shows as it is now."""
+    first = harness.get("/tictactoe")
+    visit(harness, cell(first, 5))
+    page = visit(harness, cell(first, 9))
+    assert (NOT_YOURS, [" O | 2 | 3", " 4 | X | 6", " 7 | 8 | 9"]) == (
+        page.lines[2],
+        board_of(harness),
+    )
+    assert (
+        "You played cell 9. I played cell 3." == visit(harness, cell(page, 9)).lines[2]
+    )
+
+
+# -- bad moves are asked again, saying what was wrong --------------------------------
 
 
 @pytest.mark.parametrize(
-    ("cell", "note"),
+    ("answer", "meta"),
     [
-        ("0", "There is no cell '0': the cells are numbered 1 to 9."),
-        ("10", "There is no cell '10': the cells are numbered 1 to 9."),
-        ("-3", "There is no cell '-3': the cells are numbered 1 to 9."),
-        ("x", "'x' is not a cell: pick a number from 1 to 9."),
-        ("x%0A%1B", "'x\\n\\x1b' is not a cell: pick a number from 1 to 9."),
-        ("%20", "No cell given: pick a cell from 1 to 9."),
-        ("a" * 30, "'" + "a" * 24 + "…' is not a cell: pick a number from 1 to 9."),
-        ("1/2", "'1/2' is not a cell: pick a number from 1 to 9."),
+        ("0", "There is no cell '0': the cells are numbered 1 to 9"),
+        ("10", "There is no cell '10': the cells are numbered 1 to 9"),
+        ("-3", "There is no cell '-3': the cells are numbered 1 to 9"),
+        ("x", "'x' is not a cell: pick a number from 1 to 9"),
+        ("x\n\x1b", "'x\\n\\x1b' is not a cell: pick a number from 1 to 9"),
+        (" ", "No cell given: pick a cell from 1 to 9"),
+        ("a" * 30, "'" + "a" * 24 + "…' is not a cell: pick a number from 1 to 9"),
+        ("1/2", "'1/2' is not a cell: pick a number from 1 to 9"),
     ],
 )
-def test_a_cell_that_is_no_cell_is_explained(
-    harness: SessionHarness, cell: str, note: str
+def test_a_cell_that_is_no_cell_is_asked_again(
+    harness: SessionHarness, answer: str, meta: str
 ) -> None:
-    harness.get("/tictactoe/move/5")
-    page = harness.get(f"/tictactoe/move/{cell}")
-    assert page.lines[2] == note
+    play_moves(harness, [5])
+    page = harness.get(prompt_of(harness), query=answer)
+    assert (10, meta) == (page.status, page.meta)
     assert board_of(harness) == [" O | 2 | 3", " 4 | X | 6", " 7 | 8 | 9"]
-    assert_tidy(page)
 
 
-def test_a_taken_cell_is_explained(harness: SessionHarness) -> None:
-    harness.get("/tictactoe/move/5")
-    for taken in ("5", "1"):
-        page = harness.get(f"/tictactoe/move/{taken}")
-        assert page.lines[2] == f"Cell {taken} is taken: pick a free cell."
+def test_a_taken_cell_is_asked_again(harness: SessionHarness) -> None:
+    page = play_moves(harness, [5])
+    for taken in (5, 1):
+        again = visit(harness, cell(page, taken))
+        assert (10, f"Cell {taken} is taken: pick a free cell") == (
+            again.status,
+            again.meta,
+        )
     assert board_of(harness) == [" O | 2 | 3", " 4 | X | 6", " 7 | 8 | 9"]
 
 
 def test_a_move_after_the_game_is_over_is_explained(harness: SessionHarness) -> None:
-    play_moves(harness, [1, 2, 4])
-    page = harness.get("/tictactoe/move/9")
+    before_the_end = play_moves(harness, [1, 2])
+    page = visit(harness, cell(before_the_end, 4))
+    assert "Games: 1. Won 0, drawn 0, lost 1." in page.lines
+    page = visit(harness, cell(before_the_end, 9))
     assert page.lines[2] == "This game is over: start a new one to play."
     assert harness.get("/tictactoe/move").lines[2] == page.lines[2]
     assert "Games: 1. Won 0, drawn 0, lost 1." in page.lines
@@ -296,47 +391,28 @@ def test_a_move_after_the_game_is_over_is_explained(harness: SessionHarness) -> 
 def test_the_typed_move_prompts_then_reprompts_saying_why(
     harness: SessionHarness,
 ) -> None:
+    at = prompt_of(harness)
+
     def ask(query: str | None) -> tuple[int, str]:
-        page = harness.get("/tictactoe/move", query=query)
+        page = harness.get(at, query=query)
         return page.status, page.meta
 
     assert ask(None) == (10, "Which cell? 1 to 9, row by row from top left")
     assert ask("12") == (10, "There is no cell '12': the cells are numbered 1 to 9")
     assert ask("five") == (10, "'five' is not a cell: pick a number from 1 to 9")
     assert ask(" 5 ")[0] == 20
+    # The prompt was for the empty board: the board now needs another.
+    assert ask("9") == (20, "text/gemini")
+    at = prompt_of(harness)
     assert ask("5") == (10, "Cell 5 is taken: pick a free cell")
     assert board_of(harness) == [" O | 2 | 3", " 4 | X | 6", " 7 | 8 | 9"]
-
-
-@settings(max_examples=150, deadline=None)
-@given(cell=player_input)
-def test_any_cell_in_the_url_gets_a_page_never_an_error(cell: str) -> None:
-    with opened(app) as harness:
-        harness.get("/tictactoe/move/5")
-        page = harness.get("/tictactoe/move/" + quote(cell, safe=""))
-        # Jetforce strips trailing slashes before routing.
-        sent = cell.rstrip("/")
-        if not sent:
-            assert (page.status, page.meta) == (
-                10,
-                "Which cell? 1 to 9, row by row from top left",
-            )
-            return
-        assert_tidy(page)
-        if sent.strip() in ["2", "3", "4", "6", "7", "8", "9"]:
-            assert page.lines[2].startswith(f"You played cell {sent.strip()}.")
-        else:
-            assert page.lines[2].endswith(("1 to 9.", "pick a free cell.")), page.lines[
-                2
-            ]
-            assert board_of(harness) == [" O | 2 | 3", " 4 | X | 6", " 7 | 8 | 9"]
 
 
 @settings(max_examples=150, deadline=None)
 @given(answer=player_input)
 def test_any_typed_cell_gets_a_page_or_a_reprompt(answer: str) -> None:
     with opened(app) as harness:
-        page = harness.get("/tictactoe/move", query=answer)
+        page = harness.get(prompt_of(harness), query=answer)
         if page.status == 20:
             assert page.lines[2].startswith(f"You played cell {answer.strip()}.")
             assert_tidy(page)
@@ -351,15 +427,15 @@ def test_any_typed_cell_gets_a_page_or_a_reprompt(answer: str) -> None:
 
 
 def test_two_players_interleaved_keep_their_own_games(harness: SessionHarness) -> None:
-    harness.get("/tictactoe/move/5", player="alice")
-    harness.get("/tictactoe/move/1", player="bob")
-    harness.get("/tictactoe/move/2", player="alice")
+    play_moves(harness, [5], player="alice")
+    play_moves(harness, [1], player="bob")
+    play_moves(harness, [2], player="alice")
     assert board_of(harness, "alice") == [" O | X | 3", " 4 | X | 6", " 7 | O | 9"]
     assert board_of(harness, "bob") == [" X | 2 | 3", " 4 | O | 6", " 7 | 8 | 9"]
-    page = harness.get("/tictactoe/move/5", player="bob")
-    assert page.lines[2] == "Cell 5 is taken: pick a free cell."
-    page = harness.get("/tictactoe/move/1", player="alice")
-    assert page.lines[2] == "Cell 1 is taken: pick a free cell."
+    page = play_moves(harness, [5], player="bob")
+    assert (page.status, page.meta) == (10, "Cell 5 is taken: pick a free cell")
+    page = play_moves(harness, [1], player="alice")
+    assert (page.status, page.meta) == (10, "Cell 1 is taken: pick a free cell")
     play_moves(harness, [2, 4], player="bob")
     assert (
         "Games: 1. Won 0, drawn 0, lost 1."

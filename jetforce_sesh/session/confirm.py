@@ -16,7 +16,9 @@ So it is good only
 - for this player: another certificate's request computes another MAC;
 - for this action on this target: the path is part of it;
 - for the record as it was when the capsule showed it: once the action (or
-  anything else) has changed the record, it is stale, so a token is used once;
+  anything else) has changed the record, it is stale, so a token is used once
+  (it covers the record's value, not its history: should the record come back
+  to that value within the window, the token is good again);
 - for 15 to 30 minutes (:data:`WINDOW`), whatever the record does.
 
 A forged, reused or stale token changes nothing: :func:`ask_yes` answers it

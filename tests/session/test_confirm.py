@@ -249,8 +249,7 @@ def test_another_states_token_is_refused(harness: SessionHarness) -> None:
     assert asks(harness, at)
     harness.get("/coins/earn")
     assert not asks(harness, at)
-    # Back to the state the token was made on: good again within its window
-    # (the docs' "stale once the record changes" is about the record's value).
+    # The record as it is now gets a token of its own.
     fresh = "/coins/spend/" + token_at(harness, "/coins/spend")
     assert fresh != at
     assert asks(harness, fresh)

@@ -66,9 +66,9 @@ def game_line(slab: Slab[Any], defaults: SlabOptions) -> str:
     options = slab.options
     reserved = getattr(slab.store, "reserved_bytes", None)
     where = f", {size(reserved)}" if reserved is not None else ""
-    line = (
-        f"  {slab.title or slab.name}: up to {options.max_records:,} {slab.unit}{where}"
-    )
+    # Units are plural ("players", "codes"): a slab of one says it in the singular.
+    unit = slab.unit.removesuffix("s") if options.max_records == 1 else slab.unit
+    line = f"  {slab.title or slab.name}: up to {options.max_records:,} {unit}{where}"
     kept = (options.on_full, options.idle_timeout)
     if kept != (defaults.on_full, defaults.idle_timeout):
         line += f" ({policy(options, slab.unit)})"

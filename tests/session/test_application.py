@@ -157,7 +157,7 @@ def test_the_banner_says_each_games_size_and_what_differs_from_the_defaults() ->
     defaults = SlabOptions(idle_timeout=2592000)
     assert [
         "Games and the players' records they keep:",
-        "  Coins: up to 1 players, 356 bytes",
+        "  Coins: up to 1 player, 356 bytes",
         "  Coins: up to 2,000 players, 648.8 KiB (when a game is full, new players are"
         " turned away (41); players are never forgotten for being away)",
         "In all: 2 games, up to 2,001 records, 649.2 KiB reserved.",

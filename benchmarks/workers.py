@@ -1,12 +1,15 @@
 """``--workers 2`` against one process, on one Redis, in the same run.
 
     python -m benchmarks.workers [--rounds 5] [--requests 3000] [--concurrency 32]
+                                 [--baseline REV]
 
 Three servers stay up for the whole run, each on the counter
 (``benchmarks.apps:counter``) and the same ``valkey-server`` on a UNIX socket
 (a prefix each): one process, the same again (the control row: what two
 identical rows differ by is the noise), ``--workers 2``, and ``--workers 2``
-with ``--rate-limit`` and ``--rate-limit-cert`` counted in Redis. Rounds take them
+with ``--rate-limit`` and ``--rate-limit-cert`` counted in Redis (and, with
+``--baseline REV``, the same again running the package as git revision ``REV``
+had it: before and after a change, in one run). Rounds take them
 in turn, in an order that changes each round. For each it reports requests per
 second, the CPU per request of the server (the supervisor and every worker),
 of Redis and of the load generator, and how much of the machine the load
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -40,6 +44,16 @@ def server_cpu(pid: int) -> float:
     return cpu_seconds(pid) + sum(cpu_seconds(child) for child in children(pid))
 
 
+def checkout(revision: str, into: Path) -> Path:
+    """The files of git ``revision`` of this checkout, in ``into``."""
+    into.mkdir()
+    archive = subprocess.run(
+        ["git", "archive", revision], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.workers")
     parser.add_argument("--rounds", type=int, default=5)
@@ -47,6 +61,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--cores", type=int, default=16)
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also run --workers 2 with both rate limits on the package of this"
+        " git revision (e.g. a commit before a change)",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as work:
         home = Path(work)
@@ -66,20 +86,30 @@ def main(argv: list[str] | None = None) -> None:
             *("--tls-certfile", certfile, "--tls-keyfile", keyfile),
             *("--max-queued", "1000"),
         ]
-        shapes = {
+        limited = [
+            *("--workers", "2", "--rate-limit", "1000000/1h"),
+            *("--rate-limit-cert", "1000000/1h"),
+        ]
+        shapes: dict[str, list[str]] = {
             "1 process": [],
             "1 process (control)": [],
             "--workers 2": ["--workers", "2"],
             # The shared counters' cost: two more counts in Redis a request.
-            "--workers 2, both rate limits": [
-                *("--workers", "2", "--rate-limit", "1000000/1h"),
-                *("--rate-limit-cert", "1000000/1h"),
-            ],
+            "--workers 2, both rate limits": limited,
         }
+        #: Where a row's package comes from, if not from here.
+        elsewhere: dict[str, Path] = {}
+        if args.baseline:
+            name = f"--workers 2, both rate limits, at {args.baseline}"
+            shapes[name] = limited
+            elsewhere[name] = checkout(args.baseline, home / "base")
         servers = {
             name: LauncherServer(
                 [*base, "--store-prefix", f"bench{n}", *extra],
                 home / f"server{n}.log",
+                # python -m imports from the working directory first.
+                env={"PYTHONPATH": str(elsewhere[name])} if name in elsewhere else None,
+                cwd=elsewhere.get(name),
             )
             for n, (name, extra) in enumerate(shapes.items())
         }

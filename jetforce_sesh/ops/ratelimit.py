@@ -22,7 +22,7 @@ from collections import OrderedDict
 
 import attrs
 from jetforce.app.base import RateLimiter, Request, Response, Status
-from twisted.internet.defer import Deferred, DeferredLock
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
@@ -177,9 +177,24 @@ class SharedCounts:
 
     A window begins with a key's first request and lasts ``period`` seconds.
     A key found over its rate is remembered here until its window ends, so a
-    client that keeps asking costs no store round trip after that. Within
-    this process, the counts of one key are taken one after the other, so
-    that only other processes' saves can meet them.
+    client that keeps asking costs no store round trip after that.
+
+    Two things keep the round trips few without counting less exactly:
+
+    - **Save first.** This process keeps the last count and version it saw of
+      each key, and counts on from them with a save naming that version: if
+      no other process counted meanwhile, that one round trip is the whole
+      count; if one did, the save fails with Conflict, changing nothing, and
+      the count is read and saved again. Whether saving first pays is
+      measured as it goes (how often the version seen was still current):
+      where other processes count the same keys more often than not, as
+      several workers sharing clients at random do, it reads first instead.
+    - **One count for the requests waiting on a key.** Within this process,
+      one key is counted by one save at a time; the requests that arrive
+      meanwhile wait, and the next save counts them all at once (letting
+      through as many as the window still has room for, in the order they
+      came, and refusing the rest): a key busy on every worker costs a round
+      trip per batch, not per request.
     """
 
     def __init__(self, limiter: ClockedRateLimiter, name: str, capacity: int) -> None:
@@ -197,7 +212,14 @@ class SharedCounts:
         self.capacity = capacity
         #: Keys over their rate, and when their window ends.
         self.over_until: OrderedDict[str, float] = OrderedDict()
-        self.locks: dict[str, DeferredLock] = {}
+        #: The requests waiting for a key's next count, for the keys being
+        #: counted now.
+        self.waiting: dict[str, list[Deferred[Response | None]]] = {}
+        #: The last count and version this process saw of each key.
+        self.seen: OrderedDict[str, tuple[Window, int]] = OrderedDict()
+        #: How often the version seen was still current when counted again,
+        #: a moving average from 0 to 1: save first while it is over half.
+        self.current = 1.0
         #: True once a count could not be kept: said once, not per request.
         self.failing = False
 
@@ -214,41 +236,87 @@ class SharedCounts:
             if until > now:
                 return _over(until - now)
             del self.over_until[key]
-        lock = self.locks.get(key)
-        if lock is None:
-            lock = self.locks[key] = DeferredLock()
-        counted: Deferred[Response | None] = lock.run(self._counted, key)
+        answer: Deferred[Response | None] = Deferred()
+        waiting = self.waiting.get(key)
+        if waiting is not None:
+            waiting.append(answer)  # counted with the next batch
+            return answer
+        self.waiting[key] = [answer]
+        Deferred.fromCoroutine(self._counting(key))
+        return answer
 
-        def release(result: object) -> object:
-            if not lock.locked and not lock.waiting:
-                self.locks.pop(key, None)
-            return result
+    async def _counting(self, key: str) -> None:
+        """Count the requests waiting on ``key``, batch by batch, until none
+        is left waiting."""
+        waiting = self.waiting[key]
+        while waiting:
+            batch = waiting[:]
+            del waiting[:]
+            try:
+                answers = await self._count(key, len(batch))
+            except Exception:
+                answers = [None] * len(batch)  # never leave a request waiting
+                _log.failure("{flag}: counting failed", flag=self.limiter.flag)
+            for request, answered in zip(batch, answers, strict=True):
+                request.callback(answered)
+        del self.waiting[key]
 
-        return counted.addBoth(release)
+    def _saw(self, key: str, window: Window, version: int) -> None:
+        seen = self.seen
+        seen[key] = (window, version)
+        seen.move_to_end(key)
+        if len(seen) > self.capacity:
+            seen.popitem(last=False)
 
-    def _counted(self, key: str) -> Deferred[Response | None]:
-        return Deferred.fromCoroutine(self._count(key))
+    def _current(self, was: bool) -> None:
+        self.current = 0.9 * self.current + (0.1 if was else 0.0)
 
-    async def _count(self, key: str) -> Response | None:
+    async def _count(self, key: str, asking: int) -> list[Response | None]:
+        """Count ``asking`` requests of ``key``: an answer for each, in order
+        (None: let through)."""
         limiter = self.limiter
         digest = hashlib.sha256(f"{limiter.flag} {key}".encode()).digest()
         slab = self.slab
         try:
+            seen = self.seen.pop(key, None)
             for _ in range(SHARED_ATTEMPTS):
-                # Read now, not when asked: the lock may have made it wait.
+                # Read now, not when asked: the request may have waited.
                 now = limiter.clock.seconds()
-                window, version = await slab.fetch(digest)
-                if window is None or not 0 <= now - window.since < limiter.period:
-                    window, version = Window(now, 0), version or ABSENT
-                if window.count >= limiter.number:
-                    return self._refuse(key, window.since + limiter.period, now)
-                window.count += 1
+                found: Window | None
+                if seen is not None and self.current >= 0.5:
+                    found, version = seen  # save first, on what was seen
+                    saved_first = True
+                else:
+                    found, version = await slab.fetch(digest)
+                    if seen is not None:
+                        self._current(version == seen[1])
+                    saved_first = False
+                seen = None
+                if found is None or not 0 <= now - found.since < limiter.period:
+                    found, version = Window(now, 0), version or ABSENT
+                room = limiter.number - found.count
+                if room <= 0:
+                    refused = self._refuse(key, found.since + limiter.period, now)
+                    return [refused] * asking
+                let = min(room, asking)
+                counted = Window(found.since, found.count + let)
                 try:
-                    await slab.store.save(digest, slab.codec.encode(window), version)
+                    version = await slab.store.save(
+                        digest, slab.codec.encode(counted), version
+                    )
                 except Conflict:
+                    if saved_first:
+                        self._current(False)
                     continue  # another process counted meanwhile: count again
+                if saved_first:
+                    self._current(True)
+                self._saw(key, counted, version)
                 self.failing = False
-                return None
+                answers: list[Response | None] = [None] * let
+                if let < asking:
+                    until = counted.since + limiter.period
+                    answers += [self._refuse(key, until, now)] * (asking - let)
+                return answers
         except (StoreFull, Conflict):
             pass
         except Exception as error:
@@ -262,9 +330,9 @@ class SharedCounts:
                     flag=limiter.flag,
                     error=error,
                 )
-            return None
+            return [None] * asking
         # Counted by so many at once that it could not be: wait a second.
-        return _over(1)
+        return [_over(1)] * asking
 
     def _refuse(self, key: str, until: float, now: float) -> Response:
         if key not in self.over_until:

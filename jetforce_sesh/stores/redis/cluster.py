@@ -281,7 +281,7 @@ class ClusterLink:
         self,
         script: Script,
         keys: Sequence[bytes],
-        args: Sequence[str | bytes],
+        args: Sequence[str | bytes | int],
         writes: bool,
     ) -> Deferred[Any]:
         """Run ``script`` on the primary of its keys' slot; StoreUnavailable at
@@ -309,7 +309,7 @@ class ClusterLink:
             )
         return self._watched(self._command(args), str(args[0]), writes=False)
 
-    async def _command(self, args: Sequence[str | bytes]) -> Any:
+    async def _command(self, args: Sequence[str | bytes | int]) -> Any:
         try:
             return await self._client.execute_command(*args)
         except Exception as error:
@@ -319,7 +319,7 @@ class ClusterLink:
         self,
         script: Script,
         keys: Sequence[bytes],
-        args: Sequence[str | bytes],
+        args: Sequence[str | bytes | int],
         writes: bool,
     ) -> Any:
         client = self._client
@@ -340,7 +340,7 @@ class ClusterLink:
             raise self._failed(script.name, error, writes) from None
 
     async def _waited(
-        self, script: Script, keys: Sequence[bytes], args: Sequence[str | bytes]
+        self, script: Script, keys: Sequence[bytes], args: Sequence[str | bytes | int]
     ) -> Any:
         """The script's answer once ``wait_replicas`` replicas have its write.
 
@@ -391,7 +391,7 @@ class ClusterLink:
         command: str,
         script: str | bytes,
         keys: Sequence[bytes],
-        args: Sequence[str | bytes],
+        args: Sequence[str | bytes | int],
     ) -> list[Any]:
         pipe = self._client.pipeline(transaction=False)
         pipe.execute_command(

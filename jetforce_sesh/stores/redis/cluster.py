@@ -36,8 +36,11 @@ from jetforce_sesh.stores.redis.url import PASSWORD_ENV, RedisTarget
 T = TypeVar("T")
 _log = Logger()
 
+#: As the single server's (link.INSTALL_HINT): the extra from the checkout,
+#: or the pinned packages.
 INSTALL_HINT = (
-    "a cluster store needs the redis package: pip install 'jetforce-sesh[redis]'"
+    "a cluster store needs the redis package: pip install '.[redis]' in the"
+    " jetforce-sesh checkout, or pip install redis==8.2.0 hiredis==3.5.0"
 )
 REACTOR_HINT = (
     "a cluster store runs on Twisted's asyncio reactor: start the capsule with"

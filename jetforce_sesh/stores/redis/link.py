@@ -46,7 +46,13 @@ SENTINEL_RECONNECT_DELAY = 0.5
 #: Seconds to wait for the Sentinels to name a primary in good health before
 #: trying again (txredisapi's default is 10, longer than most failovers).
 SENTINEL_DISCOVERY_TIMEOUT = 0.5
-INSTALL_HINT = "the Redis store needs txredisapi: pip install 'jetforce-sesh[redis]'"
+#: jetforce-sesh is installed from its checkout (it is not on PyPI), so the
+#: hint names the extra there, and the pinned packages for a venv that has
+#: jetforce-sesh already (pyproject.toml's redis extra; a test keeps them equal).
+INSTALL_HINT = (
+    "the Redis store needs txredisapi: pip install '.[redis]' in the jetforce-sesh"
+    " checkout, or pip install txredisapi==1.6.0 hiredis==3.5.0"
+)
 
 _log = Logger()
 _PENDING = object()

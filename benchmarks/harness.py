@@ -406,8 +406,9 @@ def run(args: argparse.Namespace) -> tuple[list[Row], dict[str, list[Sample]]]:
         server_args = ("--tls-certfile", certfile, "--tls-keyfile", keyfile)
         bench = Run(args, ClientPool(certs, args.clients, client_cpus), {})
         try:
-            for scenario in active:
-                home = work / scenario.name
+            for number, scenario in enumerate(active):
+                # NAME@DIR names a directory: its own home by number.
+                home = work / f"{number}-{scenario.name.partition('@')[0]}"
                 home.mkdir()
                 place = Place(home, server_cpus, server_args)
                 bench.running[scenario.name] = scenario.launch(place)

@@ -462,6 +462,19 @@ def comparisons(samples: dict[str, list[Sample]]) -> list[str]:
                 f" (rounds {ratios[0]:.3f}–{ratios[-1]:.3f}); server"
                 f" {server:.3f} + daemons {daemons:.3f} ms/req"
             )
+    for name in samples:
+        # A scenario on another checkout's code against the same on this one's.
+        base, _, where = name.partition("@")
+        if where and base in samples:
+            ratios = sorted(
+                a.cpu_ms / b.cpu_ms
+                for a, b in zip(samples[base], samples[name], strict=True)
+            )
+            lines.append(
+                f"- {base} ÷ {name} (this checkout over that one):"
+                f" {_median(ratios):.3f}"
+                f" (rounds {ratios[0]:.3f}–{ratios[-1]:.3f})"
+            )
     if "control" in samples and "plain" in samples:
         lines.append(
             f"- noise: control ÷ plain (one server twice):"

@@ -68,9 +68,16 @@ class Running:
 
     def cpu(self) -> float:
         """CPU seconds of the servers, their reaped children and their daemons."""
+        return self.server_cpu() + self.service_cpu()
+
+    def server_cpu(self) -> float:
+        """CPU seconds of the servers and their reaped children alone."""
         pids = [self.server.pid] + [o.pid for o in self.more]
-        pids += [s.pid for s in self.services]
         return sum(cpu_seconds(pid) for pid in pids)
+
+    def service_cpu(self) -> float:
+        """CPU seconds of the daemons (Redis, the KV daemon) alone."""
+        return sum(cpu_seconds(s.pid) for s in self.services)
 
     def stop(self) -> None:
         self.server.stop()
@@ -87,6 +94,9 @@ class Place:
     home: Path  # a directory of the scenario's own
     cpus: CPUs = None  # pin its server side to these CPUs
     server_args: tuple[str, ...] = ()  # more launcher flags (e.g. a TLS cert)
+    # Another checkout whose code the servers run (``--scenarios redis@DIR``),
+    # or None for this one.
+    code: Path | None = None
 
 
 Launch = Callable[[Place], Running]
@@ -115,11 +125,16 @@ class Scenario:
 def _launcher(
     place: Place, args: Sequence[str], env: dict[str, str] | None = None
 ) -> LauncherServer:
+    env = dict(env or {})
+    if place.code is not None:
+        # The other checkout's package first on the path, before this one's.
+        path = env.get("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(place.code), path) if p)
     return LauncherServer(
         [*args, *place.server_args],
         place.home / "server.log",
         env=env,
-        cwd=REPO,
+        cwd=place.code or REPO,
         cpus=place.cpus,
     )
 
@@ -494,10 +509,37 @@ NAMES = tuple(s.name for s in SCENARIOS)
 
 
 def by_name(names: Sequence[str]) -> list[Scenario]:
+    """The scenarios named; ``NAME@DIR`` is scenario NAME served by the code of
+    the checkout at DIR (another worktree, say), to compare two versions of the
+    code in one run, interleaved."""
     known = {s.name: s for s in SCENARIOS}
-    unknown = [n for n in names if n not in known]
+    unknown = [n for n in names if n.partition("@")[0] not in known]
     if unknown:
         raise ValueError(
             f"unknown scenario(s) {', '.join(unknown)}: choose from {', '.join(NAMES)}"
         )
-    return [known[n] for n in names]
+    found = []
+    for name in names:
+        base, _, where = name.partition("@")
+        if not where:
+            found.append(known[base])
+            continue
+        code = Path(where).resolve()
+        if not (code / "jetforce_sesh" / "__init__.py").is_file():
+            raise ValueError(f"{name}: {code} is not a jetforce-sesh checkout")
+        found.append(
+            attrs.evolve(
+                known[base],
+                name=name,
+                title=f"{known[base].title}, code of {code}",
+                launch=_in_checkout(known[base].launch, code),
+            )
+        )
+    return found
+
+
+def _in_checkout(launch: Launch, code: Path) -> Launch:
+    def launch_there(place: Place) -> Running:
+        return launch(attrs.evolve(place, code=code))
+
+    return launch_there

@@ -9,8 +9,11 @@ settled, every request whose client stayed has exactly one answer.
 The machine runs against every store in this process (``store_kinds.KINDS``):
 the memory store, one that answers later, one whose save arrives after the
 route stopped waiting, one that loses the answer to a save it made, and the
-SQLite store. A player answered "may or may not have been kept" has a record
-at one of two counts until an answer says which; the model keeps both.
+SQLite store; and against the Redis store on a real valkey-server
+(``store_kinds.RedisKind``), whose answers come over a socket on the real
+reactor while the route's own time is the Clock. A player answered "may or
+may not have been kept" has a record at one of two counts until an answer says
+which; the model keeps both.
 """
 
 from __future__ import annotations
@@ -20,17 +23,31 @@ from typing import Any
 import attrs
 from hypothesis import event, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 from jetforce.app.base import Request, Response, Status
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.task import Clock
 from twisted.logger import globalLogPublisher
 
 from jetforce_sesh import SessionApplication
-from jetforce_sesh.stores import ANY_VERSION, MemoryStore
+from jetforce_sesh.stores import ANY_VERSION
+from jetforce_sesh.stores.redis.store import RedisStore
 from jetforce_sesh.stores.sqlite.store import SQLiteStore
 from jetforce_sesh.testing import START, fingerprint_of, make_environ
-from tests.session.store_kinds import KINDS, SQLiteKind, records_of
+from tests.redis_support import RedisServer
+from tests.session.store_kinds import (
+    KINDS,
+    RecordsNow,
+    RedisKind,
+    SQLiteKind,
+    records_of,
+)
 
 PLAYERS = ("ann", "bob")
 TIMEOUT = 5.0
@@ -161,6 +178,8 @@ ALLOWED_FAILURES = {
 
 class RouteMachine(RuleBasedStateMachine):
     kind = "memory"
+    #: The valkey-server of kind "redis" (set by its test).
+    redis_url = ""
 
     def __init__(self) -> None:
         super().__init__()
@@ -168,11 +187,16 @@ class RouteMachine(RuleBasedStateMachine):
         self.clock.advance(START)
         self.gates: list[Deferred[None]] = []
         self.app = make_app(self.clock, self.gates)
-        make, self.persistent = KINDS[self.kind]
-        self.stores = make()
+        self.stores: Any
+        if self.kind == "redis":
+            self.stores, self.persistent = RedisKind(self.redis_url), True
+        else:
+            make, self.persistent = KINDS[self.kind]
+            self.stores = make()
         opening = self.app.open(self.clock, stores=self.stores)
-        while not opening.called:  # a store that answers later opens later
-            self.clock.advance(0.5)
+        self.settle(opening)
+        # A store that answers later opens later.
+        self.until(opening, 0.5)
         self.exchanges: list[Exchange] = []
         #: The counts each player's record may be at, as the answers tell.
         self.model = {player: {0} for player in PLAYERS}
@@ -184,19 +208,44 @@ class RouteMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         globalLogPublisher.removeObserver(self.events.append)
-        closed = self.app.close(grace=0)
-        for _ in range(100):
-            if closed.called:
-                break
-            self.clock.advance(1)
-        if isinstance(self.stores, SQLiteKind):
+        self.until(self.app.close(grace=0), 1)
+        if isinstance(self.stores, SQLiteKind | RedisKind):
             self.stores.remove()
 
+    def settle(self, opening: Deferred[None] | None = None) -> None:
+        """For the Redis store: let the real reactor run until Redis has
+        answered all it was asked, and the connections asked to close (or,
+        given ``opening``, to open) have."""
+        if not isinstance(self.stores, RedisKind):
+            return
+        self.stores.settle(opening)
+        # What the answers let the route do now, on its Clock, may ask Redis
+        # more: until nothing is due.
+        for _ in range(1000):
+            now = self.clock.seconds()
+            if not any(c.getTime() <= now for c in self.clock.getDelayedCalls()):
+                return
+            self.clock.advance(0)
+            self.stores.settle()
+        raise AssertionError("the route and Redis never settled")
+
+    def until(self, deferred: Deferred[None], step: float) -> None:
+        """Move the Clock ``step`` at a time (and settle) until ``deferred``
+        fires, a hundred steps at most."""
+        for _ in range(100):
+            self.settle()
+            if deferred.called:
+                return
+            self.clock.advance(step)
+
     @property
-    def store(self) -> MemoryStore | None:
+    def store(self) -> RecordsNow | None:
         opened = self.app.slabs[Tally]._opened
         if opened is None:
             return None
+        if isinstance(opened.store, RedisStore):
+            self.settle()
+            return self.stores.records(opened.store)  # type: ignore[no-any-return]
         return records_of(opened.store)
 
     @property
@@ -283,7 +332,7 @@ class RouteMachine(RuleBasedStateMachine):
     def reopen(self) -> None:
         self.check_answers()
         self.closing = None
-        self.app.open(self.clock, stores=self.stores)
+        self.settle(self.app.open(self.clock, stores=self.stores))
         if not self.persistent:  # memory records go with the store
             self.model = {player: {0} for player in PLAYERS}
 
@@ -292,6 +341,7 @@ class RouteMachine(RuleBasedStateMachine):
     def check_answers(self) -> None:
         """Answers arrive in the order their saves happened: replay them on the
         model, in order, as they come."""
+        self.settle()
         for exchange in self.exchanges:
             answers = exchange.answers
             assert len(answers) <= 1, answers
@@ -338,6 +388,7 @@ class RouteMachine(RuleBasedStateMachine):
 
     @invariant()
     def a_closed_capsule_has_answered_everyone_still_there(self) -> None:
+        self.settle()
         if self.closing is not None and self.closing.called:
             for exchange in self.exchanges:
                 assert exchange.done or exchange.left, exchange.path
@@ -346,6 +397,7 @@ class RouteMachine(RuleBasedStateMachine):
     def nothing_waits_once_everything_is_done(self) -> None:
         """Once every client has its answer or has left, a turn is held only
         by a request that waits for its store (which answers, or times out)."""
+        self.settle()
         if all(e.done for e in self.exchanges) and not self.gates:
             opened = self.app.slabs[Tally]._opened
             if opened is not None:
@@ -374,3 +426,19 @@ test_route_on_a_store_that_answers_later = _on("later", 100)
 test_route_on_a_store_whose_saves_arrive_late = _on("late-save", 100)
 test_route_on_a_store_that_loses_answers = _on("lossy", 100)
 test_route_on_the_sqlite_store = _on("sqlite", 50)
+
+
+def test_route_on_the_redis_store(redis_server: RedisServer) -> None:
+    """The same machine on the Redis store: a real valkey-server (the test
+    session's, under a key prefix of each run's own), answers on the real
+    reactor between the machine's steps; "another process" changes records
+    through Redis. 300 examples: about 5 s on a 2-core machine."""
+    machine = type(
+        "RouteMachineOnRedis",
+        (RouteMachine,),
+        {"kind": "redis", "redis_url": redis_server.url},
+    )
+    run_state_machine_as_test(
+        machine,
+        settings=settings(max_examples=300, stateful_step_count=40, deadline=None),
+    )

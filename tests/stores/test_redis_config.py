@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,8 +13,10 @@ import pytest
 
 from jetforce_sesh.cli.main import main
 from jetforce_sesh.errors import ConfigError
+from jetforce_sesh.stores.redis import cluster, link
 from jetforce_sesh.stores.redis.url import PASSWORD_ENV, RedisTarget, parse_store_url
 from tests.redis_support import RedisServer, free_port
+from tests.support import REPO
 
 APP = "jetforce_sesh.games.counter:app"
 SLAB = "visits"
@@ -152,7 +155,8 @@ def test_without_txredisapi_choosing_redis_says_what_to_install(
     monkeypatch.setitem(sys.modules, "txredisapi", None)  # import fails
     assert (
         "jetforce-sesh: error: --store redis://127.0.0.1:6379/0: the Redis store"
-        " needs txredisapi: pip install 'jetforce-sesh[redis]'\n"
+        " needs txredisapi: pip install '.[redis]' in the jetforce-sesh checkout,"
+        " or pip install txredisapi==1.6.0 hiredis==3.5.0\n"
     ) == exits_with(capsys, "--store", "redis://127.0.0.1")
 
 
@@ -162,8 +166,22 @@ def test_without_the_redis_package_a_cluster_says_what_to_install(
     monkeypatch.setitem(sys.modules, "redis.asyncio.cluster", None)  # import fails
     assert (
         "jetforce-sesh: error: --store redis+cluster://127.0.0.1:7000/: a cluster"
-        " store needs the redis package: pip install 'jetforce-sesh[redis]'\n"
+        " store needs the redis package: pip install '.[redis]' in the"
+        " jetforce-sesh checkout, or pip install redis==8.2.0 hiredis==3.5.0\n"
     ) == exits_with(capsys, "--store", "redis+cluster://127.0.0.1:7000")
+
+
+def test_the_install_hints_name_the_pins_of_the_redis_extra() -> None:
+    """What the hints tell to pip install by hand is what pyproject.toml's
+    redis extra pins, and the extra is named as a checkout installs it
+    (jetforce-sesh is not on PyPI)."""
+    extra = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]["redis"]
+    for hint in (link.INSTALL_HINT, cluster.INSTALL_HINT):
+        assert "pip install '.[redis]' in the jetforce-sesh checkout" in hint
+        pins = hint.rpartition("pip install ")[2].split()
+        assert pins and set(pins) <= set(extra), (pins, extra)
 
 
 @pytest.mark.parametrize(

@@ -36,8 +36,11 @@ from jetforce_sesh.stores.redis.url import PASSWORD_ENV, RedisTarget
 T = TypeVar("T")
 _log = Logger()
 
+#: As the single server's (link.INSTALL_HINT): the extra from the checkout,
+#: or the pinned packages.
 INSTALL_HINT = (
-    "a cluster store needs the redis package: pip install 'jetforce-sesh[redis]'"
+    "a cluster store needs the redis package: pip install '.[redis]' in the"
+    " jetforce-sesh checkout, or pip install redis==8.2.0 hiredis==3.5.0"
 )
 REACTOR_HINT = (
     "a cluster store runs on Twisted's asyncio reactor: start the capsule with"
@@ -281,7 +284,7 @@ class ClusterLink:
         self,
         script: Script,
         keys: Sequence[bytes],
-        args: Sequence[str | bytes],
+        args: Sequence[str | bytes | int],
         writes: bool,
     ) -> Deferred[Any]:
         """Run ``script`` on the primary of its keys' slot; StoreUnavailable at
@@ -309,7 +312,7 @@ class ClusterLink:
             )
         return self._watched(self._command(args), str(args[0]), writes=False)
 
-    async def _command(self, args: Sequence[str | bytes]) -> Any:
+    async def _command(self, args: Sequence[str | bytes | int]) -> Any:
         try:
             return await self._client.execute_command(*args)
         except Exception as error:
@@ -319,7 +322,7 @@ class ClusterLink:
         self,
         script: Script,
         keys: Sequence[bytes],
-        args: Sequence[str | bytes],
+        args: Sequence[str | bytes | int],
         writes: bool,
     ) -> Any:
         client = self._client
@@ -340,7 +343,7 @@ class ClusterLink:
             raise self._failed(script.name, error, writes) from None
 
     async def _waited(
-        self, script: Script, keys: Sequence[bytes], args: Sequence[str | bytes]
+        self, script: Script, keys: Sequence[bytes], args: Sequence[str | bytes | int]
     ) -> Any:
         """The script's answer once ``wait_replicas`` replicas have its write.
 
@@ -391,7 +394,7 @@ class ClusterLink:
         command: str,
         script: str | bytes,
         keys: Sequence[bytes],
-        args: Sequence[str | bytes],
+        args: Sequence[str | bytes | int],
     ) -> list[Any]:
         pipe = self._client.pipeline(transaction=False)
         pipe.execute_command(

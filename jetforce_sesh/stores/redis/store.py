@@ -91,12 +91,18 @@ class RedisStore(HookMethods):
             for name in ("used", "keys", "held", "seq", "meta")
         )
         self._record = f"{self.base}r:".encode()
-        self._ttl = str(round(self.idle_timeout * 1000))
-        self._timeout = repr(float(self.idle_timeout))
+        # Every script's arguments that never change, as bytes once: the
+        # connection sends bytes as they are (a str is encoded on each call).
+        self._ttl = b"%d" % round(self.idle_timeout * 1000)
+        self._timeout = repr(float(self.idle_timeout)).encode()
+        self._codec = self.codec_format.encode()
+        self._capacity = b"%d" % self.capacity
+        self._refuse = b"1" if self.on_full == "refuse" else b"0"
         #: The keys requests of this process hold (StoreSpec.held), and this
         #: process's name for its holds in Redis.
         self.held = spec.held
         self.token = token or uuid.uuid4().hex[:12]
+        self._token = self.token.encode()
         #: How long the holds a sweep tells of last: past the next sweep.
         self._lease = str(round(3 * _sweep_period(self.idle_timeout) * 1_000_000))
         #: The highest version this store has seen: the versions Redis gives
@@ -312,7 +318,7 @@ class RedisStore(HookMethods):
             scripts.LOAD,
             (self._record + member,),
             member,
-            self.codec_format,
+            self._codec,
             mine=self._held(key, member),
         ).addCallback(self._loaded, member)
 
@@ -354,16 +360,15 @@ class RedisStore(HookMethods):
             check_data(data, self.name, self.record_size)
         except Exception:
             return fail()
-        refuse = "1" if self.on_full == "refuse" else "0"
         saved = self._run(
             scripts.SAVE,
             (self._record + member,),
             member,
-            str(expected),
+            expected,
             data,
-            str(self.capacity),
-            refuse,
-            self.codec_format,
+            self._capacity,
+            self._refuse,
+            self._codec,
             writes=True,
             # A save that may make a record may evict another: it needs them all.
             mine=self._all_held() if expected <= 0 else self._held(key, member),
@@ -459,12 +464,12 @@ class RedisStore(HookMethods):
         self,
         script: Script,
         record: tuple[bytes, ...],
-        *args: str | bytes,
+        *args: str | bytes | int,
         writes: bool = False,
         mine: str = "",
     ) -> Deferred[Any]:
         now = repr(self.clock.seconds())
-        common = (now, self._timeout, self._ttl, str(self._floor), mine, self.token)
+        common = (now, self._timeout, self._ttl, self._floor, mine, self._token)
         return self.link.run(script, self._keys + record, (*common, *args), writes)
 
     def _held(self, key: bytes, member: bytes) -> str:

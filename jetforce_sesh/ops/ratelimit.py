@@ -280,8 +280,6 @@ class SharedCounts:
         try:
             seen = self.seen.pop(key, None)
             for _ in range(SHARED_ATTEMPTS):
-                # Read now, not when asked: the request may have waited.
-                now = limiter.clock.seconds()
                 found: Window | None
                 if seen is not None and self.current >= 0.5:
                     found, version = seen  # save first, on what was seen
@@ -292,7 +290,17 @@ class SharedCounts:
                         self._current(version == seen[1])
                     saved_first = False
                 seen = None
-                if found is None or not 0 <= now - found.since < limiter.period:
+                # Read now, once the count is in hand: the request may have
+                # waited, and so may the read.
+                now = limiter.clock.seconds()
+                # Another process began the window by its own clock, which may
+                # be a little ahead of this one's: a window that starts in the
+                # future is the current one, not an old one to begin afresh
+                # over (that would drop the counts in it). Only one a whole
+                # period ahead (a clock set back) is begun again.
+                if found is None or not -limiter.period < now - found.since < (
+                    limiter.period
+                ):
                     found, version = Window(now, 0), version or ABSENT
                 room = limiter.number - found.count
                 if room <= 0:

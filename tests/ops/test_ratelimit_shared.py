@@ -344,3 +344,23 @@ def test_three_processes_let_through_exactly_n_per_key_however_counts_interleave
         assert all(a == (44, "60") for a in mine if a is not None), mine
         counts = [count for key, count in let if key == address]
         assert all(n <= count for n, count in enumerate(counts, 1)), counts
+
+
+def test_a_window_another_process_began_a_moment_later_by_its_clock_counts_on() -> None:
+    """Processes read their own clocks: a window another process began at its
+    "now" may lie a little ahead of this process's now. It is the current
+    window, not an old one to start afresh over (that lost the counts made in
+    it: four workers on a cluster let a fourth request of a 3/1m certificate
+    through)."""
+    shared = Shared()
+    ahead, behind = Clock(), Clock()
+    ahead.advance(100.25)
+    behind.advance(100.0)  # a quarter second behind the other process
+    limiters = [SharedRateLimiter("2/1m", clock) for clock in (ahead, behind)]
+    for limiter in limiters:
+        limiter.counts_kept.open(shared)
+    assert answer(limiters[0], by()) is None
+    assert answer(limiters[1], by()) is None
+    # 60.25 s to wait by the clock behind: the whole seconds, rounded up.
+    assert (44, "61") == answer(limiters[1], by())
+    assert (44, "60") == answer(limiters[0], by())

@@ -200,18 +200,24 @@ class SessionServer(GeminiServer):
         for interface in list(self._unbound):
             self.bind_interface(interface)
 
+    def wrapped_factory(self) -> Any:
+        """This factory as a listening socket serves it: in TLS unless
+        ``use_tls`` is off (Jetforce's own wrapping, with our certificate
+        options)."""
+        if not self.use_tls:
+            return self
+        options = GeminiCertificateOptions(
+            certfile=self.certfile,  # type: ignore[arg-type]
+            keyfile=self.keyfile,
+            cafile=self.cafile,
+            capath=self.capath,
+        )
+        return TLSMemoryBIOFactory(options, False, self)
+
     def bind_interface(self, interface: str) -> None:
         # Jetforce's, but a port that cannot be bound stops the server with one
         # line instead of a traceback, and an IPv6 interface gets an IPv6 socket.
-        factory: Any = self
-        if self.use_tls:
-            options = GeminiCertificateOptions(
-                certfile=self.certfile,  # type: ignore[arg-type]
-                keyfile=self.keyfile,
-                cafile=self.cafile,
-                capath=self.capath,
-            )
-            factory = TLSMemoryBIOFactory(options, False, factory)
+        factory = self.wrapped_factory()
         kind = TCP6ServerEndpoint if ":" in interface else TCP4ServerEndpoint
         # A deeper accept queue than Twisted's 50: a burst of new players (every
         # Gemini request is a new connection) must not lose connects.

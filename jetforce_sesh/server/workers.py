@@ -21,13 +21,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
-from jetforce.tls import GeminiCertificateOptions
 from twisted.internet.endpoints import AdoptedStreamServerEndpoint
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.internet.stdio import StandardIO
 from twisted.internet.tcp import Port
 from twisted.protocols.haproxy import proxyEndpoint
-from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 
 from jetforce_sesh.server.server import SessionServer
@@ -159,15 +157,7 @@ class WorkerServer(SessionServer):
         super().log_message(f"worker {self.place.index}: {message}")
 
     def bind_interface(self, interface: str) -> None:
-        factory: Any = self
-        if self.use_tls:
-            options = GeminiCertificateOptions(
-                certfile=self.certfile,  # type: ignore[arg-type]
-                keyfile=self.keyfile,
-                cafile=self.cafile,
-                capath=self.capath,
-            )
-            factory = TLSMemoryBIOFactory(options, False, factory)
+        factory = self.wrapped_factory()
         family = socket.AF_INET6 if ":" in interface else socket.AF_INET
         endpoint: Any = AdoptedStreamServerEndpoint(  # type: ignore[no-untyped-call]
             self.reactor, self.place.sockets[interface], family

@@ -124,7 +124,7 @@ class Supervisor:
         on_ready: Callable[[], None] = lambda: None,
         on_done: Callable[[int], None] = lambda code: None,
         on_stopping: Callable[[], None] = lambda: None,
-        log: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+        log: Callable[[str], None] = lambda line: _say(line),
         kill_after: float = KILL_AFTER,
     ) -> None:
         self.count = count
@@ -411,9 +411,7 @@ def supervise(args: argparse.Namespace, given: Sequence[str]) -> int:
         exit_code.append(code)
         reactor.stop()
 
-    def log(line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
-
+    log = _say
     supervisor = Supervisor(
         args.workers,
         sockets,
@@ -437,3 +435,10 @@ def _shown(listener: socket.socket) -> str:
     return (
         f"[{host}]:{port}" if listener.family == socket.AF_INET6 else f"{host}:{port}"
     )
+
+
+def _say(line: str) -> None:
+    # One write per line, as the workers' own (SessionServer.log_message):
+    # they share the stream, and print() writes a line and its newline apart.
+    sys.stderr.write(f"{line}\n")
+    sys.stderr.flush()

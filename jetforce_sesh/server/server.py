@@ -119,6 +119,13 @@ class SessionServer(GeminiServer):
         found = {id(slab): slab for a in self.apps for slab in a.slabs.values()}
         return list(found.values())
 
+    def log_message(self, message: str) -> None:
+        # Jetforce's print() writes the line and its newline apart when the
+        # stream is unbuffered (PYTHONUNBUFFERED, as under systemd or a test),
+        # and the workers of --workers share the stream: their lines ran into
+        # each other. One write per line keeps each whole.
+        sys.stderr.write(f"{message}\n")
+
     def run(self) -> None:
         # Jetforce's, without its "Server hostname is gemini://..." line, which
         # leaves the port out: the address is printed once listening, complete.

@@ -3,6 +3,7 @@ stores that do not open in time, or do not close, stop it with one line."""
 
 from __future__ import annotations
 
+import sys
 from typing import ClassVar
 
 import attrs
@@ -221,3 +222,27 @@ def test_a_second_stop_signal_is_said_and_does_nothing(
         "SIGTERM: already stopping\n",
         True,
     ) == (capsys.readouterr().err, reactor.hasStopped)
+
+
+class Writes:
+    """A stream that keeps each write apart, as an unbuffered pipe would."""
+
+    def __init__(self) -> None:
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_a_message_is_one_write_so_workers_sharing_a_stream_keep_lines_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stream = Writes()
+    monkeypatch.setattr(sys, "stderr", stream)
+    server = server_for(capsule(), MemoryReactorClock(), Deferred())
+    server.log_message("SIGTERM: stopping gracefully")
+    assert ["SIGTERM: stopping gracefully\n"] == stream.writes

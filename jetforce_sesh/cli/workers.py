@@ -110,6 +110,13 @@ def _exit_of(reason: object) -> tuple[int | None, str]:
     return None, str(reason)
 
 
+def _say(line: str) -> None:
+    # One write per line, as the workers' own (SessionServer.log_message):
+    # they share the stream, and print() writes a line and its newline apart.
+    sys.stderr.write(f"{line}\n")
+    sys.stderr.flush()
+
+
 class Supervisor:
     """Starts ``count`` workers, starts each again when it dies, and stops
     them all on a signal; ``exit_code`` once ``done`` fires."""
@@ -124,7 +131,7 @@ class Supervisor:
         on_ready: Callable[[], None] = lambda: None,
         on_done: Callable[[int], None] = lambda code: None,
         on_stopping: Callable[[], None] = lambda: None,
-        log: Callable[[str], None] = lambda line: _say(line),
+        log: Callable[[str], None] = _say,
         kill_after: float = KILL_AFTER,
     ) -> None:
         self.count = count
@@ -397,9 +404,9 @@ def supervise(args: argparse.Namespace, given: Sequence[str]) -> int:
 
     def ready() -> None:
         for listener in listeners:
-            log(f"Listening on {_shown(listener)}")
-        log(workers_line([info.pid for info in supervisor.table()]))
-        log(address_line(home_url(args.hostname, port), args.use_tls))
+            _say(f"Listening on {_shown(listener)}")
+        _say(workers_line([info.pid for info in supervisor.table()]))
+        _say(address_line(home_url(args.hostname, port), args.use_tls))
 
     def stopping() -> None:
         # The workers hold the sockets still, and stop accepting as each
@@ -411,7 +418,6 @@ def supervise(args: argparse.Namespace, given: Sequence[str]) -> int:
         exit_code.append(code)
         reactor.stop()
 
-    log = _say
     supervisor = Supervisor(
         args.workers,
         sockets,
@@ -420,7 +426,7 @@ def supervise(args: argparse.Namespace, given: Sequence[str]) -> int:
         on_ready=ready,
         on_done=done,
         on_stopping=stopping,
-        log=log,
+        log=_say,
         kill_after=args.shutdown_grace + KILL_AFTER,
     )
     handle_signals(supervisor, reactor)
@@ -435,10 +441,3 @@ def _shown(listener: socket.socket) -> str:
     return (
         f"[{host}]:{port}" if listener.family == socket.AF_INET6 else f"{host}:{port}"
     )
-
-
-def _say(line: str) -> None:
-    # One write per line, as the workers' own (SessionServer.log_message):
-    # they share the stream, and print() writes a line and its newline apart.
-    sys.stderr.write(f"{line}\n")
-    sys.stderr.flush()
